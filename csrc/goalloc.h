@@ -1,0 +1,54 @@
+/* goalloc public API: the malloc family with a ga_ prefix, plus
+ * introspection. The preload library (override.c) forwards the libc names
+ * to these; the cffi module calls them directly on its own private heap.
+ * See malloc.c for the design overview. */
+#ifndef GOALLOC_H
+#define GOALLOC_H
+
+#include <stddef.h>
+
+/* Exported from the preload library only; hidden everywhere else so that
+ * the cffi module never binds to a preloaded copy (STYLE.md §5, pitfall 7). */
+#if defined(GA_SHARED_LIB_EXPORT)
+#define GA_API __attribute__((visibility("default")))
+#else
+#define GA_API
+#endif
+
+GA_API void *ga_malloc(size_t n);
+GA_API void ga_free(void *p);
+GA_API void *ga_calloc(size_t count, size_t size);
+GA_API void *ga_realloc(void *p, size_t n);
+GA_API void *ga_reallocarray(void *p, size_t count, size_t size);
+GA_API int ga_posix_memalign(void **out, size_t align, size_t n);
+GA_API void *ga_aligned_alloc(size_t align, size_t n);
+GA_API void *ga_memalign(size_t align, size_t n);
+GA_API void *ga_valloc(size_t n);
+GA_API void *ga_pvalloc(size_t n);
+GA_API size_t ga_malloc_usable_size(void *p);
+
+/* Walks every invariant of the heap (page map, free page runs, mcentral
+ * lists, span bitmaps, tiny blocks, mcaches). Returns 0 when all hold;
+ * otherwise 1 with a one-line description of the first broken invariant in
+ * msg (NUL-terminated, truncated to len). Takes every allocator lock, so
+ * other threads must not be inside the allocator for a meaningful answer
+ * about their cached spans. */
+GA_API int ga_check_heap(char *msg, size_t len);
+
+/* The size-class table in use (chosen at start-up). Class 0 is the dummy
+ * class of large objects; classes 1..count-1 are small. */
+GA_API unsigned ga_sizeclass_count(void);
+GA_API unsigned ga_sizeclass_size(unsigned cls);
+GA_API unsigned ga_sizeclass_npages(unsigned cls);
+GA_API unsigned ga_sizeclass_objects(unsigned cls);
+GA_API const char *ga_sizeclass_table_name(void);
+GA_API size_t ga_page_size(void);
+GA_API size_t ga_max_small_size(void);
+GA_API size_t ga_tiny_size(void);
+
+/* Writes a short human-readable census of the heap (arenas, pages, spans
+ * and live objects per size class) to file descriptor fd, without
+ * allocating. GOALLOC=summary=1 calls it at exit with fd 2. */
+GA_API void ga_print_summary(int fd);
+
+#endif

@@ -1,0 +1,384 @@
+/* Internal types, invariants and cross-file declarations of goalloc.
+ * See malloc.c for the overview; declarations are grouped by defining file. */
+#ifndef GA_INTERNAL_H
+#define GA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "goalloc.h"
+#include "sizeclasses.h"
+
+/* ------------------------------------------------------------------------
+ * Build levels and helpers
+ * ---------------------------------------------------------------------- */
+#ifndef GA_DEBUG
+#define GA_DEBUG 0 /* 0 release, 1 cheap asserts, 2 internal asserts, 3 expensive validators */
+#endif
+
+#define GA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GA_NOINLINE __attribute__((noinline))
+#define GA_COLD __attribute__((cold))
+#define GA_INLINE static inline __attribute__((always_inline))
+#define GA_CACHE_LINE 64
+
+/* ------------------------------------------------------------------------
+ * Geometry (Go's constants; the size classes themselves are runtime data)
+ * ---------------------------------------------------------------------- */
+#define GA_ARENA_SHIFT 26                               /* Go logHeapArenaBytes: 64 MiB arenas */
+#define GA_ARENA_SIZE ((uintptr_t)1 << GA_ARENA_SHIFT)
+#define GA_PAGES_PER_ARENA (GA_ARENA_SIZE >> GA_PAGE_SHIFT) /* 8192 */
+#define GA_ADDR_BITS 47                                 /* x86-64 user space without 5-level hints */
+#define GA_ARENA_L2_ENTRIES ((uintptr_t)1 << (GA_ADDR_BITS - GA_ARENA_SHIFT))
+#define GA_TINY_SIZE 16u                                /* Go maxTinySize: tiny block bytes */
+#define GA_TINY_SPC GA_MAX_SIZE_CLASSES                 /* span class of tiny blocks, never shared */
+#define GA_NUM_SPC (GA_MAX_SIZE_CLASSES + 1)            /* mcache/mcentral slots */
+#define GA_MAX_BITMAP_WORDS (GA_MAX_OBJS_PER_SPAN / 64) /* 16 */
+#define GA_MAX_ALLOC ((size_t)PTRDIFF_MAX)              /* larger requests fail with ENOMEM */
+
+/* ------------------------------------------------------------------------
+ * Spans (mspan.c)
+ * ---------------------------------------------------------------------- */
+typedef enum ga_span_state {
+    GA_SPAN_DEAD = 0,  /* struct in the fixalloc pool or merged away */
+    GA_SPAN_FREE,      /* a free page run, in the page heap's treap */
+    GA_SPAN_CACHED,    /* small span owned by one mcache (owner != NULL) */
+    GA_SPAN_PARTIAL,   /* small span on its mcentral's partial list */
+    GA_SPAN_FULL,      /* small span on its mcentral's full list */
+    GA_SPAN_CLAIMED,   /* small span being returned to the page heap */
+    GA_SPAN_LARGE,     /* one large object */
+} ga_span_state_t;
+
+struct ga_mcache;
+
+/* A run of pages: a small span (objects of one class), a large object, or a
+ * free page run. Structs come from a type-stable pool that is never
+ * unmapped, so a racy read of a stale page-map entry is memory safe; readers
+ * validate state and bounds after loading.
+ *
+ * Small-span invariants (the "explicit free" adaptation of Go's sweep):
+ *  - slot i is allocated iff (i < freeindex || alloc_bits[i]) and neither
+ *    local_free[i] nor remote_free[i] is set;
+ *  - alloc_bits bits at and past nelems are 1 (padding), so alloc_cache
+ *    never offers a slot past the end;
+ *  - alloc_cache bit k == !alloc_bits[freeindex + k] for the rest of the
+ *    64-slot window holding freeindex (bits past the window are 0);
+ *  - local_free is written only by the owner; remote_free only by atomic OR
+ *    from other threads and atomic exchange by the folder;
+ *  - nremote == popcount(remote_free) once no free is in flight;
+ *  - uncached (PARTIAL/FULL): alloc_count == popcount(alloc_bits & valid),
+ *    local_free == 0, freeindex == 0, and 0 <= nremote < alloc_count;
+ *    FULL implies alloc_count == nelems and nremote == 0.
+ * Free runs map their first and last page in the page map; in-use spans map
+ * every page. */
+typedef struct ga_span {
+    /* Owner's allocation state: the fast path reads and writes only these. */
+    uint64_t alloc_cache;        /* complement window of alloc_bits at freeindex */
+    uint32_t freeindex;          /* every slot below it is allocated */
+    uint32_t nelems;             /* objects in the span (1 for large) */
+    uintptr_t base;              /* first byte */
+    uint32_t elemsize;           /* bytes per object (small); 0 for large/free */
+    uint32_t magic;              /* 32-bit divide magic of elemsize */
+    _Atomic(struct ga_mcache *) owner; /* mcache holding it, or NULL */
+    uint16_t spc;                /* 0 large/free, 1..n-1 small class, GA_TINY_SPC */
+    uint8_t nwords;              /* 64-bit words per bitmap */
+    uint8_t needzero;            /* some byte may be non-zero (calloc must clear) */
+    uint32_t nlocal;             /* popcount(local_free) */
+    uint64_t *alloc_bits;        /* nwords; state at the last fold */
+    uint64_t *local_free;        /* nwords; owner's frees since the last fold */
+    _Atomic uint64_t *remote_free; /* nwords; other threads' frees (own cache line) */
+    _Atomic uint32_t *tiny_meta; /* tiny spans: one word per 16-byte block */
+    uint32_t alloc_count;        /* allocated slots as of the last fold */
+    _Atomic uint8_t state;       /* ga_span_state_t */
+    uint8_t bits_order;          /* size bucket of the bits block (mspan.c) */
+    size_t npages;
+    /* Links: mcentral lists (next/prev) or the page heap treap (left/right). */
+    struct ga_span *next, *prev;
+    struct ga_span *left, *right;
+    size_t max_pages;            /* treap: largest run in this subtree */
+    uint32_t prio;               /* treap priority */
+    /* Written by remote frees; kept off the owner's cache line. */
+    _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
+    _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
+} ga_span_t;
+
+#define GA_UNPUBLISHED UINT32_MAX
+
+/* Tiny block word (one per 16-byte block of a tiny span):
+ * bits 0..15 a live sub-object starts at that byte; bits 16..20 the carve
+ * cursor (end of the last object) while held; bit 21 HELD: the block is an
+ * mcache's current tiny block. The block goes back to its span when the
+ * word has no start bit and no HELD bit. */
+#define GA_TINY_STARTS 0xFFFFu
+#define GA_TINY_CURSOR_SHIFT 16
+#define GA_TINY_CURSOR_MASK (0x1Fu << GA_TINY_CURSOR_SHIFT)
+#define GA_TINY_HELD (1u << 21)
+
+extern ga_span_t ga_emptyspan; /* sentinel: no free slot, never owned */
+
+void ga_span_init_small(ga_span_t *s, unsigned spc);
+uint32_t ga_span_next_free_index(ga_span_t *s);
+void ga_span_fold(ga_span_t *s);
+bool ga_span_has_pending_frees(ga_span_t *s);
+void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
+void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
+int ga_span_check(ga_span_t *s, char *msg, size_t len);
+bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny);
+void ga_span_bits_free(ga_span_t *s);
+void ga_span_bits_lock(void);
+void ga_span_bits_unlock(void);
+void ga_span_bits_fork_child(void);
+
+/* Frees slot idx of small span s from the calling thread (cache mc). */
+GA_INLINE void ga_free_slot(ga_span_t *s, uint32_t idx, uintptr_t p, struct ga_mcache *mc,
+                            const char *fn)
+{
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == mc)
+        ga_span_free_local(s, idx, p, fn);
+    else
+        ga_span_free_remote(s, idx, p, fn);
+}
+
+/* Object index of address p in small span s, by magic multiply. */
+GA_INLINE uint32_t ga_span_index(const ga_span_t *s, uintptr_t p)
+{
+    return (uint32_t)(((uint64_t)(uint32_t)(p - s->base) * s->magic) >> 32);
+}
+
+/* Go's nextFreeFast: take the next free slot of the current window. */
+GA_INLINE void *ga_span_next_free_fast(ga_span_t *s)
+{
+    uint64_t c = s->alloc_cache;
+    if (GA_LIKELY(c != 0)) {
+        unsigned bit = (unsigned)__builtin_ctzll(c);
+        uint32_t idx = s->freeindex + bit;
+        s->alloc_cache = (c >> bit) >> 1;
+        s->freeindex = idx + 1;
+        return (void *)(s->base + (uintptr_t)idx * s->elemsize);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Size classes at run time (msize.c)
+ * ---------------------------------------------------------------------- */
+typedef struct ga_classes {
+    uint32_t nclasses;                      /* table entries, class 0 included */
+    uint32_t size[GA_NUM_SPC];              /* by span class; GA_TINY_SPC = 16 */
+    uint32_t npages[GA_NUM_SPC];
+    uint32_t nelems[GA_NUM_SPC];
+    uint32_t magic[GA_NUM_SPC];
+    uint8_t size_to_class8[GA_SIZE_TO_CLASS8_LEN];
+    uint8_t size_to_class128[GA_SIZE_TO_CLASS128_LEN];
+    const char *name;
+} ga_classes_t;
+
+extern ga_classes_t ga_classes;
+void ga_classes_load(const ga_sizeclass_table_t *t);
+
+GA_INLINE unsigned ga_size_to_class(size_t n)
+{
+    if (n <= GA_SMALL_SIZE_MAX)
+        return ga_classes.size_to_class8[(n + GA_SMALL_SIZE_DIV - 1) / GA_SMALL_SIZE_DIV];
+    return ga_classes.size_to_class128[(n - GA_SMALL_SIZE_MAX + GA_LARGE_SIZE_DIV - 1) /
+                                       GA_LARGE_SIZE_DIV];
+}
+
+/* ------------------------------------------------------------------------
+ * Fixed-size allocators for metadata (mfixalloc.c)
+ * ---------------------------------------------------------------------- */
+typedef struct ga_fixalloc {
+    size_t size;          /* bytes per object */
+    void *list;           /* free objects, linked through their first word */
+    uintptr_t chunk;      /* bump region */
+    size_t nchunk;        /* bytes left in it */
+    size_t inuse;         /* objects handed out */
+    size_t mapped;        /* bytes taken from the OS */
+} ga_fixalloc_t;
+
+void ga_fixalloc_init(ga_fixalloc_t *f, size_t size);
+void *ga_fixalloc_alloc(ga_fixalloc_t *f); /* zeroed; caller serialises */
+void ga_fixalloc_free(ga_fixalloc_t *f, void *p);
+void *ga_persistent_alloc(size_t size);    /* never freed; takes its own lock */
+void ga_persistent_lock(void);
+void ga_persistent_unlock(void);
+void ga_persistent_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * Page heap (mheap.c)
+ * ---------------------------------------------------------------------- */
+typedef struct ga_heap_arena {
+    _Atomic(ga_span_t *) spans[GA_PAGES_PER_ARENA]; /* page -> span */
+    uintptr_t base;
+    uintptr_t zeroed_base;        /* bytes from base ever handed out (Go zeroedBase) */
+    struct ga_heap_arena *next;   /* all arenas, ascending address */
+} ga_heap_arena_t;
+
+typedef struct ga_mheap {
+    pthread_mutex_t lock;        /* guards everything below and span structs' links */
+    ga_span_t *free_root;        /* treap of free runs by base, max_pages augmented */
+    ga_heap_arena_t *arenas;     /* ascending address */
+    size_t narenas;
+    size_t pages_inuse;          /* pages in in-use spans */
+    size_t pages_free;           /* pages in free runs */
+    size_t nfree_runs;
+    uintptr_t hint;              /* where the next arena is asked for */
+    uint32_t seed;               /* treap priorities */
+    ga_fixalloc_t spanalloc;
+} ga_mheap_t;
+
+extern ga_mheap_t ga_heap;
+extern _Atomic(ga_heap_arena_t *) ga_arena_map[GA_ARENA_L2_ENTRIES];
+
+/* Go spanOf: O(1), two dependent loads; NULL outside every arena. */
+GA_INLINE ga_span_t *ga_span_of(uintptr_t p)
+{
+    uintptr_t ai = p >> GA_ARENA_SHIFT;
+    if (GA_UNLIKELY(ai >= GA_ARENA_L2_ENTRIES))
+        return NULL;
+    ga_heap_arena_t *ha = atomic_load_explicit(&ga_arena_map[ai], memory_order_acquire);
+    if (GA_UNLIKELY(ha == NULL))
+        return NULL;
+    return atomic_load_explicit(&ha->spans[(p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)],
+                                memory_order_relaxed);
+}
+
+void ga_mheap_init(void);
+/* Allocates npages pages aligned to align_pages pages; NULL when out of
+ * memory. The span comes back with state, spc and map entries set; when
+ * needzero is false its bytes are known to be zero. Takes the heap lock. */
+ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint16_t spc);
+/* Returns an in-use span's pages to the page heap. Takes the heap lock. */
+void ga_mheap_free(ga_span_t *s);
+/* Large realloc in place: shrink to npages or grow into the following free
+ * run. Returns true on success. Takes the heap lock. */
+bool ga_mheap_resize(ga_span_t *s, size_t npages);
+/* Fills state_spans[state] with the number of in-use spans per state. */
+int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len);
+void ga_mheap_lock(void);
+void ga_mheap_unlock(void);
+void ga_mheap_fork_child(void);
+/* Calls fn on every in-use span, in address order. REQUIRES: heap lock. */
+void ga_mheap_for_each_span_locked(void (*fn)(ga_span_t *s, void *arg), void *arg);
+
+/* ------------------------------------------------------------------------
+ * Central lists (mcentral.c)
+ * ---------------------------------------------------------------------- */
+typedef struct ga_span_list {
+    ga_span_t *first;
+    size_t n;
+} ga_span_list_t;
+
+typedef struct ga_mcentral {
+    pthread_mutex_t lock;        /* guards both lists and state moves of their spans */
+    unsigned spc;
+    ga_span_list_t partial;      /* uncached spans with a free slot (maybe unfolded) */
+    ga_span_list_t full;         /* uncached spans with no free slot */
+} __attribute__((aligned(GA_CACHE_LINE))) ga_mcentral_t;
+
+extern ga_mcentral_t ga_central[GA_NUM_SPC];
+void ga_mcentral_init(void);
+ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, struct ga_mcache *mc);
+void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s);
+void ga_mcentral_remote_transition(ga_span_t *s);
+/* Checks both lists; adds their lengths to *npartial and *nfull. */
+int ga_mcentral_check_locked(ga_mcentral_t *c, size_t *npartial, size_t *nfull, char *msg,
+                             size_t len);
+void ga_mcentral_release_span(ga_span_t *s);
+void ga_mcentral_lock_all(void);
+void ga_mcentral_unlock_all(void);
+void ga_mcentral_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * Per-thread caches (mcache.c)
+ * ---------------------------------------------------------------------- */
+typedef struct ga_mcache {
+    ga_span_t *alloc[GA_NUM_SPC];  /* one span per span class; &ga_emptyspan when none */
+    uintptr_t tiny;                /* current tiny block, or 0 */
+    uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
+    _Atomic uint32_t *tiny_meta;   /* its block word */
+    struct ga_mcache *next_all, *prev_all; /* every live mcache */
+} ga_mcache_t;
+
+extern ga_mcache_t ga_empty_mcache; /* threads that have not allocated yet */
+extern ga_mcache_t ga_dead_mcache;  /* threads whose cache was released at exit */
+#if defined(GA_OVERRIDE)
+extern __thread ga_mcache_t *ga_tls_mcache __attribute__((tls_model("initial-exec")));
+#else
+extern __thread ga_mcache_t *ga_tls_mcache;
+#endif
+
+void ga_mcache_init(void);
+/* The calling thread's mcache, creating it on first use; the shared
+ * locked cache (with *locked set) for threads past their exit destructor. */
+ga_mcache_t *ga_mcache_get(bool *locked);
+void ga_mcache_put_shared(void);
+void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc);
+void ga_mcache_release_all(ga_mcache_t *mc);
+/* The thread-exit destructor: releases mc and marks the thread dead. */
+void ga_mcache_destroy(void *mc);
+void ga_mcache_exit_thread(void);
+void ga_mcache_release_tiny(ga_mcache_t *mc);
+/* Checks every mcache; adds the number of spans they hold to *ncached. */
+int ga_mcache_check_all(size_t *ncached, char *msg, size_t len);
+void ga_mcache_lock_all(void);
+void ga_mcache_unlock_all(void);
+void ga_mcache_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * Options, start-up and fork (init.c)
+ * ---------------------------------------------------------------------- */
+typedef struct ga_options {
+    bool tiny;          /* GOALLOC=tiny: pack 1..15-byte requests into 16-byte blocks */
+    bool summary;       /* GOALLOC=summary: print a heap census at exit */
+} ga_options_t;
+
+extern ga_options_t ga_opts;
+extern _Atomic int ga_initialized;
+extern size_t ga_tiny_limit; /* requests below it take the tiny path: 16 or 0 */
+void ga_init_slow(void);
+void ga_parse_options(const char *s); /* reports bad items on stderr */
+int ga_option_value(const char *key);
+void ga_lock_all(void);   /* every allocator lock, in the documented order */
+void ga_unlock_all(void);
+GA_INLINE void ga_ensure_init(void)
+{
+    if (GA_UNLIKELY(!atomic_load_explicit(&ga_initialized, memory_order_acquire)))
+        ga_init_slow();
+}
+
+/* ------------------------------------------------------------------------
+ * Errors and diagnostics (print.c); all output by write(2), no allocation.
+ * ---------------------------------------------------------------------- */
+typedef struct ga_buf {
+    char *p;
+    size_t len, cap;
+} ga_buf_t;
+
+void ga_buf_str(ga_buf_t *b, const char *s);
+void ga_buf_uint(ga_buf_t *b, uint64_t v);
+void ga_buf_hex(ga_buf_t *b, uint64_t v);
+void ga_write_all(int fd, const char *p, size_t n);
+/* Heap misuse: one line "goalloc: fn(): what of 0x... (detail)" and abort. */
+__attribute__((noreturn)) GA_COLD void ga_misuse(const char *fn, const char *what, uintptr_t p,
+                                                  const ga_span_t *s);
+__attribute__((noreturn)) GA_COLD void ga_throw(const char *msg);
+void ga_warn(const char *msg1, const char *msg2, const char *msg3);
+int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t b);
+
+#if GA_DEBUG >= 1
+#define ga_assert(e) ((e) ? (void)0 : ga_throw("assertion failed: " #e))
+#else
+#define ga_assert(e) ((void)sizeof(e))
+#endif
+
+/* ------------------------------------------------------------------------
+ * OS interface (mem_linux.c)
+ * ---------------------------------------------------------------------- */
+#include "mem.h"
+
+#endif

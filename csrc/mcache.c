@@ -1,0 +1,230 @@
+/* Per-thread caches (Go's mcache.go): one span per span class, the tiny
+ * block, and the thread's life cycle — created on the first allocation,
+ * returned to mcentral by a pthread key destructor when the thread exits.
+ * A thread that allocates after its destructor ran (glibc frees TLS late)
+ * uses one shared cache under a lock. See malloc.c for the overview. */
+#include <errno.h>
+
+#include "internal.h"
+
+#define EMPTY_MCACHE_INIT                                                                          \
+    {.alloc = {[0 ... GA_NUM_SPC - 1] = &ga_emptyspan}, .tiny = 0, .tiny_off = GA_TINY_SIZE}
+
+ga_mcache_t ga_empty_mcache = EMPTY_MCACHE_INIT;
+ga_mcache_t ga_dead_mcache = EMPTY_MCACHE_INIT;
+static ga_mcache_t shared_mcache = EMPTY_MCACHE_INIT;
+
+#if defined(GA_OVERRIDE)
+__thread ga_mcache_t *ga_tls_mcache __attribute__((tls_model("initial-exec"))) = &ga_empty_mcache;
+#else
+__thread ga_mcache_t *ga_tls_mcache = &ga_empty_mcache;
+#endif
+
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;  /* the shared cache */
+static pthread_mutex_t mcaches_lock = PTHREAD_MUTEX_INITIALIZER; /* the list and the pool */
+static ga_mcache_t *all_mcaches;
+static ga_fixalloc_t mcache_pool;
+static pthread_key_t mcache_key;
+
+static void link_locked(ga_mcache_t *mc)
+{
+    mc->prev_all = NULL;
+    mc->next_all = all_mcaches;
+    if (all_mcaches != NULL)
+        all_mcaches->prev_all = mc;
+    all_mcaches = mc;
+}
+
+static void unlink_locked(ga_mcache_t *mc)
+{
+    if (mc->prev_all != NULL)
+        mc->prev_all->next_all = mc->next_all;
+    else
+        all_mcaches = mc->next_all;
+    if (mc->next_all != NULL)
+        mc->next_all->prev_all = mc->prev_all;
+}
+
+void ga_mcache_destroy(void *arg)
+{
+    ga_mcache_t *mc = arg;
+    ga_mcache_release_all(mc);
+    ga_tls_mcache = &ga_dead_mcache;
+    pthread_mutex_lock(&mcaches_lock);
+    unlink_locked(mc);
+    ga_fixalloc_free(&mcache_pool, mc);
+    pthread_mutex_unlock(&mcaches_lock);
+}
+
+/* What the key destructor does at thread exit, now (for tests). */
+void ga_mcache_exit_thread(void)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    if (mc == &ga_empty_mcache || mc == &ga_dead_mcache)
+        return;
+    pthread_setspecific(mcache_key, NULL);
+    ga_mcache_destroy(mc);
+}
+
+void ga_mcache_init(void)
+{
+    ga_fixalloc_init(&mcache_pool, sizeof(ga_mcache_t));
+    pthread_key_create(&mcache_key, ga_mcache_destroy);
+    pthread_mutex_lock(&mcaches_lock);
+    link_locked(&shared_mcache);
+    pthread_mutex_unlock(&mcaches_lock);
+}
+
+static ga_mcache_t *mcache_create(void)
+{
+    pthread_mutex_lock(&mcaches_lock);
+    ga_mcache_t *mc = ga_fixalloc_alloc(&mcache_pool);
+    if (mc != NULL) {
+        for (unsigned i = 0; i < GA_NUM_SPC; i++)
+            mc->alloc[i] = &ga_emptyspan;
+        mc->tiny_off = GA_TINY_SIZE;
+        link_locked(mc);
+    }
+    pthread_mutex_unlock(&mcaches_lock);
+    if (mc != NULL) {
+        /* Publish before pthread_setspecific, which may itself allocate. */
+        ga_tls_mcache = mc;
+        pthread_setspecific(mcache_key, mc);
+    }
+    return mc;
+}
+
+ga_mcache_t *ga_mcache_get(bool *locked)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    *locked = false;
+    if (GA_LIKELY(mc != &ga_empty_mcache && mc != &ga_dead_mcache))
+        return mc;
+    ga_ensure_init();
+    if (mc == &ga_empty_mcache && (mc = mcache_create()) != NULL)
+        return mc;
+    pthread_mutex_lock(&shared_lock);
+    *locked = true;
+    return &shared_mcache;
+}
+
+void ga_mcache_put_shared(void)
+{
+    pthread_mutex_unlock(&shared_lock);
+}
+
+/* Go mcache.nextFree + refill: the next slot of span class spc when the
+ * fast path found none. Folds pending frees into an exhausted span before
+ * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
+void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->alloc[spc];
+    if (s != &ga_emptyspan) {
+        if (ga_span_next_free_index(s) < s->nelems)
+            return ga_span_next_free_fast(s);
+        if (ga_span_has_pending_frees(s)) {
+            ga_span_fold(s);
+            if (ga_span_next_free_index(s) < s->nelems)
+                return ga_span_next_free_fast(s);
+        }
+        mc->alloc[spc] = &ga_emptyspan;
+        ga_mcentral_uncache_span(&ga_central[spc], s);
+    }
+    s = ga_mcentral_cache_span(&ga_central[spc], mc);
+    if (s == NULL)
+        return NULL;
+    mc->alloc[spc] = s;
+    if (ga_span_next_free_index(s) >= s->nelems)
+        ga_throw("mcentral handed out a span without a free slot");
+    return ga_span_next_free_fast(s);
+}
+
+/* Lets go of the current tiny block; frees it if all its sub-objects are
+ * already freed. */
+void ga_mcache_release_tiny(ga_mcache_t *mc)
+{
+    if (mc->tiny == 0)
+        return;
+    uint32_t old = atomic_fetch_and_explicit(mc->tiny_meta, ~GA_TINY_HELD, memory_order_acq_rel);
+    uintptr_t blk = mc->tiny;
+    mc->tiny = 0;
+    mc->tiny_off = GA_TINY_SIZE;
+    mc->tiny_meta = NULL;
+    if ((old & GA_TINY_STARTS) == 0) {
+        ga_span_t *s = ga_span_of(blk);
+        ga_free_slot(s, ga_span_index(s, blk), blk, mc, "free");
+    }
+}
+
+/* Returns every cached span to mcentral (Go releaseAll). */
+void ga_mcache_release_all(ga_mcache_t *mc)
+{
+    ga_mcache_release_tiny(mc);
+    for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+        ga_span_t *s = mc->alloc[i];
+        if (s != &ga_emptyspan) {
+            mc->alloc[i] = &ga_emptyspan;
+            ga_mcentral_uncache_span(&ga_central[i], s);
+        }
+    }
+}
+
+void ga_mcache_lock_all(void)
+{
+    pthread_mutex_lock(&shared_lock);
+    pthread_mutex_lock(&mcaches_lock);
+}
+
+void ga_mcache_unlock_all(void)
+{
+    pthread_mutex_unlock(&mcaches_lock);
+    pthread_mutex_unlock(&shared_lock);
+}
+
+/* In a fork child only the forking thread exists: every other thread's
+ * cache is orphaned, so hand its spans back. REQUIRES: all locks
+ * reinitialised. */
+void ga_mcache_fork_child(void)
+{
+    pthread_mutex_init(&shared_lock, NULL);
+    pthread_mutex_init(&mcaches_lock, NULL);
+    ga_mcache_t *self = ga_tls_mcache;
+    for (ga_mcache_t *mc = all_mcaches, *next; mc != NULL; mc = next) {
+        next = mc->next_all;
+        if (mc == self)
+            continue;
+        ga_mcache_release_all(mc);
+        if (mc != &shared_mcache) {
+            unlink_locked(mc);
+            ga_fixalloc_free(&mcache_pool, mc);
+        }
+    }
+}
+
+/* REQUIRES: the mcache locks and every mcentral lock. */
+int ga_mcache_check_all(size_t *ncached, char *msg, size_t len)
+{
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all) {
+        for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+            ga_span_t *s = mc->alloc[i];
+            if (s == &ga_emptyspan)
+                continue;
+            if (atomic_load(&s->state) != GA_SPAN_CACHED || atomic_load(&s->owner) != mc ||
+                s->spc != i)
+                return ga_fail(msg, len, "mcache: cached span not owned by its cache", s->base, i);
+            (*ncached)++;
+        }
+        if (mc->tiny != 0) {
+            ga_span_t *s = ga_span_of(mc->tiny);
+            if (s == NULL || s->spc != GA_TINY_SPC || (mc->tiny - s->base) % GA_TINY_SIZE != 0)
+                return ga_fail(msg, len, "mcache: tiny block outside a tiny span", mc->tiny, 0);
+            uint32_t w = atomic_load(mc->tiny_meta);
+            if (mc->tiny_meta != &s->tiny_meta[(mc->tiny - s->base) / GA_TINY_SIZE] ||
+                !(w & GA_TINY_HELD) ||
+                ((w & GA_TINY_CURSOR_MASK) >> GA_TINY_CURSOR_SHIFT) != mc->tiny_off)
+                return ga_fail(msg, len, "mcache: tiny block word disagrees with the cache",
+                               mc->tiny, w);
+        }
+    }
+    return 0;
+}

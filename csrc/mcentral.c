@@ -1,0 +1,203 @@
+/* Central lists (Go's mcentral.go): one per span class, each with its own
+ * lock on its own cache line, holding the spans that no mcache owns —
+ * partial (a free slot, maybe still to be folded) and full. mcaches take
+ * spans from here and give them back; remote frees move full spans to
+ * partial and return emptied spans to the page heap. See malloc.c for the
+ * overview. */
+#include <errno.h>
+
+#include "internal.h"
+
+ga_mcentral_t ga_central[GA_NUM_SPC];
+
+static bool central_used(unsigned spc)
+{
+    return spc == GA_TINY_SPC || (spc > 0 && spc < ga_classes.nclasses);
+}
+
+void ga_mcentral_init(void)
+{
+    for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+        pthread_mutex_init(&ga_central[i].lock, NULL);
+        ga_central[i].spc = i;
+    }
+}
+
+void ga_mcentral_lock_all(void)
+{
+    for (unsigned i = 0; i < GA_NUM_SPC; i++)
+        if (central_used(i))
+            pthread_mutex_lock(&ga_central[i].lock);
+}
+
+void ga_mcentral_unlock_all(void)
+{
+    for (unsigned i = GA_NUM_SPC; i-- > 0;)
+        if (central_used(i))
+            pthread_mutex_unlock(&ga_central[i].lock);
+}
+
+void ga_mcentral_fork_child(void)
+{
+    for (unsigned i = 0; i < GA_NUM_SPC; i++)
+        pthread_mutex_init(&ga_central[i].lock, NULL);
+}
+
+static void list_push(ga_span_list_t *l, ga_span_t *s)
+{
+    s->prev = NULL;
+    s->next = l->first;
+    if (l->first != NULL)
+        l->first->prev = s;
+    l->first = s;
+    l->n++;
+}
+
+static void list_remove(ga_span_list_t *l, ga_span_t *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        l->first = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    l->n--;
+}
+
+/* Gives a span whose objects are all free back to the page heap.
+ * REQUIRES: s is CLAIMED and on no list. */
+void ga_mcentral_release_span(ga_span_t *s)
+{
+    ga_span_bits_free(s);
+    ga_mheap_free(s);
+}
+
+/* A new span of class c->spc from the page heap (Go mcentral.grow). */
+static ga_span_t *grow(ga_mcentral_t *c, ga_mcache_t *mc)
+{
+    unsigned spc = c->spc;
+    ga_span_t *s = ga_mheap_alloc(ga_classes.npages[spc], 1, GA_SPAN_CLAIMED, (uint16_t)spc);
+    if (s == NULL)
+        return NULL;
+    if (!ga_span_bits_alloc(s, ga_classes.nelems[spc], spc == GA_TINY_SPC)) {
+        ga_mheap_free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    ga_span_init_small(s, spc);
+    atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
+    atomic_store_explicit(&s->state, GA_SPAN_CACHED, memory_order_release);
+    return s;
+}
+
+/* Hands mc a span with a free slot (Go mcentral.cacheSpan): a partial span,
+ * folded, or a new one. NULL with errno = ENOMEM when memory is exhausted.
+ * Takes c->lock, then the heap lock when it grows. */
+ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
+{
+    pthread_mutex_lock(&c->lock);
+    ga_span_t *s = c->partial.first;
+    if (s != NULL) {
+        list_remove(&c->partial, s);
+        atomic_store(&s->published, GA_UNPUBLISHED);
+        atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
+        atomic_store(&s->state, GA_SPAN_CACHED);
+        pthread_mutex_unlock(&c->lock);
+        ga_span_fold(s);
+        return s;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return grow(c, mc);
+}
+
+/* Takes back a span from its owner (Go mcentral.uncacheSpan): folds it and
+ * files it as partial or full, or frees it if nothing in it is allocated.
+ * Publishing the state and then reading nremote under the lock pairs with
+ * ga_span_free_remote's count-then-read, so a remote free racing with this
+ * is seen by one side or the other. */
+void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
+{
+    ga_span_fold(s);
+    pthread_mutex_lock(&c->lock);
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    uint32_t n = s->alloc_count;
+    uint8_t st = n == s->nelems ? GA_SPAN_FULL : GA_SPAN_PARTIAL;
+    if (n != 0) {
+        atomic_store(&s->published, n);
+        atomic_store(&s->state, st);
+    }
+    int32_t r = atomic_load(&s->nremote);
+    if (n == 0 || (uint32_t)r == n) {
+        atomic_store(&s->published, GA_UNPUBLISHED);
+        atomic_store(&s->state, GA_SPAN_CLAIMED);
+        pthread_mutex_unlock(&c->lock);
+        ga_mcentral_release_span(s);
+        return;
+    }
+    if (st == GA_SPAN_FULL && r > 0) {
+        st = GA_SPAN_PARTIAL;
+        atomic_store(&s->state, st);
+    }
+    list_push(st == GA_SPAN_FULL ? &c->full : &c->partial, s);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Called by a remote free that may have made an uncached span allocatable
+ * (its first free while FULL) or empty (its last object). Rechecks under
+ * the lock: the span may have changed hands, or even class, since. */
+void ga_mcentral_remote_transition(ga_span_t *s)
+{
+    unsigned spc = s->spc;
+    if (!central_used(spc))
+        return;
+    ga_mcentral_t *c = &ga_central[spc];
+    pthread_mutex_lock(&c->lock);
+    uint8_t st = atomic_load(&s->state);
+    if (s->spc == spc && (st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL)) {
+        ga_span_list_t *l = st == GA_SPAN_FULL ? &c->full : &c->partial;
+        int32_t r = atomic_load(&s->nremote);
+        if ((uint32_t)r == s->alloc_count) {
+            list_remove(l, s);
+            atomic_store(&s->published, GA_UNPUBLISHED);
+            atomic_store(&s->state, GA_SPAN_CLAIMED);
+            pthread_mutex_unlock(&c->lock);
+            ga_mcentral_release_span(s);
+            return;
+        }
+        if (st == GA_SPAN_FULL && r > 0) {
+            list_remove(l, s);
+            atomic_store(&s->state, GA_SPAN_PARTIAL);
+            list_push(&c->partial, s);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int check_list(ga_mcentral_t *c, ga_span_list_t *l, uint8_t want, char *msg, size_t len)
+{
+    size_t n = 0;
+    ga_span_t *prev = NULL;
+    for (ga_span_t *s = l->first; s != NULL; prev = s, s = s->next) {
+        if (atomic_load(&s->state) != want || s->spc != c->spc || s->prev != prev)
+            return ga_fail(msg, len, "mcentral: list holds a span of another state or class",
+                           s->base, c->spc);
+        if (++n > l->n)
+            break;
+    }
+    if (n != l->n)
+        return ga_fail(msg, len, "mcentral: list length disagrees with its count", c->spc, l->n);
+    return 0;
+}
+
+/* REQUIRES: c->lock. */
+int ga_mcentral_check_locked(ga_mcentral_t *c, size_t *npartial, size_t *nfull, char *msg,
+                             size_t len)
+{
+    if (check_list(c, &c->partial, GA_SPAN_PARTIAL, msg, len) ||
+        check_list(c, &c->full, GA_SPAN_FULL, msg, len))
+        return 1;
+    *npartial += c->partial.n;
+    *nfull += c->full.n;
+    return 0;
+}

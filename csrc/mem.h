@@ -1,0 +1,30 @@
+/* The OS contract: the only way goalloc gets or returns memory, and the only
+ * OS services it uses on allocator paths (see malloc.c for the overview).
+ *
+ * Address-space states, after Go's mem.go:
+ *   None     -> Reserved  ga_sys_reserve: read/write, MAP_NORESERVE mapping
+ *                         that holds no RAM until touched (Linux commits
+ *                         lazily, so Go's Reserved and Prepared coincide);
+ *   Reserved -> Ready     first touch by the program;
+ *   Ready    -> Reserved  ga_sys_unused: pages dropped (MADV_DONTNEED reads
+ *                         back zero) — used by the scavenger;
+ *   any      -> None      ga_sys_free.
+ * Preconditions: addresses and sizes are multiples of the OS page size and
+ * sizes are non-zero. Return convention: pointers are NULL on failure with
+ * errno set by the kernel; ints are 0 or an errno value. */
+#ifndef GA_MEM_H
+#define GA_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Maps size bytes at an address aligned to align (a power of two >= the OS
+ * page), trying hint first. */
+void *ga_sys_reserve(uintptr_t hint, size_t size, size_t align);
+int ga_sys_free(void *p, size_t size);
+int ga_sys_unused(void *p, size_t size);
+size_t ga_sys_page_size(void);
+/* The value of environment variable name, or NULL; never allocates. */
+const char *ga_sys_getenv(const char *name);
+
+#endif

@@ -1,0 +1,79 @@
+/* Linux implementation of mem.h: the only file that includes <sys/mman.h>.
+ * See mem.h for the contract and malloc.c for the overview. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mem.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000 /* Linux >= 4.17; older kernels treat it as a hint */
+#endif
+
+extern char **environ;
+
+/* MAP_NORESERVE keeps the reservation out of commit accounting when
+ * vm.overcommit_memory is heuristic (0): only touched pages count. */
+static void *map_rw(void *addr, size_t size, int extra)
+{
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *ga_sys_reserve(uintptr_t hint, size_t size, size_t align)
+{
+    if (hint != 0 && (hint & (align - 1)) == 0) {
+        void *p = map_rw((void *)hint, size, MAP_FIXED_NOREPLACE);
+        if (p != NULL && ((uintptr_t)p & (align - 1)) == 0)
+            return p;
+        if (p != NULL)
+            munmap(p, size);
+    }
+    /* Over-allocate by one alignment unit and trim both ends (Go
+     * sysReserveAligned). */
+    if (size + align < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *raw = map_rw(NULL, size + align, 0);
+    if (raw == NULL)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw, tail = align - head;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+int ga_sys_free(void *p, size_t size)
+{
+    return munmap(p, size) == 0 ? 0 : errno;
+}
+
+int ga_sys_unused(void *p, size_t size)
+{
+    return madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+size_t ga_sys_page_size(void)
+{
+    unsigned long ps = getauxval(AT_PAGESZ); /* sysconf may not be usable this early */
+    return ps ? (size_t)ps : 4096;
+}
+
+const char *ga_sys_getenv(const char *name)
+{
+    size_t n = strlen(name);
+    if (environ == NULL)
+        return NULL;
+    for (char **e = environ; *e != NULL; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}

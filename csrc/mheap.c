@@ -1,0 +1,496 @@
+/* The page heap (Go's mheap.go): 64 MiB arenas reserved from the OS, the
+ * page map from address to span, and a page allocator for runs of 8 KiB
+ * pages. Free runs live in a treap ordered by address and augmented with
+ * the largest run of each subtree, which gives address-ordered first fit in
+ * O(log n) (Go 1.12 kept free spans in treaps too; later Go uses bitmaps
+ * with radix summaries for the same policy). Freed runs coalesce with their
+ * neighbours at once. See malloc.c for the overview. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define GA_ARENA_HINT ((uintptr_t)0x00c0 << 32) /* Go's first arena hint */
+#define PAGE ((uintptr_t)GA_PAGE_SIZE)
+
+ga_mheap_t ga_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+/* Go's arenas L2 map with L1 = 0: one entry per 64 MiB of the 47-bit user
+ * address space (16 MiB of zero pages, touched only where arenas exist). */
+_Atomic(ga_heap_arena_t *) ga_arena_map[GA_ARENA_L2_ENTRIES];
+
+void ga_mheap_lock(void) { pthread_mutex_lock(&ga_heap.lock); }
+void ga_mheap_unlock(void) { pthread_mutex_unlock(&ga_heap.lock); }
+
+void ga_mheap_init(void)
+{
+    ga_fixalloc_init(&ga_heap.spanalloc, sizeof(ga_span_t));
+    ga_heap.hint = GA_ARENA_HINT;
+    ga_heap.seed = 0x9e3779b9u;
+}
+
+void ga_mheap_fork_child(void)
+{
+    pthread_mutex_init(&ga_heap.lock, NULL);
+}
+
+static ga_heap_arena_t *arena_of(uintptr_t p)
+{
+    return atomic_load_explicit(&ga_arena_map[p >> GA_ARENA_SHIFT], memory_order_relaxed);
+}
+
+static void map_page(uintptr_t p, ga_span_t *s)
+{
+    atomic_store_explicit(&arena_of(p)->spans[(p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)], s,
+                          memory_order_release);
+}
+
+static void map_all_pages(ga_span_t *s)
+{
+    for (size_t i = 0; i < s->npages; i++)
+        map_page(s->base + i * PAGE, s);
+}
+
+/* ---- treap of free runs ------------------------------------------------ */
+
+static void update(ga_span_t *t)
+{
+    size_t m = t->npages;
+    if (t->left && t->left->max_pages > m)
+        m = t->left->max_pages;
+    if (t->right && t->right->max_pages > m)
+        m = t->right->max_pages;
+    t->max_pages = m;
+}
+
+static ga_span_t *rotate_right(ga_span_t *t)
+{
+    ga_span_t *l = t->left;
+    t->left = l->right;
+    l->right = t;
+    update(t);
+    update(l);
+    return l;
+}
+
+static ga_span_t *rotate_left(ga_span_t *t)
+{
+    ga_span_t *r = t->right;
+    t->right = r->left;
+    r->left = t;
+    update(t);
+    update(r);
+    return r;
+}
+
+static ga_span_t *treap_insert(ga_span_t *t, ga_span_t *s)
+{
+    if (t == NULL) {
+        s->left = s->right = NULL;
+        s->max_pages = s->npages;
+        return s;
+    }
+    if (s->base < t->base) {
+        t->left = treap_insert(t->left, s);
+        if (t->left->prio > t->prio)
+            return rotate_right(t);
+    } else {
+        t->right = treap_insert(t->right, s);
+        if (t->right->prio > t->prio)
+            return rotate_left(t);
+    }
+    update(t);
+    return t;
+}
+
+static ga_span_t *treap_join(ga_span_t *a, ga_span_t *b) /* every key of a < every key of b */
+{
+    if (a == NULL)
+        return b;
+    if (b == NULL)
+        return a;
+    if (a->prio > b->prio) {
+        a->right = treap_join(a->right, b);
+        update(a);
+        return a;
+    }
+    b->left = treap_join(a, b->left);
+    update(b);
+    return b;
+}
+
+static ga_span_t *treap_remove(ga_span_t *t, ga_span_t *s)
+{
+    if (t == s)
+        return treap_join(t->left, t->right);
+    if (s->base < t->base)
+        t->left = treap_remove(t->left, s);
+    else
+        t->right = treap_remove(t->right, s);
+    update(t);
+    return t;
+}
+
+/* Lowest-address free run of at least k pages. */
+static ga_span_t *treap_first_fit(ga_span_t *t, size_t k)
+{
+    while (t != NULL) {
+        if (t->left && t->left->max_pages >= k)
+            t = t->left;
+        else if (t->npages >= k)
+            return t;
+        else if (t->right && t->right->max_pages >= k)
+            t = t->right;
+        else
+            return NULL;
+    }
+    return NULL;
+}
+
+/* ---- span structs ------------------------------------------------------- */
+
+static ga_span_t *span_new_locked(void)
+{
+    ga_span_t *s = ga_fixalloc_alloc(&ga_heap.spanalloc);
+    if (s != NULL) {
+        uint32_t x = ga_heap.seed; /* xorshift32 treap priority */
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        ga_heap.seed = x;
+        s->prio = x;
+    }
+    return s;
+}
+
+static void span_dispose_locked(ga_span_t *s)
+{
+    s->spc = 0;
+    atomic_store_explicit(&s->state, GA_SPAN_DEAD, memory_order_release);
+    ga_fixalloc_free(&ga_heap.spanalloc, s);
+}
+
+static void remove_free_locked(ga_span_t *r)
+{
+    ga_heap.free_root = treap_remove(ga_heap.free_root, r);
+    ga_heap.nfree_runs--;
+    ga_heap.pages_free -= r->npages;
+}
+
+/* Makes s (base, npages set) a free run, merging it with free neighbours;
+ * s may be absorbed and disposed. REQUIRES: heap lock. */
+static void free_run_locked(ga_span_t *s)
+{
+    uintptr_t end = s->base + s->npages * PAGE;
+    ga_span_t *p = s->base >= PAGE ? ga_span_of(s->base - PAGE) : NULL;
+    if (p != NULL && p != s && atomic_load_explicit(&p->state, memory_order_relaxed) == GA_SPAN_FREE &&
+        p->base + p->npages * PAGE == s->base) {
+        remove_free_locked(p);
+        s->base = p->base;
+        s->npages += p->npages;
+        span_dispose_locked(p);
+    }
+    ga_span_t *n = ga_span_of(end);
+    if (n != NULL && n != s && atomic_load_explicit(&n->state, memory_order_relaxed) == GA_SPAN_FREE &&
+        n->base == end) {
+        remove_free_locked(n);
+        s->npages += n->npages;
+        span_dispose_locked(n);
+    }
+    s->spc = 0;
+    s->elemsize = 0;
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->state, GA_SPAN_FREE, memory_order_release);
+    map_page(s->base, s);
+    map_page(s->base + (s->npages - 1) * PAGE, s);
+    ga_heap.free_root = treap_insert(ga_heap.free_root, s);
+    ga_heap.nfree_runs++;
+    ga_heap.pages_free += s->npages;
+}
+
+/* Whether [base, base+bytes) may hold non-zero bytes; raises the arenas'
+ * high-water marks of handed-out memory (Go allocNeedsZero). */
+static bool needzero_locked(uintptr_t base, size_t bytes)
+{
+    bool nz = false;
+    uintptr_t end = base + bytes;
+    for (uintptr_t a = base; a < end;) {
+        ga_heap_arena_t *ha = arena_of(a);
+        uintptr_t aend = ha->base + GA_ARENA_SIZE < end ? ha->base + GA_ARENA_SIZE : end;
+        if (a - ha->base < ha->zeroed_base)
+            nz = true;
+        if (aend - ha->base > ha->zeroed_base)
+            ha->zeroed_base = aend - ha->base;
+        a = aend;
+    }
+    return nz;
+}
+
+/* ---- growth ---------------------------------------------------------------- */
+
+static void arena_link_locked(ga_heap_arena_t *ha)
+{
+    ga_heap_arena_t **pp = &ga_heap.arenas;
+    while (*pp != NULL && (*pp)->base < ha->base)
+        pp = &(*pp)->next;
+    ha->next = *pp;
+    *pp = ha;
+    ga_heap.narenas++;
+}
+
+/* Maps enough whole arenas for npages and adds them as a free run. */
+static bool grow_locked(size_t npages)
+{
+    if (npages > (GA_MAX_ALLOC >> GA_PAGE_SHIFT))
+        return false;
+    size_t bytes = (npages * PAGE + GA_ARENA_SIZE - 1) & ~(GA_ARENA_SIZE - 1);
+    ga_span_t *s = span_new_locked();
+    if (s == NULL)
+        return false;
+    char *p = ga_sys_reserve(ga_heap.hint, bytes, GA_ARENA_SIZE);
+    if (p == NULL || ((uintptr_t)p + bytes - 1) >> GA_ADDR_BITS) {
+        if (p != NULL)
+            ga_sys_free(p, bytes);
+        ga_fixalloc_free(&ga_heap.spanalloc, s);
+        return false;
+    }
+    for (size_t off = 0; off < bytes; off += GA_ARENA_SIZE) {
+        ga_heap_arena_t *ha = ga_persistent_alloc(sizeof(ga_heap_arena_t));
+        if (ha == NULL) {
+            /* Arenas already published stay (their pages are simply unused). */
+            ga_sys_free(p + off, bytes - off);
+            bytes = off;
+            break;
+        }
+        ha->base = (uintptr_t)p + off;
+        arena_link_locked(ha);
+        atomic_store_explicit(&ga_arena_map[ha->base >> GA_ARENA_SHIFT], ha, memory_order_release);
+    }
+    if (bytes == 0) {
+        ga_fixalloc_free(&ga_heap.spanalloc, s);
+        return false;
+    }
+    ga_heap.hint = (uintptr_t)p + bytes;
+    s->base = (uintptr_t)p;
+    s->npages = bytes / PAGE;
+    free_run_locked(s);
+    return bytes / PAGE >= npages;
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
+static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
+{
+    size_t need = npages + align_pages - 1;
+    ga_span_t *r = treap_first_fit(ga_heap.free_root, need);
+    if (r == NULL)
+        return NULL;
+    uintptr_t abase = (r->base + align_pages * PAGE - 1) & ~(align_pages * PAGE - 1);
+    size_t head = (abase - r->base) / PAGE;
+    size_t tail = r->npages - head - npages;
+    ga_span_t *h = NULL, *t = NULL;
+    if ((head && (h = span_new_locked()) == NULL) || (tail && (t = span_new_locked()) == NULL)) {
+        if (h != NULL)
+            ga_fixalloc_free(&ga_heap.spanalloc, h);
+        return NULL;
+    }
+    remove_free_locked(r);
+    if (h != NULL) {
+        h->base = r->base;
+        h->npages = head;
+        free_run_locked(h);
+    }
+    if (t != NULL) {
+        t->base = abase + npages * PAGE;
+        t->npages = tail;
+        free_run_locked(t);
+    }
+    r->base = abase;
+    r->npages = npages;
+    r->left = r->right = NULL;
+    r->needzero = needzero_locked(abase, npages * PAGE);
+    ga_heap.pages_inuse += npages;
+    return r;
+}
+
+ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint16_t spc)
+{
+    if (npages == 0 || align_pages == 0 || npages > (GA_MAX_ALLOC >> GA_PAGE_SHIFT) ||
+        align_pages > (GA_MAX_ALLOC >> GA_PAGE_SHIFT) - npages) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&ga_heap.lock);
+    ga_span_t *s = alloc_locked(npages, align_pages);
+    if (s == NULL && grow_locked(npages + align_pages - 1))
+        s = alloc_locked(npages, align_pages);
+    if (s == NULL) {
+        pthread_mutex_unlock(&ga_heap.lock);
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->spc = spc;
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->state, state, memory_order_relaxed);
+    map_all_pages(s);
+    pthread_mutex_unlock(&ga_heap.lock);
+    return s;
+}
+
+void ga_mheap_free(ga_span_t *s)
+{
+    pthread_mutex_lock(&ga_heap.lock);
+    ga_heap.pages_inuse -= s->npages;
+    free_run_locked(s);
+    pthread_mutex_unlock(&ga_heap.lock);
+}
+
+bool ga_mheap_resize(ga_span_t *s, size_t npages)
+{
+    bool ok = false;
+    pthread_mutex_lock(&ga_heap.lock);
+    uintptr_t end = s->base + s->npages * PAGE;
+    if (npages < s->npages) {
+        ga_span_t *t = span_new_locked();
+        if (t != NULL) {
+            t->base = s->base + npages * PAGE;
+            t->npages = s->npages - npages;
+            s->npages = npages;
+            ga_heap.pages_inuse -= t->npages;
+            free_run_locked(t);
+            ok = true;
+        }
+    } else if (npages > s->npages) {
+        size_t extra = npages - s->npages;
+        ga_span_t *n = ga_span_of(end);
+        if (n != NULL && atomic_load_explicit(&n->state, memory_order_relaxed) == GA_SPAN_FREE &&
+            n->base == end && n->npages >= extra) {
+            remove_free_locked(n);
+            if (n->npages > extra) {
+                n->base += extra * PAGE;
+                n->npages -= extra;
+                free_run_locked(n);
+            } else {
+                span_dispose_locked(n);
+            }
+            s->needzero |= needzero_locked(end, extra * PAGE);
+            s->npages = npages;
+            for (size_t i = 0; i < extra; i++)
+                map_page(end + i * PAGE, s);
+            ga_heap.pages_inuse += extra;
+            ok = true;
+        }
+    } else {
+        ok = true;
+    }
+    pthread_mutex_unlock(&ga_heap.lock);
+    return ok;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static int check_treap(ga_span_t *t, uintptr_t lo, uintptr_t hi, size_t *runs, size_t *pages,
+                       char *msg, size_t len)
+{
+    if (t == NULL)
+        return 0;
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != GA_SPAN_FREE)
+        return ga_fail(msg, len, "mheap: treap holds a span that is not free", t->base, t->npages);
+    if (t->base < lo || t->base + t->npages * PAGE > hi)
+        return ga_fail(msg, len, "mheap: treap not ordered by address", t->base, t->npages);
+    if ((t->left && t->left->prio > t->prio) || (t->right && t->right->prio > t->prio))
+        return ga_fail(msg, len, "mheap: treap heap order broken", t->base, t->prio);
+    size_t m = t->npages;
+    if (t->left && t->left->max_pages > m)
+        m = t->left->max_pages;
+    if (t->right && t->right->max_pages > m)
+        m = t->right->max_pages;
+    if (m != t->max_pages)
+        return ga_fail(msg, len, "mheap: treap max_pages wrong", t->base, t->max_pages);
+    (*runs)++;
+    *pages += t->npages;
+    return check_treap(t->left, lo, t->base, runs, pages, msg, len) ||
+           check_treap(t->right, t->base + t->npages * PAGE, hi, runs, pages, msg, len);
+}
+
+static ga_span_t *page_entry(uintptr_t a)
+{
+    return atomic_load_explicit(&arena_of(a)->spans[(a >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)],
+                                memory_order_relaxed);
+}
+
+/* Walks every page of every arena: each belongs to exactly one span or free
+ * run that starts where the walk is, in-use spans map all their pages, free
+ * runs their first and last page, and no two free runs touch.
+ * REQUIRES: heap lock (and central locks for span contents). */
+int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
+{
+    size_t runs = 0, pages = 0, inuse = 0, free_walk = 0;
+    if (check_treap(ga_heap.free_root, 0, UINTPTR_MAX, &runs, &pages, msg, len))
+        return 1;
+    if (runs != ga_heap.nfree_runs || pages != ga_heap.pages_free)
+        return ga_fail(msg, len, "mheap: free run counts disagree with the treap", runs, pages);
+    uintptr_t a = 0;
+    bool prev_free = false;
+    for (ga_heap_arena_t *ha = ga_heap.arenas; ha != NULL; ha = ha->next) {
+        if (a < ha->base) { /* a gap in the address space between arenas */
+            a = ha->base;
+            prev_free = false;
+        }
+        uintptr_t aend = ha->base + GA_ARENA_SIZE;
+        while (a < aend) {
+            ga_span_t *s = page_entry(a);
+            if (s == NULL || s->base != a || s->npages == 0)
+                return ga_fail(msg, len, "mheap: page map entry does not start a span here", a,
+                               s ? s->npages : 0);
+            uintptr_t send = a + s->npages * PAGE;
+            for (uintptr_t q = aend; q < send; q += GA_ARENA_SIZE)
+                if (arena_of(q) == NULL)
+                    return ga_fail(msg, len, "mheap: span extends past its arenas", a, s->npages);
+            uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            if (st == GA_SPAN_FREE) {
+                if (prev_free)
+                    return ga_fail(msg, len, "mheap: adjacent free runs not coalesced", a, s->npages);
+                if (page_entry(send - PAGE) != s)
+                    return ga_fail(msg, len, "mheap: free run's last page not mapped", a, s->npages);
+                free_walk += s->npages;
+                prev_free = true;
+            } else if (st == GA_SPAN_CACHED || st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL ||
+                       st == GA_SPAN_LARGE) {
+                for (uintptr_t q = a; q < send; q += PAGE)
+                    if (page_entry(q) != s)
+                        return ga_fail(msg, len, "mheap: in-use span page not mapped to it", q,
+                                       s->npages);
+                if ((st == GA_SPAN_LARGE) != (s->spc == 0))
+                    return ga_fail(msg, len, "mheap: span class disagrees with state", a, s->spc);
+                if (st != GA_SPAN_LARGE && ga_span_check(s, msg, len))
+                    return 1;
+                state_spans[st]++;
+                inuse += s->npages;
+                prev_free = false;
+            } else {
+                return ga_fail(msg, len, "mheap: page maps to a span in a bad state", a, st);
+            }
+            a = send;
+        }
+    }
+    if (free_walk != ga_heap.pages_free || inuse != ga_heap.pages_inuse)
+        return ga_fail(msg, len, "mheap: page counts disagree with the page map", free_walk, inuse);
+    return 0;
+}
+
+void ga_mheap_for_each_span_locked(void (*fn)(ga_span_t *s, void *arg), void *arg)
+{
+    uintptr_t a = 0;
+    for (ga_heap_arena_t *ha = ga_heap.arenas; ha != NULL; ha = ha->next) {
+        if (a < ha->base)
+            a = ha->base;
+        while (a < ha->base + GA_ARENA_SIZE) {
+            ga_span_t *s = page_entry(a);
+            if (s == NULL || s->base != a || s->npages == 0)
+                return; /* a broken map; ga_check_heap says where */
+            if (atomic_load_explicit(&s->state, memory_order_relaxed) != GA_SPAN_FREE)
+                fn(s, arg);
+            a += s->npages * PAGE;
+        }
+    }
+}

@@ -1,0 +1,280 @@
+/* Spans of small objects (Go's mspan in mheap.go and mbitmap.go): the
+ * allocation bitmap with its 64-bit complement window (allocCache), the
+ * in-span slow path (Go nextFreeIndex), and explicit free. Go finds free
+ * slots by sweeping after a GC; goalloc instead records frees in two
+ * bitmaps — local_free for the owning thread (plain stores) and remote_free
+ * for every other thread (one atomic OR) — and folds them into alloc_bits
+ * when the owner runs out of slots or when a span changes hands (the
+ * "fold" replaces Go's sweep flip). See malloc.c for the overview and
+ * internal.h for the invariants. */
+#include <string.h>
+
+#include "internal.h"
+
+ga_span_t ga_emptyspan; /* all zero: no free slot, no owner, never folded */
+
+/* Bitmap blocks: alloc_bits and local_free share the owner's cache lines,
+ * remote_free starts on a line of its own; tiny spans add one word per
+ * block. Blocks come in five word-count buckets (1, 2, 4, 8, 16 words) plus
+ * one for tiny spans. */
+#define NBUCKETS 6
+#define TINY_BUCKET 5
+static pthread_mutex_t bits_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_fixalloc_t bits_pool[NBUCKETS];
+static bool bits_ready;
+
+static size_t round_line(size_t n) { return (n + GA_CACHE_LINE - 1) & ~(size_t)(GA_CACHE_LINE - 1); }
+
+static size_t bucket_bytes(unsigned b, unsigned *words)
+{
+    unsigned w = b == TINY_BUCKET ? GA_PAGE_SIZE / GA_TINY_SIZE / 64 : 1u << b;
+    *words = w;
+    size_t n = round_line(2 * 8 * w) + round_line(8 * w);
+    if (b == TINY_BUCKET)
+        n += (GA_PAGE_SIZE / GA_TINY_SIZE) * sizeof(uint32_t);
+    return n;
+}
+
+bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny)
+{
+    unsigned need = (nelems + 63) / 64, b = 0, words;
+    while ((1u << b) < need)
+        b++;
+    if (tiny)
+        b = TINY_BUCKET;
+    pthread_mutex_lock(&bits_lock);
+    if (!bits_ready) {
+        for (unsigned i = 0; i < NBUCKETS; i++)
+            ga_fixalloc_init(&bits_pool[i], bucket_bytes(i, &words));
+        bits_ready = true;
+    }
+    char *blk = ga_fixalloc_alloc(&bits_pool[b]);
+    pthread_mutex_unlock(&bits_lock);
+    if (blk == NULL)
+        return false;
+    bucket_bytes(b, &words);
+    s->bits_order = (uint8_t)b;
+    s->alloc_bits = (uint64_t *)blk;
+    s->local_free = (uint64_t *)blk + words;
+    s->remote_free = (_Atomic uint64_t *)(blk + round_line(2 * 8 * words));
+    s->tiny_meta = tiny ? (_Atomic uint32_t *)(blk + round_line(2 * 8 * words) + round_line(8 * words))
+                        : NULL;
+    return true;
+}
+
+void ga_span_bits_free(ga_span_t *s)
+{
+    pthread_mutex_lock(&bits_lock);
+    ga_fixalloc_free(&bits_pool[s->bits_order], s->alloc_bits);
+    pthread_mutex_unlock(&bits_lock);
+    s->alloc_bits = s->local_free = NULL;
+    s->remote_free = NULL;
+    s->tiny_meta = NULL;
+}
+
+void ga_span_bits_lock(void) { pthread_mutex_lock(&bits_lock); }
+void ga_span_bits_unlock(void) { pthread_mutex_unlock(&bits_lock); }
+void ga_span_bits_fork_child(void) { pthread_mutex_init(&bits_lock, NULL); }
+
+static uint64_t padding_mask(uint32_t nelems)
+{
+    return (nelems & 63) ? ~0ull << (nelems & 63) : 0;
+}
+
+/* Sets up a span fresh from the page heap for class spc; its bits block is
+ * already attached and zero. */
+void ga_span_init_small(ga_span_t *s, unsigned spc)
+{
+    s->elemsize = ga_classes.size[spc];
+    s->magic = ga_classes.magic[spc];
+    s->nelems = ga_classes.nelems[spc];
+    s->nwords = (uint8_t)((s->nelems + 63) / 64);
+    s->alloc_bits[s->nwords - 1] |= padding_mask(s->nelems);
+    s->freeindex = 0;
+    s->alloc_cache = ~s->alloc_bits[0];
+    s->nlocal = 0;
+    s->alloc_count = 0;
+    atomic_store_explicit(&s->nremote, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->published, GA_UNPUBLISHED, memory_order_relaxed);
+}
+
+/* Go nextFreeIndex: moves freeindex and alloc_cache to the next 64-slot
+ * window that holds a free slot. Returns the new freeindex, nelems when the
+ * span is exhausted. REQUIRES: the caller owns s. */
+uint32_t ga_span_next_free_index(ga_span_t *s)
+{
+    if (s->alloc_cache != 0)
+        return s->freeindex;
+    for (uint32_t fi = (s->freeindex + 63) & ~63u; fi < s->nelems; fi += 64) {
+        uint64_t c = ~s->alloc_bits[fi >> 6];
+        if (c != 0) {
+            s->freeindex = fi;
+            s->alloc_cache = c;
+            return fi;
+        }
+    }
+    s->freeindex = s->nelems;
+    return s->nelems;
+}
+
+bool ga_span_has_pending_frees(ga_span_t *s)
+{
+    return s->nlocal != 0 || atomic_load_explicit(&s->nremote, memory_order_relaxed) > 0;
+}
+
+static GA_COLD void fold_misuse(ga_span_t *s, unsigned w, uint64_t bad)
+{
+    uintptr_t p = s->base + ((uintptr_t)w * 64 + (unsigned)__builtin_ctzll(bad)) * s->elemsize;
+    ga_misuse("free", "double free (found when freed slots were folded) of", p, s);
+}
+
+/* Folds the frees recorded since the last fold into alloc_bits and restarts
+ * the scan at slot 0 (Go's sweep flip, for explicit free). REQUIRES: the
+ * caller owns s exclusively (its mcache, or whoever took it from mcentral). */
+void ga_span_fold(ga_span_t *s)
+{
+    unsigned nw = s->nwords, fi = s->freeindex;
+    for (unsigned w = 0; w < fi / 64; w++)
+        s->alloc_bits[w] = ~0ull;
+    if (fi & 63)
+        s->alloc_bits[fi / 64] |= (1ull << (fi & 63)) - 1;
+    int32_t taken = 0;
+    uint64_t any = 0;
+    unsigned count = 0;
+    for (unsigned w = 0; w < nw; w++) {
+        uint64_t r = atomic_load_explicit(&s->remote_free[w], memory_order_relaxed);
+        if (r != 0)
+            r = atomic_exchange_explicit(&s->remote_free[w], 0, memory_order_acquire);
+        uint64_t l = s->local_free[w];
+        uint64_t f = r | l;
+        if (f != 0) {
+            if (GA_UNLIKELY((f & ~s->alloc_bits[w]) != 0 || (r & l) != 0))
+                fold_misuse(s, w, (f & ~s->alloc_bits[w]) | (r & l));
+            s->alloc_bits[w] &= ~f;
+            s->local_free[w] = 0;
+            taken += __builtin_popcountll(r);
+            any |= f;
+        }
+        count += (unsigned)__builtin_popcountll(s->alloc_bits[w]);
+    }
+    if (taken != 0)
+        atomic_fetch_sub_explicit(&s->nremote, taken, memory_order_relaxed);
+    s->nlocal = 0;
+    s->alloc_count = count - (unsigned)__builtin_popcountll(padding_mask(s->nelems));
+    if (any != 0)
+        s->needzero = 1;
+    s->freeindex = 0;
+    s->alloc_cache = ~s->alloc_bits[0];
+}
+
+/* Free by the owning thread: a plain store into local_free. Exact double
+ * free detection: the slot must be allocated and not already freed. */
+void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
+{
+    unsigned w = idx >> 6;
+    uint64_t m = 1ull << (idx & 63);
+    if (GA_UNLIKELY((idx >= s->freeindex && !(s->alloc_bits[w] & m)) || (s->local_free[w] & m) ||
+                    (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m)))
+        ga_misuse(fn, "double free or free of unallocated memory", p, s);
+    s->local_free[w] |= m;
+    s->nlocal++;
+}
+
+/* Free by any other thread: one atomic OR (which also catches a second
+ * free of the same slot before the next fold) and one atomic count. The
+ * first free into a FULL span, and the free that empties an uncached span,
+ * hand the span to mcentral so that it becomes allocatable again or goes
+ * back to the page heap without waiting for anyone. */
+void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
+{
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (GA_UNLIKELY(st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL))
+        ga_misuse(fn, "double free or invalid pointer", p, s);
+    uint64_t m = 1ull << (idx & 63);
+    uint64_t old = atomic_fetch_or_explicit(&s->remote_free[idx >> 6], m, memory_order_acq_rel);
+    if (GA_UNLIKELY(old & m))
+        ga_misuse(fn, "double free of", p, s);
+    int32_t n = atomic_fetch_add(&s->nremote, 1) + 1;
+    if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
+        (uint32_t)n == atomic_load(&s->published))
+        ga_mcentral_remote_transition(s);
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static int check_tiny(ga_span_t *s, bool cached, char *msg, size_t len)
+{
+    for (uint32_t i = 0; i < s->nelems; i++) {
+        unsigned w = i >> 6;
+        uint64_t m = 1ull << (i & 63);
+        bool pending = (s->local_free[w] & m) ||
+                       (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m);
+        bool allocated = ((cached && i < s->freeindex) || (s->alloc_bits[w] & m)) && !pending;
+        uint32_t word = atomic_load_explicit(&s->tiny_meta[i], memory_order_relaxed);
+        bool live = (word & (GA_TINY_STARTS | GA_TINY_HELD)) != 0;
+        if (allocated != live)
+            return ga_fail(msg, len, "tiny: block allocation disagrees with its sub-objects",
+                           s->base + i * GA_TINY_SIZE, word);
+    }
+    return 0;
+}
+
+/* Checks the invariants of a small span (internal.h). REQUIRES: its
+ * mcentral lock, and no other thread inside the allocator for its mcache. */
+int ga_span_check(ga_span_t *s, char *msg, size_t len)
+{
+    unsigned spc = s->spc;
+    if (spc == 0 || (spc != GA_TINY_SPC && spc >= ga_classes.nclasses))
+        return ga_fail(msg, len, "mspan: bad span class", s->base, spc);
+    if (s->elemsize != ga_classes.size[spc] || s->nelems != ga_classes.nelems[spc] ||
+        s->npages != ga_classes.npages[spc] || s->magic != ga_classes.magic[spc] ||
+        s->nwords != (s->nelems + 63) / 64)
+        return ga_fail(msg, len, "mspan: geometry disagrees with its size class", s->base, spc);
+    unsigned nw = s->nwords;
+    uint64_t pad = padding_mask(s->nelems);
+    if ((s->alloc_bits[nw - 1] & pad) != pad)
+        return ga_fail(msg, len, "mspan: padding bits past nelems not set", s->base, s->nelems);
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    bool cached = st == GA_SPAN_CACHED;
+    unsigned count = 0, nlocal = 0, nremote = 0;
+    for (unsigned w = 0; w < nw; w++) {
+        uint64_t a = s->alloc_bits[w] & ~(w == nw - 1 ? pad : 0);
+        uint64_t below = w < s->freeindex / 64 ? ~0ull
+                         : w == s->freeindex / 64 ? (1ull << (s->freeindex & 63)) - 1 : 0;
+        uint64_t l = s->local_free[w];
+        uint64_t r = atomic_load_explicit(&s->remote_free[w], memory_order_relaxed);
+        if (cached)
+            a |= below;
+        if ((l | r) & ~a)
+            return ga_fail(msg, len, "mspan: freed slot not allocated", s->base, w);
+        if (l & r)
+            return ga_fail(msg, len, "mspan: slot freed locally and remotely", s->base, w);
+        count += (unsigned)__builtin_popcountll(a);
+        nlocal += (unsigned)__builtin_popcountll(l);
+        nremote += (unsigned)__builtin_popcountll(r);
+    }
+    if (nlocal != s->nlocal)
+        return ga_fail(msg, len, "mspan: nlocal disagrees with local_free", s->base, s->nlocal);
+    if ((int32_t)nremote != atomic_load(&s->nremote))
+        return ga_fail(msg, len, "mspan: nremote disagrees with remote_free", s->base, nremote);
+    if (cached) {
+        if (atomic_load(&s->owner) == NULL || atomic_load(&s->published) != GA_UNPUBLISHED)
+            return ga_fail(msg, len, "mspan: cached span without owner", s->base, spc);
+        uint32_t fi = s->freeindex;
+        uint64_t want = fi < s->nelems ? (~s->alloc_bits[fi >> 6]) >> (fi & 63) : 0;
+        if (fi > s->nelems || (s->alloc_cache != want && !(s->alloc_cache == 0 && (fi & 63) == 0)))
+            return ga_fail(msg, len, "mspan: alloc_cache disagrees with alloc_bits", s->base, fi);
+    } else {
+        if (atomic_load(&s->owner) != NULL || s->freeindex != 0 || nlocal != 0)
+            return ga_fail(msg, len, "mspan: uncached span has owner state", s->base, s->freeindex);
+        if (count != s->alloc_count || atomic_load(&s->published) != count)
+            return ga_fail(msg, len, "mspan: alloc_count disagrees with alloc_bits", s->base, count);
+        if (nremote >= count)
+            return ga_fail(msg, len, "mspan: uncached span with every object free", s->base, count);
+        if (st == GA_SPAN_FULL && (count != s->nelems || nremote != 0))
+            return ga_fail(msg, len, "mspan: FULL span with a free slot", s->base, count);
+        if (st == GA_SPAN_PARTIAL && count == s->nelems && nremote == 0)
+            return ga_fail(msg, len, "mspan: PARTIAL span with no free slot", s->base, count);
+    }
+    return spc == GA_TINY_SPC ? check_tiny(s, cached, msg, len) : 0;
+}

@@ -1,0 +1,138 @@
+/* Diagnostics without stdio or allocation (Go's print.go and throw): a
+ * fixed buffer formatter, heap-misuse reports and fatal errors, all written
+ * with write(2). See malloc.c for the overview. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void ga_buf_str(ga_buf_t *b, const char *s)
+{
+    while (*s && b->len + 1 < b->cap)
+        b->p[b->len++] = *s++;
+    b->p[b->len] = '\0';
+}
+
+void ga_buf_uint(ga_buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    int i = 23;
+    tmp[i] = '\0';
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    ga_buf_str(b, tmp + i);
+}
+
+void ga_buf_hex(ga_buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    int i = 23;
+    tmp[i] = '\0';
+    do {
+        tmp[--i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    tmp[--i] = 'x';
+    tmp[--i] = '0';
+    ga_buf_str(b, tmp + i);
+}
+
+void ga_write_all(int fd, const char *p, size_t n)
+{
+    int saved = errno;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        n -= (size_t)w;
+    }
+    errno = saved;
+}
+
+static void describe_span(ga_buf_t *b, const ga_span_t *s)
+{
+    if (s == NULL) {
+        ga_buf_str(b, " (outside every goalloc arena)");
+        return;
+    }
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (st == GA_SPAN_FREE || st == GA_SPAN_DEAD || st == GA_SPAN_CLAIMED) {
+        ga_buf_str(b, " (inside a free page run)");
+    } else if (s->spc == GA_TINY_SPC) {
+        ga_buf_str(b, " (tiny block)");
+    } else if (s->spc == 0) {
+        ga_buf_str(b, " (large object at ");
+        ga_buf_hex(b, s->base);
+        ga_buf_str(b, ", ");
+        ga_buf_uint(b, (uint64_t)s->npages << GA_PAGE_SHIFT);
+        ga_buf_str(b, " B)");
+    } else {
+        ga_buf_str(b, " (size class ");
+        ga_buf_uint(b, s->spc);
+        ga_buf_str(b, ", ");
+        ga_buf_uint(b, s->elemsize);
+        ga_buf_str(b, " B)");
+    }
+}
+
+void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s)
+{
+    char line[256];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "goalloc: ");
+    ga_buf_str(&b, fn);
+    ga_buf_str(&b, "(): ");
+    ga_buf_str(&b, what);
+    ga_buf_str(&b, " ");
+    ga_buf_hex(&b, p);
+    describe_span(&b, s);
+    ga_buf_str(&b, "\n");
+    ga_write_all(2, line, b.len);
+    abort();
+}
+
+void ga_throw(const char *msg)
+{
+    char line[256];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "goalloc: fatal error: ");
+    ga_buf_str(&b, msg);
+    ga_buf_str(&b, "\n");
+    ga_write_all(2, line, b.len);
+    abort();
+}
+
+void ga_warn(const char *msg1, const char *msg2, const char *msg3)
+{
+    char line[256];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "goalloc: ");
+    ga_buf_str(&b, msg1);
+    ga_buf_str(&b, msg2 ? msg2 : "");
+    ga_buf_str(&b, msg3 ? msg3 : "");
+    ga_buf_str(&b, "\n");
+    ga_write_all(2, line, b.len);
+}
+
+/* Formats a validator failure "what (a, b)" into msg; returns 1. */
+int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t c)
+{
+    if (msg != NULL && len > 0) {
+        ga_buf_t b = {msg, 0, len};
+        msg[0] = '\0';
+        ga_buf_str(&b, what);
+        ga_buf_str(&b, " (");
+        ga_buf_hex(&b, a);
+        ga_buf_str(&b, ", ");
+        ga_buf_uint(&b, c);
+        ga_buf_str(&b, ")");
+    }
+    return 1;
+}

@@ -1,0 +1,236 @@
+/* Test-only entry points (see testing.h). See malloc.c for the overview. */
+#if defined(GA_TESTING)
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testing.h"
+
+int ga_test_ptr_info(void *ptr, ga_test_ptr_info_t *out)
+{
+    memset(out, 0, sizeof *out);
+    ga_span_t *s = ga_span_of((uintptr_t)ptr);
+    if (s == NULL)
+        return 0;
+    out->spc = s->spc;
+    out->state = atomic_load(&s->state);
+    out->kind = s->spc == 0 ? (out->state == GA_SPAN_LARGE ? 3 : 0) : s->spc == GA_TINY_SPC ? 1 : 2;
+    out->elemsize = s->elemsize;
+    out->npages = s->npages;
+    out->span_base = s->base;
+    out->nelems = s->nelems;
+    out->alloc_count = s->alloc_count;
+    out->freeindex = s->freeindex;
+    out->nlocal = s->nlocal;
+    out->nremote = atomic_load(&s->nremote);
+    out->owned_by_caller = atomic_load(&s->owner) == ga_tls_mcache;
+    out->needzero = s->needzero;
+    if (out->kind == 1)
+        out->tiny_word = atomic_load(&s->tiny_meta[((uintptr_t)ptr - s->base) / GA_TINY_SIZE]);
+    return out->kind;
+}
+
+const char *ga_test_state_name(int state)
+{
+    static const char *const names[] = {"dead", "free", "cached", "partial", "full", "claimed", "large"};
+    return state >= 0 && state < (int)(sizeof names / sizeof names[0]) ? names[state] : "?";
+}
+
+static void largest_run(ga_span_t *t, size_t *m)
+{
+    if (t != NULL && t->max_pages > *m)
+        *m = t->max_pages;
+}
+
+void ga_test_heap_info(ga_test_heap_info_t *out)
+{
+    ga_ensure_init();
+    ga_mheap_lock();
+    out->narenas = ga_heap.narenas;
+    out->pages_inuse = ga_heap.pages_inuse;
+    out->pages_free = ga_heap.pages_free;
+    out->free_runs = ga_heap.nfree_runs;
+    out->largest_free_run = 0;
+    largest_run(ga_heap.free_root, &out->largest_free_run);
+    ga_mheap_unlock();
+}
+
+unsigned ga_test_size_to_class(size_t n)
+{
+    ga_ensure_init();
+    return n <= GA_MAX_SMALL_SIZE ? ga_size_to_class(n) : 0;
+}
+
+unsigned ga_test_tiny_class(void) { return GA_TINY_SPC; }
+
+size_t ga_test_central_spans(unsigned spc, int which)
+{
+    if (spc >= GA_NUM_SPC)
+        return 0;
+    ga_mcentral_t *c = &ga_central[spc];
+    pthread_mutex_lock(&c->lock);
+    size_t n = which ? c->full.n : c->partial.n;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void ga_test_release_cache(void)
+{
+    bool locked;
+    ga_mcache_t *mc = ga_mcache_get(&locked);
+    ga_mcache_release_all(mc);
+    if (locked)
+        ga_mcache_put_shared();
+}
+
+void ga_test_exit_cache(void)
+{
+    ga_mcache_exit_thread();
+}
+
+void ga_test_set_tiny(int on)
+{
+    ga_ensure_init();
+    ga_opts.tiny = on != 0;
+    ga_tiny_limit = on ? GA_TINY_SIZE : 0;
+}
+
+void ga_test_parse_options(const char *s) { ga_parse_options(s); }
+int ga_test_option(const char *key) { return ga_option_value(key); }
+
+/* ---- multi-thread exercise ---------------------------------------------------- */
+
+#define RING 4096
+typedef struct shared_ring {
+    pthread_mutex_t lock;
+    void *slot[RING];
+    size_t size[RING];
+    unsigned n;
+} shared_ring_t;
+
+typedef struct worker {
+    pthread_t tid;
+    int iters;
+    uint64_t rng;
+    int corrupt;
+    shared_ring_t *ring;
+} worker_t;
+
+static uint64_t next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static unsigned char pattern(void *p) { return (unsigned char)(((uintptr_t)p >> 4) * 31u + 7u); }
+
+static int check_and_free(void *p, size_t n)
+{
+    unsigned char want = pattern(p), *b = p;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= b[i] != want;
+    ga_free(p);
+    return bad;
+}
+
+static size_t random_size(uint64_t *rng)
+{
+    uint64_t r = next_rand(rng) % 1000;
+    if (r < 300)
+        return (size_t)(next_rand(rng) % 16);
+    if (r < 900)
+        return 16 + (size_t)(next_rand(rng) % 1024);
+    if (r < 995)
+        return 1024 + (size_t)(next_rand(rng) % 31744);
+    return 32768 + (size_t)(next_rand(rng) % (512 << 10));
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    enum { LOCAL = 256 };
+    void *mine[LOCAL] = {0};
+    size_t sizes[LOCAL] = {0};
+    for (int i = 0; i < w->iters; i++) {
+        unsigned k = (unsigned)(next_rand(&w->rng) % LOCAL);
+        if (mine[k] != NULL) {
+            if (next_rand(&w->rng) & 1) {
+                w->corrupt += check_and_free(mine[k], sizes[k]);
+            } else { /* hand it to whichever thread pops it */
+                pthread_mutex_lock(&w->ring->lock);
+                if (w->ring->n < RING) {
+                    w->ring->slot[w->ring->n] = mine[k];
+                    w->ring->size[w->ring->n++] = sizes[k];
+                    mine[k] = NULL;
+                }
+                pthread_mutex_unlock(&w->ring->lock);
+                if (mine[k] != NULL)
+                    w->corrupt += check_and_free(mine[k], sizes[k]);
+            }
+            mine[k] = NULL;
+        }
+        size_t n = random_size(&w->rng);
+        void *p = (next_rand(&w->rng) % 8 == 0) ? ga_calloc(1, n) : ga_malloc(n);
+        if (p == NULL) {
+            w->corrupt++;
+            continue;
+        }
+        memset(p, pattern(p), n);
+        mine[k] = p;
+        sizes[k] = n;
+        pthread_mutex_lock(&w->ring->lock);
+        void *q = NULL;
+        size_t qn = 0;
+        if (w->ring->n > 0 && next_rand(&w->rng) % 2 == 0) {
+            q = w->ring->slot[--w->ring->n];
+            qn = w->ring->size[w->ring->n];
+        }
+        pthread_mutex_unlock(&w->ring->lock);
+        if (q != NULL)
+            w->corrupt += check_and_free(q, qn);
+    }
+    /* Leave a quarter of the objects behind for the main thread. */
+    for (unsigned k = 0; k < LOCAL; k++) {
+        if (mine[k] == NULL)
+            continue;
+        pthread_mutex_lock(&w->ring->lock);
+        bool handed = k % 4 == 0 && w->ring->n < RING;
+        if (handed) {
+            w->ring->slot[w->ring->n] = mine[k];
+            w->ring->size[w->ring->n++] = sizes[k];
+        }
+        pthread_mutex_unlock(&w->ring->lock);
+        if (!handed)
+            w->corrupt += check_and_free(mine[k], sizes[k]);
+    }
+    return NULL;
+}
+
+int ga_test_threads(int nthreads, int iters, unsigned seed)
+{
+    static shared_ring_t ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    worker_t w[64];
+    int corrupt = 0;
+    if (nthreads > 64)
+        nthreads = 64;
+    ring.n = 0;
+    for (int i = 0; i < nthreads; i++) {
+        w[i] = (worker_t){.iters = iters, .rng = seed * 2654435761u + (uint64_t)i * 40503u + 1,
+                          .ring = &ring};
+        if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
+            return -1;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(w[i].tid, NULL);
+        corrupt += w[i].corrupt;
+    }
+    while (ring.n > 0) {
+        ring.n--;
+        corrupt += check_and_free(ring.slot[ring.n], ring.size[ring.n]);
+    }
+    return corrupt;
+}
+#endif

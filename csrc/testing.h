@@ -1,0 +1,58 @@
+/* Test-only entry points of the cffi build (Go's export_test.go): read the
+ * allocator's internal state for one pointer or for the heap, and drive
+ * situations that are hard to reach from outside. Compiled only with
+ * GA_TESTING. See malloc.c for the overview. */
+#ifndef GA_TESTING_H
+#define GA_TESTING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ga_test_ptr_info {
+    int kind;             /* 0 not goalloc's, 1 tiny, 2 small, 3 large */
+    unsigned spc;         /* span class */
+    size_t elemsize;      /* bytes per object (16 for tiny blocks, 0 large) */
+    size_t npages;
+    uintptr_t span_base;
+    int state;            /* see ga_test_state_name */
+    unsigned nelems;
+    unsigned alloc_count; /* as of the last fold */
+    unsigned freeindex;
+    unsigned nlocal;
+    int nremote;
+    int owned_by_caller;  /* the calling thread's mcache holds the span */
+    int needzero;
+    unsigned tiny_word;   /* tiny: the block's word */
+} ga_test_ptr_info_t;
+
+typedef struct ga_test_heap_info {
+    size_t narenas;
+    size_t pages_inuse;
+    size_t pages_free;
+    size_t free_runs;
+    size_t largest_free_run; /* pages */
+} ga_test_heap_info_t;
+
+int ga_test_ptr_info(void *p, ga_test_ptr_info_t *out);
+const char *ga_test_state_name(int state);
+void ga_test_heap_info(ga_test_heap_info_t *out);
+unsigned ga_test_size_to_class(size_t n);
+unsigned ga_test_tiny_class(void);
+/* Spans of class spc on its mcentral lists: which = 0 partial, 1 full. */
+size_t ga_test_central_spans(unsigned spc, int which);
+/* Returns the calling thread's cached spans and tiny block to mcentral. */
+void ga_test_release_cache(void);
+/* Runs the exit destructor of the calling thread's cache now: the thread
+ * then allocates through the shared cache, as after pthread exit. */
+void ga_test_exit_cache(void);
+/* Turns the tiny allocator on or off (the GOALLOC=tiny option). */
+void ga_test_set_tiny(int on);
+/* nthreads threads, iters operations each: random sizes, pattern-checked,
+ * half of the frees done by another thread through a shared ring, threads
+ * exiting with objects still live. Returns the number of corruptions. */
+int ga_test_threads(int nthreads, int iters, unsigned seed);
+/* Parses s as the GOALLOC variable would be (messages go to stderr). */
+void ga_test_parse_options(const char *s);
+int ga_test_option(const char *key);
+
+#endif

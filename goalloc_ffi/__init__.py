@@ -1,0 +1,112 @@
+"""goalloc_ffi: the goalloc allocator as a Python module, on a private heap.
+
+The cffi extension ``_goalloc`` compiles the same C sources as the
+LD_PRELOAD library, with ``ga_``-prefixed entry points and its own heap, so
+it never serves (or frees) the Python process's own memory. ``ffi`` and
+``lib`` are re-exported as the low-level ("hazmat") surface used by tests;
+the functions here are the typed layer over them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+from ._goalloc import ffi, lib
+from ._paths import lib_path
+
+__all__ = [
+    "HeapCorruption",
+    "SizeClass",
+    "calloc",
+    "check_heap",
+    "errno",
+    "ffi",
+    "free",
+    "lib",
+    "lib_path",
+    "malloc",
+    "memalign",
+    "realloc",
+    "set_errno",
+    "sizeclass_table_name",
+    "sizeclasses",
+    "usable_size",
+]
+
+Pointer = Any  # a cffi "void *"
+
+
+class HeapCorruption(AssertionError):
+    """check_heap() found a broken invariant; the message names it."""
+
+
+def _ptr(p: Pointer) -> Optional[Pointer]:
+    return None if p == ffi.NULL else p
+
+
+def malloc(n: int) -> Optional[Pointer]:
+    """ga_malloc(n): a pointer, or None (errno() then says why)."""
+    return _ptr(lib.ga_malloc(n))
+
+
+def calloc(count: int, size: int) -> Optional[Pointer]:
+    return _ptr(lib.ga_calloc(count, size))
+
+
+def realloc(p: Optional[Pointer], n: int) -> Optional[Pointer]:
+    return _ptr(lib.ga_realloc(ffi.NULL if p is None else p, n))
+
+
+def memalign(align: int, n: int) -> Optional[Pointer]:
+    return _ptr(lib.ga_memalign(align, n))
+
+
+def free(p: Optional[Pointer]) -> None:
+    lib.ga_free(ffi.NULL if p is None else p)
+
+
+def usable_size(p: Optional[Pointer]) -> int:
+    return int(lib.ga_malloc_usable_size(ffi.NULL if p is None else p))
+
+
+def errno() -> int:
+    """The calling thread's errno, as the allocator left it."""
+    return int(lib.__errno_location()[0])
+
+
+def set_errno(value: int) -> None:
+    lib.__errno_location()[0] = value
+
+
+def check_heap() -> None:
+    """Walks every invariant of the private heap; raises HeapCorruption."""
+    buf = ffi.new("char[]", 512)
+    if lib.ga_check_heap(buf, len(buf)) != 0:
+        raise HeapCorruption(ffi.string(buf).decode())
+
+
+@dataclass(frozen=True)
+class SizeClass:
+    """One row of the size-class table in use."""
+
+    cls: int
+    size: int  # bytes per object
+    npages: int  # 8 KiB pages per span
+    objects: int  # objects per span
+
+    @property
+    def tail_waste(self) -> int:
+        return self.npages * int(lib.ga_page_size()) - self.objects * self.size
+
+
+def sizeclasses() -> List[SizeClass]:
+    """The small size classes (1..n-1) of the table chosen at start-up."""
+    return [
+        SizeClass(c, lib.ga_sizeclass_size(c), lib.ga_sizeclass_npages(c), lib.ga_sizeclass_objects(c))
+        for c in range(1, lib.ga_sizeclass_count())
+    ]
+
+
+def sizeclass_table_name() -> str:
+    return ffi.string(lib.ga_sizeclass_table_name()).decode()

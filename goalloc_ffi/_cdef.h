@@ -1,0 +1,67 @@
+/* cffi declarations: csrc/goalloc.h and csrc/testing.h, declaration for
+ * declaration (cdef cannot include headers or expand macros). */
+
+/* goalloc.h */
+void *ga_malloc(size_t n);
+void ga_free(void *p);
+void *ga_calloc(size_t count, size_t size);
+void *ga_realloc(void *p, size_t n);
+void *ga_reallocarray(void *p, size_t count, size_t size);
+int ga_posix_memalign(void **out, size_t align, size_t n);
+void *ga_aligned_alloc(size_t align, size_t n);
+void *ga_memalign(size_t align, size_t n);
+void *ga_valloc(size_t n);
+void *ga_pvalloc(size_t n);
+size_t ga_malloc_usable_size(void *p);
+int ga_check_heap(char *msg, size_t len);
+unsigned ga_sizeclass_count(void);
+unsigned ga_sizeclass_size(unsigned cls);
+unsigned ga_sizeclass_npages(unsigned cls);
+unsigned ga_sizeclass_objects(unsigned cls);
+const char *ga_sizeclass_table_name(void);
+size_t ga_page_size(void);
+size_t ga_max_small_size(void);
+size_t ga_tiny_size(void);
+void ga_print_summary(int fd);
+
+/* testing.h */
+typedef struct ga_test_ptr_info {
+    int kind;
+    unsigned spc;
+    size_t elemsize;
+    size_t npages;
+    uintptr_t span_base;
+    int state;
+    unsigned nelems;
+    unsigned alloc_count;
+    unsigned freeindex;
+    unsigned nlocal;
+    int nremote;
+    int owned_by_caller;
+    int needzero;
+    unsigned tiny_word;
+} ga_test_ptr_info_t;
+
+typedef struct ga_test_heap_info {
+    size_t narenas;
+    size_t pages_inuse;
+    size_t pages_free;
+    size_t free_runs;
+    size_t largest_free_run;
+} ga_test_heap_info_t;
+
+int ga_test_ptr_info(void *p, ga_test_ptr_info_t *out);
+const char *ga_test_state_name(int state);
+void ga_test_heap_info(ga_test_heap_info_t *out);
+unsigned ga_test_size_to_class(size_t n);
+unsigned ga_test_tiny_class(void);
+size_t ga_test_central_spans(unsigned spc, int which);
+void ga_test_release_cache(void);
+void ga_test_exit_cache(void);
+void ga_test_set_tiny(int on);
+int ga_test_threads(int nthreads, int iters, unsigned seed);
+void ga_test_parse_options(const char *s);
+int ga_test_option(const char *key);
+
+/* libc, for errno checks from Python */
+int *__errno_location(void);

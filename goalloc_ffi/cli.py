@@ -1,0 +1,111 @@
+"""The ``goalloc`` command (entry point ``goalloc_ffi.cli:main``).
+
+    goalloc lib [--debug]                       path of the preload library
+    goalloc run [--debug] [--set K=V ...] -- CMD ARGS...
+                                                run CMD under LD_PRELOAD
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import click
+
+from ._paths import lib_path
+
+OPTIONS_ENV = "GOALLOC"  # comma-separated KEY=VALUE options read by the library
+
+
+def _library(debug: bool) -> str:
+    try:
+        return lib_path(debug)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _parse_set(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> List[Tuple[str, str]]:
+    pairs = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(c.isspace() for c in key):
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", ctx, param)
+        if "," in item:
+            raise click.BadParameter(f"{item!r}: ',' separates options in ${OPTIONS_ENV}", ctx, param)
+        pairs.append((key, value))
+    return pairs
+
+
+def merge_options(existing: Optional[str], pairs: Sequence[Tuple[str, str]]) -> str:
+    """Merge KEY=VALUE *pairs* into the comma-separated *existing* options.
+
+    Later values win; items of *existing* keep their order, new keys follow.
+    """
+    merged: Dict[str, str] = {}
+    for item in (existing or "").split(","):
+        item = item.strip()
+        if item:
+            key, _, _ = item.partition("=")
+            merged[key.strip()] = item
+    for key, value in pairs:
+        merged[key] = f"{key}={value}"
+    return ",".join(merged.values())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """goalloc: a malloc replacement modelled on Go's runtime allocator."""
+
+
+@main.command()
+@click.option("--debug", is_flag=True, help="The debug build (GA_DEBUG=3, asserts on).")
+def lib(debug: bool) -> None:
+    """Print the absolute path of the LD_PRELOAD library.
+
+    Use it as: LD_PRELOAD=$(goalloc lib) CMD
+    """
+    click.echo(_library(debug))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--debug", is_flag=True, help="Preload the debug build (GA_DEBUG=3, asserts on).")
+@click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
+    help=f"Set an allocator option (repeatable); merged into ${OPTIONS_ENV}.",
+)
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(debug: bool, settings: List[Tuple[str, str]], cmd: Tuple[str, ...]) -> None:
+    """Run CMD with goalloc preloaded.
+
+    Prepends the library to LD_PRELOAD and merges the --set options into
+    $GOALLOC, then execs CMD (exit status and signals are CMD's own).
+
+    Example: goalloc run --set tiny=0 -- python3 -c 'print(1)'
+    """
+    path = _library(debug)
+    if any(c.isspace() or c == ":" for c in path):
+        raise click.ClickException(f"{path}: LD_PRELOAD cannot hold a path with ':' or whitespace")
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = " ".join(p for p in (path, env.get("LD_PRELOAD", "").strip()) if p)
+    options = merge_options(env.get(OPTIONS_ENV), settings)
+    if options:
+        env[OPTIONS_ENV] = options
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(cmd[0], list(cmd), env)
+    except OSError as e:
+        click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
+        sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
+
+
+# --- demo --------------------------------------------------------------------
+# Reserved: the `goalloc demo` command (run by `make demo`) is added here by
+# the engineer who owns it. Register it on the group as `@main.command()`.
+# -----------------------------------------------------------------------------
+
+
+if __name__ == "__main__":
+    main()
