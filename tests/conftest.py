@@ -1,0 +1,83 @@
+"""Shared fixtures: the private heap's invariants are checked after every
+test that is not a preload (subprocess) test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _heap_checked(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if request.node.get_closest_marker("preload") is None:
+        import goalloc_ffi
+
+        goalloc_ffi.check_heap()
+
+
+@dataclass(frozen=True)
+class PtrInfo:
+    kind: str  # "none", "tiny", "small", "large"
+    spc: int
+    elemsize: int
+    npages: int
+    span_base: int
+    state: str
+    nelems: int
+    alloc_count: int
+    freeindex: int
+    nlocal: int
+    nremote: int
+    owned: bool
+    needzero: bool
+    tiny_word: int
+
+
+def ptr_info(p: Any) -> PtrInfo:
+    """What the allocator knows of pointer p (testing.h ga_test_ptr_info)."""
+    from goalloc_ffi import ffi, lib
+
+    i = ffi.new("ga_test_ptr_info_t *")
+    lib.ga_test_ptr_info(p, i)
+    return PtrInfo(
+        kind=("none", "tiny", "small", "large")[i.kind],
+        spc=i.spc,
+        elemsize=i.elemsize,
+        npages=i.npages,
+        span_base=int(i.span_base),
+        state=ffi.string(lib.ga_test_state_name(i.state)).decode(),
+        nelems=i.nelems,
+        alloc_count=i.alloc_count,
+        freeindex=i.freeindex,
+        nlocal=i.nlocal,
+        nremote=i.nremote,
+        owned=bool(i.owned_by_caller),
+        needzero=bool(i.needzero),
+        tiny_word=i.tiny_word,
+    )
+
+
+@dataclass(frozen=True)
+class HeapInfo:
+    narenas: int
+    pages_inuse: int
+    pages_free: int
+    free_runs: int
+    largest_free_run: int
+
+
+def heap_info() -> HeapInfo:
+    from goalloc_ffi import ffi, lib
+
+    h = ffi.new("ga_test_heap_info_t *")
+    lib.ga_test_heap_info(h)
+    return HeapInfo(h.narenas, h.pages_inuse, h.pages_free, h.free_runs, h.largest_free_run)
+
+
+def addr(p: Any) -> int:
+    from goalloc_ffi import ffi
+
+    return int(ffi.cast("uintptr_t", p))

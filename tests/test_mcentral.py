@@ -1,0 +1,107 @@
+"""Central lists and remote frees: spans change hands between threads,
+full spans become allocatable again on the first free from another thread,
+and a span whose objects are all freed goes back to the page heap."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator, List
+
+import pytest
+from conftest import heap_info, ptr_info
+
+import goalloc_ffi as ga
+from goalloc_ffi import lib
+
+SIZE = 512  # class with 16 objects per 8 KiB span
+
+
+def in_thread(fn: Callable[[], Any]) -> Any:
+    """Runs fn in a new OS thread (its own mcache) and returns its result."""
+    out: List[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+@pytest.fixture
+def full_span() -> Iterator[List[Any]]:
+    """A span of SIZE's class filled by this thread, then given back to
+    mcentral as full."""
+    lib.ga_test_release_cache()
+    first = ga.malloc(SIZE)
+    ps = [first] + [ga.malloc(SIZE) for _ in range(ptr_info(first).nelems - 1)]
+    lib.ga_test_release_cache()
+    assert ptr_info(first).state == "full"
+    yield ps
+
+
+def test_remote_free_moves_a_full_span_to_partial(full_span: List[Any]) -> None:
+    spc = ptr_info(full_span[0]).spc
+    partial, full = lib.ga_test_central_spans(spc, 0), lib.ga_test_central_spans(spc, 1)
+    in_thread(lambda: ga.free(full_span[3]))
+    info = ptr_info(full_span[0])
+    assert info.state == "partial" and info.nremote == 1
+    assert lib.ga_test_central_spans(spc, 0) == partial + 1
+    assert lib.ga_test_central_spans(spc, 1) == full - 1
+    # The next allocation of this class takes it and folds the free in.
+    again = ga.malloc(SIZE)
+    assert again == full_span[3]
+    for p in full_span:
+        ga.free(p)
+
+
+def test_span_emptied_by_remote_frees_returns_to_the_heap(full_span: List[Any]) -> None:
+    npages = ptr_info(full_span[0]).npages
+    used = heap_info().pages_inuse
+    in_thread(lambda: [ga.free(p) for p in full_span])
+    assert heap_info().pages_inuse == used - npages
+    assert ptr_info(full_span[0]).state == "free"
+
+
+def test_owner_free_after_remote_free_of_same_span(full_span: List[Any]) -> None:
+    in_thread(lambda: ga.free(full_span[0]))
+    for p in full_span[1:]:
+        ga.free(p)  # this thread no longer owns the span: remote frees too
+    assert ptr_info(full_span[0]).state in ("free", "dead")
+
+
+def test_cached_span_receives_remote_frees_and_folds_them() -> None:
+    lib.ga_test_release_cache()
+    ps = [ga.malloc(SIZE) for _ in range(8)]
+    info = ptr_info(ps[0])
+    assert info.owned
+    in_thread(lambda: [ga.free(p) for p in ps[:4]])
+    assert ptr_info(ps[0]).nremote == 4 and ptr_info(ps[0]).state == "cached"
+    rest = [ga.malloc(SIZE) for _ in range(info.nelems - 8)]  # exhaust the span
+    again = [ga.malloc(SIZE) for _ in range(4)]  # folded: the 4 remote frees
+    assert sorted(again) == sorted(ps[:4])
+    for p in ps[4:] + rest + again:
+        ga.free(p)
+
+
+def test_exited_thread_cache_goes_back_and_later_frees_work() -> None:
+    def allocate() -> List[Any]:
+        return [ga.malloc(n) for n in (3, 24, 100, 1000, 5000, 40000) for _ in range(20)]
+
+    objs = in_thread(allocate)  # the thread exits: its destructor releases its cache
+    for p in objs:
+        info = ptr_info(p)
+        assert not info.owned and info.state in ("partial", "full", "large")
+    for p in objs:
+        ga.free(p)
+
+
+def test_allocations_after_the_exit_destructor_use_the_shared_cache() -> None:
+    def run() -> bool:
+        p = ga.malloc(64)
+        lib.ga_test_exit_cache()  # what the pthread key destructor does
+        q = ga.malloc(64)  # now through the shared cache
+        r = ga.malloc(7)
+        ok = q is not None and r is not None and not ptr_info(q).owned
+        for x in (p, q, r):
+            ga.free(x)
+        return ok
+
+    assert in_thread(run)

@@ -1,0 +1,101 @@
+"""Spans of small objects: allocBits and the allocCache window, frees by
+the owner, folding freed slots back in, and the magic index."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, List
+
+import pytest
+from conftest import addr, ptr_info
+
+import goalloc_ffi as ga
+from goalloc_ffi import lib
+
+
+@pytest.fixture(autouse=True)
+def no_tiny() -> Iterator[None]:
+    """These tests are about size-class spans: sizes below 16 included."""
+    lib.ga_test_set_tiny(0)
+    yield
+    lib.ga_test_set_tiny(1)
+
+
+def fill_span(size: int) -> List[Any]:
+    """Starts a fresh span of size's class and allocates all of it."""
+    lib.ga_test_release_cache()
+    first = ga.malloc(size)
+    info = ptr_info(first)
+    ps = [first] + [ga.malloc(size) for _ in range(info.nelems - 1)]
+    return ps
+
+
+@pytest.mark.parametrize("size", [8, 16, 48, 112, 1024, 3200, 9472, 32768])
+def test_objects_are_carved_in_address_order(size: int) -> None:
+    ps = fill_span(size)
+    info = ptr_info(ps[0])
+    elem = info.elemsize
+    if info.freeindex == len(ps):  # a fresh span: every slot from 0
+        assert [addr(p) - info.span_base for p in ps] == [i * elem for i in range(len(ps))]
+    assert len({addr(p) for p in ps}) == len(ps)
+    assert all(ptr_info(p).span_base == info.span_base for p in ps)
+    assert elem == lib.ga_sizeclass_size(lib.ga_test_size_to_class(size))
+    for p in ps:
+        ga.free(p)
+
+
+def test_owner_frees_are_deferred_then_folded_into_the_same_span() -> None:
+    ps = fill_span(64)
+    info = ptr_info(ps[0])
+    assert info.owned and info.state == "cached"
+    freed = ps[5:70:3]
+    for p in freed:
+        ga.free(p)
+    assert ptr_info(ps[0]).nlocal == len(freed)
+    # The span is exhausted: the next allocations fold the owner's frees and
+    # reuse exactly those slots, lowest address first.
+    again = [ga.malloc(64) for _ in freed]
+    assert sorted(addr(p) for p in again) == sorted(addr(p) for p in freed)
+    assert [addr(p) for p in again] == sorted(addr(p) for p in again)
+    assert ptr_info(ps[0]).nlocal == 0
+    for p in ps[:5] + ps[70:] + again + [p for p in ps[5:70] if p not in freed]:
+        ga.free(p)
+
+
+def test_full_span_is_traded_for_a_new_one() -> None:
+    ps = fill_span(256)
+    nxt = ga.malloc(256)
+    assert ptr_info(nxt).span_base != ptr_info(ps[0]).span_base
+    assert ptr_info(ps[0]).state == "full"
+    for p in ps + [nxt]:
+        ga.free(p)
+
+
+def test_window_refill_crosses_64_slot_boundaries() -> None:
+    ps = fill_span(16)  # 512 slots: 8 windows
+    for p in ps[60:200]:
+        ga.free(p)
+    again = [ga.malloc(16) for _ in range(140)]
+    assert sorted(map(addr, again)) == sorted(map(addr, ps[60:200]))
+    for p in ps[:60] + ps[200:] + again:
+        ga.free(p)
+
+
+def test_usable_size_is_the_class_size() -> None:
+    for n in (16, 17, 100, 1000, 1025, 20000, 32768):
+        p = ga.malloc(n)
+        assert ga.usable_size(p) == ptr_info(p).elemsize >= n
+        ga.free(p)
+
+
+def test_calloc_clears_reused_slots() -> None:
+    ps = fill_span(96)
+    from goalloc_ffi import ffi
+
+    for p in ps:
+        ffi.memmove(p, b"\xa5" * 96, 96)
+    for p in ps:
+        ga.free(p)
+    qs = [ga.calloc(1, 96) for _ in ps]
+    assert all(ffi.buffer(q, 96)[:] == bytes(96) for q in qs)
+    for q in qs:
+        ga.free(q)

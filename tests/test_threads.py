@@ -1,0 +1,73 @@
+"""Many threads at once: cross-thread frees, threads exiting with objects
+still live, and the heap's invariants afterwards."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, List
+
+from conftest import heap_info
+
+import goalloc_ffi as ga
+from goalloc_ffi import ffi, lib
+
+
+def test_c_threads_with_cross_thread_frees_see_no_corruption() -> None:
+    assert lib.ga_test_threads(8, 30000, 12345) == 0
+
+
+def test_c_threads_repeated_do_not_grow_the_heap() -> None:
+    lib.ga_test_threads(4, 20000, 1)
+    used = heap_info().pages_inuse + heap_info().pages_free
+    for seed in range(2, 6):
+        assert lib.ga_test_threads(4, 20000, seed) == 0
+    assert heap_info().pages_inuse + heap_info().pages_free <= used * 2
+
+
+def test_producer_consumer_python_threads() -> None:
+    q: "queue.Queue[Any]" = queue.Queue(maxsize=1000)
+    errors: List[str] = []
+
+    def produce() -> None:
+        for i in range(20000):
+            n = 1 + (i * 7919) % 3000
+            p = ga.malloc(n)
+            ffi.memmove(p, bytes([i % 256]) * min(n, 8), min(n, 8))
+            q.put((p, n, i % 256))
+        q.put(None)
+
+    def consume() -> None:
+        while (item := q.get()) is not None:
+            p, n, v = item
+            if ffi.buffer(p, min(n, 8))[:] != bytes([v]) * min(n, 8):
+                errors.append(f"corrupt {n}")
+            ga.free(p)
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_threads_exit_leaving_objects_for_others() -> None:
+    live: List[Any] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        mine = [ga.malloc(8 + (k * 37 + i) % 2000) for i in range(300)]
+        with lock:
+            live.extend(mine[::2])
+        for p in mine[1::2]:
+            ga.free(p)
+
+    for _ in range(5):
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    for p in live:
+        ga.free(p)
