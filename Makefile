@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 GOALLOC_DEBUG ?= 2
 export GOALLOC_DEBUG
 
-VENV_PACKAGES := 'setuptools>=64' wheel 'cffi>=1.17' 'click>=8' 'pytest>=7' 'hypothesis>=6'
+VENV_PACKAGES := 'setuptools>=64' wheel 'cffi>=1.17' 'click>=8' 'rich>=13' 'pytest>=7' 'hypothesis>=6'
 DEBIAN_PACKAGES := sqlite3 lua5.4 git perl bash gcc libc6-dev valgrind
 
 VENV_STAMP := $(VENV)/.goalloc-venv-stamp

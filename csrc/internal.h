@@ -125,7 +125,21 @@ uint32_t ga_span_next_free_index(ga_span_t *s);
 void ga_span_fold(ga_span_t *s);
 bool ga_span_has_pending_frees(ga_span_t *s);
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
-void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
+__attribute__((noreturn)) GA_COLD void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p,
+                                                                  const char *fn);
+
+/* Free by the owning thread: a plain store into local_free. Exact double
+ * free detection: the slot must be allocated and not already freed. */
+GA_INLINE void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
+{
+    unsigned w = idx >> 6;
+    uint64_t m = 1ull << (idx & 63);
+    if (GA_UNLIKELY((idx >= s->freeindex && !(s->alloc_bits[w] & m)) || (s->local_free[w] & m) ||
+                    (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m)))
+        ga_span_free_local_misuse(s, p, fn);
+    s->local_free[w] |= m;
+    s->nlocal++;
+}
 int ga_span_check(ga_span_t *s, char *msg, size_t len);
 bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny);
 void ga_span_bits_free(ga_span_t *s);

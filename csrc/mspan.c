@@ -167,17 +167,9 @@ void ga_span_fold(ga_span_t *s)
     s->alloc_cache = ~s->alloc_bits[0];
 }
 
-/* Free by the owning thread: a plain store into local_free. Exact double
- * free detection: the slot must be allocated and not already freed. */
-void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
+void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn)
 {
-    unsigned w = idx >> 6;
-    uint64_t m = 1ull << (idx & 63);
-    if (GA_UNLIKELY((idx >= s->freeindex && !(s->alloc_bits[w] & m)) || (s->local_free[w] & m) ||
-                    (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m)))
-        ga_misuse(fn, "double free or free of unallocated memory", p, s);
-    s->local_free[w] |= m;
-    s->nlocal++;
+    ga_misuse(fn, "double free or free of unallocated memory", p, s);
 }
 
 /* Free by any other thread: one atomic OR (which also catches a second

@@ -11,7 +11,6 @@
 #include "goalloc.h"
 
 #define EXPORT __attribute__((visibility("default")))
-#define ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
 EXPORT void *malloc(size_t n) { return ga_malloc(n); }
 EXPORT void free(void *p) { ga_free(p); }
@@ -26,12 +25,12 @@ EXPORT void *pvalloc(size_t n) { return ga_pvalloc(n); }
 EXPORT size_t malloc_usable_size(void *p) { return ga_malloc_usable_size(p); }
 EXPORT void cfree(void *p) { ga_free(p); }
 
-void *__libc_malloc(size_t n) ALIAS(malloc);
-void __libc_free(void *p) ALIAS(free);
-void *__libc_calloc(size_t c, size_t n) ALIAS(calloc);
-void *__libc_realloc(void *p, size_t n) ALIAS(realloc);
-void *__libc_memalign(size_t a, size_t n) ALIAS(memalign);
-void *__libc_valloc(size_t n) ALIAS(valloc);
-void *__libc_pvalloc(size_t n) ALIAS(pvalloc);
-int __posix_memalign(void **out, size_t a, size_t n) ALIAS(posix_memalign);
+EXPORT void *__libc_malloc(size_t n) { return ga_malloc(n); }
+EXPORT void __libc_free(void *p) { ga_free(p); }
+EXPORT void *__libc_calloc(size_t c, size_t n) { return ga_calloc(c, n); }
+EXPORT void *__libc_realloc(void *p, size_t n) { return ga_realloc(p, n); }
+EXPORT void *__libc_memalign(size_t a, size_t n) { return ga_memalign(a, n); }
+EXPORT void *__libc_valloc(size_t n) { return ga_valloc(n); }
+EXPORT void *__libc_pvalloc(size_t n) { return ga_pvalloc(n); }
+EXPORT int __posix_memalign(void **out, size_t a, size_t n) { return ga_posix_memalign(out, a, n); }
 #endif

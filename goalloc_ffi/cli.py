@@ -3,6 +3,7 @@
     goalloc lib [--debug]                       path of the preload library
     goalloc run [--debug] [--set K=V ...] -- CMD ARGS...
                                                 run CMD under LD_PRELOAD
+    goalloc demo [-n N]                         CPython on glibc and goalloc
 """
 
 from __future__ import annotations
@@ -101,10 +102,14 @@ def run(debug: bool, settings: List[Tuple[str, str]], cmd: Tuple[str, ...]) -> N
         sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
 
 
-# --- demo --------------------------------------------------------------------
-# Reserved: the `goalloc demo` command (run by `make demo`) is added here by
-# the engineer who owns it. Register it on the group as `@main.command()`.
-# -----------------------------------------------------------------------------
+@main.command()
+@click.option("--repetitions", "-n", default=3, show_default=True, help="runs per allocator")
+def demo(repetitions: int) -> None:
+    """Run an allocation-heavy CPython script on glibc and on goalloc."""
+    from .demo import demo as run_demo
+
+    _library(False)
+    sys.exit(run_demo(repetitions))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ DEBIAN_PACKAGES = ["gcc", "libc6-dev", "sqlite3", "lua5.4", "perl", "git", "bash
 TESTS_DIR = Path(__file__).resolve().parent
 C_DIR = TESTS_DIR / "c"
 PROGRAMS_DIR = TESTS_DIR / "programs"
+#: The Python workload ships in the package (goalloc demo runs it too).
+DEMO_WORKLOAD = TESTS_DIR.parent / "goalloc_ffi" / "workloads" / "alloc_heavy.py"
 
 #: Environment shared by both runs: no locale, timezone or hash-seed noise.
 STABLE_ENV = {"LC_ALL": "C", "TZ": "UTC", "PYTHONHASHSEED": "0"}
@@ -240,7 +242,7 @@ class Workload:
 
 
 WORKLOADS = [
-    Workload("python", sys.executable, "python3", ("alloc_heavy.py",), "overall:",
+    Workload("python", sys.executable, "python3", (str(DEMO_WORKLOAD),), "overall:",
              env={"PYTHONMALLOC": "malloc"}),
     Workload("sqlite3", "sqlite3", "sqlite3", ("-bail", "-batch", ":memory:"),
              "rebuilt|", stdin="workload.sql"),

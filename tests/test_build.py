@@ -1,0 +1,68 @@
+"""Build hygiene: the sources compile warning-free in both configurations,
+and each artefact exports only what it should."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "goalloc_ffi"))
+import _flags  # noqa: E402  (the build's own flag lists, loaded by path)
+
+LIBC_NAMES = {
+    "malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+    "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree", "__libc_malloc",
+    "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
+    "__libc_pvalloc", "__posix_memalign",
+}
+
+
+def defined_dynamic_symbols(lib: str) -> set[str]:
+    out = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True, check=True)
+    return {line.split()[-1].split("@")[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("lib", sorted(_flags.PRELOAD_LIBS))
+def test_preload_libraries_build_without_warnings(lib: str, tmp_path: Path) -> None:
+    cmd = _flags.preload_command(["cc", "-Werror"], lib, str(tmp_path / lib))
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_extension_sources_compile_without_warnings(tmp_path: Path) -> None:
+    for src in _flags.ext_sources(ROOT):
+        cmd = ["cc", "-O2", "-fPIC", "-Werror", *_flags.EXT_COMPILE_ARGS, *_flags.WARN,
+               "-DGA_TESTING=1", "-DGA_DEBUG=2", "-I", _flags.CSRC, "-c", src,
+               "-o", str(tmp_path / (Path(src).stem + ".o"))]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, f"{src}:\n{r.stderr}"
+
+
+def test_override_refuses_the_wrong_build(tmp_path: Path) -> None:
+    r = subprocess.run(["cc", "-c", str(ROOT / "csrc" / "override.c"), "-o", str(tmp_path / "o.o")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "preload library only" in r.stderr
+
+
+def test_preload_library_exports_libc_names_and_ga_functions_only() -> None:
+    import goalloc_ffi
+
+    for debug in (False, True):
+        names = defined_dynamic_symbols(goalloc_ffi.lib_path(debug))
+        assert LIBC_NAMES <= names
+        assert {n for n in names if not n.startswith("ga_")} <= LIBC_NAMES | {"_init", "_fini"}
+
+
+def test_extension_exports_only_its_init_function() -> None:
+    from goalloc_ffi import _goalloc
+
+    names = defined_dynamic_symbols(_goalloc.__file__)
+    assert names == {"PyInit__goalloc"}
+
+
+def test_flags_keep_preload_and_extension_apart() -> None:
+    assert "override.c" not in {Path(s).name for s in _flags.ext_sources(ROOT)}

@@ -1,0 +1,48 @@
+"""The goalloc command line: lib, run and demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.preload
+GOALLOC = [sys.executable, "-m", "goalloc_ffi.cli"]
+
+
+def goalloc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GOALLOC, *args], capture_output=True, text=True, timeout=120,
+                          env=env or dict(os.environ))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_lib_prints_an_existing_absolute_path(debug: bool) -> None:
+    r = goalloc("lib", *(["--debug"] if debug else []))
+    path = Path(r.stdout.strip())
+    assert r.returncode == 0 and path.is_absolute() and path.is_file()
+    assert path.name == ("libgoalloc-debug.so" if debug else "libgoalloc.so")
+
+
+def test_run_preloads_the_library_and_passes_options() -> None:
+    probe = ("import ctypes, os; libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_size_t;"
+             "libc.malloc_usable_size.restype = ctypes.c_size_t;"
+             "p = libc.malloc(3); print(libc.malloc_usable_size(ctypes.c_void_p(p)), os.environ.get('GOALLOC', '-'))")
+    on = goalloc("run", "--", sys.executable, "-c", probe)
+    off = goalloc("run", "--set", "tiny=0", "--", sys.executable, "-c", probe)
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert off.stdout.split() == ["8", "tiny=0"]  # the 8-byte class
+    assert on.stdout.split()[0] == "3"  # a tiny sub-object sized exactly
+
+
+def test_run_passes_the_exit_status_through() -> None:
+    assert goalloc("run", "--", sys.executable, "-c", "raise SystemExit(7)").returncode == 7
+
+
+def test_demo_runs_both_allocators() -> None:
+    r = goalloc("demo", "-n", "1")
+    assert r.returncode == 0, r.stderr
+    assert "glibc" in r.stdout and "goalloc" in r.stdout
+    assert "same output" in r.stdout and "goalloc: heap:" in r.stdout
