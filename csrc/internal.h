@@ -297,6 +297,7 @@ typedef struct ga_mcentral {
 extern ga_mcentral_t ga_central[GA_NUM_SPC];
 void ga_mcentral_init(void);
 ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, struct ga_mcache *mc);
+ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, struct ga_mcache *mc);
 void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s);
 void ga_mcentral_remote_transition(ga_span_t *s);
 /* Checks both lists; adds their lengths to *npartial and *nfull. */

@@ -74,7 +74,7 @@ void ga_mcentral_release_span(ga_span_t *s)
 }
 
 /* A new span of class c->spc from the page heap (Go mcentral.grow). */
-static ga_span_t *grow(ga_mcentral_t *c, ga_mcache_t *mc)
+ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
 {
     unsigned spc = c->spc;
     ga_span_t *s = ga_mheap_alloc(ga_classes.npages[spc], 1, GA_SPAN_CLAIMED, (uint16_t)spc);
@@ -108,7 +108,7 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
         return s;
     }
     pthread_mutex_unlock(&c->lock);
-    return grow(c, mc);
+    return ga_mcentral_grow(c, mc);
 }
 
 /* Takes back a span from its owner (Go mcentral.uncacheSpan): folds it and

@@ -294,8 +294,16 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
         return NULL;
     }
     remove_free_locked(r);
+    uintptr_t run_base = r->base;
+    /* Claim r before its leftovers become free runs, so they cannot merge
+     * back into it. */
+    atomic_store_explicit(&r->state, GA_SPAN_CLAIMED, memory_order_relaxed);
+    r->base = abase;
+    r->npages = npages;
+    r->left = r->right = NULL;
+    map_all_pages(r);
     if (h != NULL) {
-        h->base = r->base;
+        h->base = run_base;
         h->npages = head;
         free_run_locked(h);
     }
@@ -304,9 +312,6 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
         t->npages = tail;
         free_run_locked(t);
     }
-    r->base = abase;
-    r->npages = npages;
-    r->left = r->right = NULL;
     r->needzero = needzero_locked(abase, npages * PAGE);
     ga_heap.pages_inuse += npages;
     return r;
@@ -330,8 +335,7 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
     }
     s->spc = spc;
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->state, state, memory_order_relaxed);
-    map_all_pages(s);
+    atomic_store_explicit(&s->state, state, memory_order_release);
     pthread_mutex_unlock(&ga_heap.lock);
     return s;
 }
@@ -365,6 +369,9 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
         if (n != NULL && atomic_load_explicit(&n->state, memory_order_relaxed) == GA_SPAN_FREE &&
             n->base == end && n->npages >= extra) {
             remove_free_locked(n);
+            s->npages = npages;
+            for (size_t i = 0; i < extra; i++)
+                map_page(end + i * PAGE, s);
             if (n->npages > extra) {
                 n->base += extra * PAGE;
                 n->npages -= extra;
@@ -373,9 +380,6 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
                 span_dispose_locked(n);
             }
             s->needzero |= needzero_locked(end, extra * PAGE);
-            s->npages = npages;
-            for (size_t i = 0; i < extra; i++)
-                map_page(end + i * PAGE, s);
             ga_heap.pages_inuse += extra;
             ok = true;
         }

@@ -83,6 +83,27 @@ void ga_test_release_cache(void)
         ga_mcache_put_shared();
 }
 
+int ga_test_fresh_span(size_t n)
+{
+    ga_ensure_init();
+    if (n == 0 || n > GA_MAX_SMALL_SIZE)
+        return -1;
+    unsigned spc = ga_size_to_class(n);
+    bool locked;
+    ga_mcache_t *mc = ga_mcache_get(&locked);
+    ga_span_t *s = mc->alloc[spc];
+    if (s != &ga_emptyspan) {
+        mc->alloc[spc] = &ga_emptyspan;
+        ga_mcentral_uncache_span(&ga_central[spc], s);
+    }
+    s = ga_mcentral_grow(&ga_central[spc], mc);
+    if (s != NULL)
+        mc->alloc[spc] = s;
+    if (locked)
+        ga_mcache_put_shared();
+    return s != NULL ? (int)spc : -1;
+}
+
 void ga_test_exit_cache(void)
 {
     ga_mcache_exit_thread();

@@ -44,6 +44,9 @@ size_t ga_test_central_spans(unsigned spc, int which);
 void ga_test_release_cache(void);
 /* Runs the exit destructor of the calling thread's cache now: the thread
  * then allocates through the shared cache, as after pthread exit. */
+/* Gives the calling thread a span of n's class fresh from the page heap
+ * (its current one goes back to mcentral). Returns the class, -1 on error. */
+int ga_test_fresh_span(size_t n);
 void ga_test_exit_cache(void);
 /* Turns the tiny allocator on or off (the GOALLOC=tiny option). */
 void ga_test_set_tiny(int on);

@@ -71,12 +71,14 @@ def usable_size(p: Optional[Pointer]) -> int:
 
 
 def errno() -> int:
-    """The calling thread's errno, as the allocator left it."""
-    return int(lib.__errno_location()[0])
+    """errno as the last ga_ call in this thread left it (cffi saves it
+    after each call and restores it before the next: ffi.errno)."""
+    return int(ffi.errno)
 
 
 def set_errno(value: int) -> None:
-    lib.__errno_location()[0] = value
+    """Sets the errno that the next ga_ call in this thread starts with."""
+    ffi.errno = value
 
 
 def check_heap() -> None:

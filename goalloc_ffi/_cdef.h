@@ -57,11 +57,9 @@ unsigned ga_test_size_to_class(size_t n);
 unsigned ga_test_tiny_class(void);
 size_t ga_test_central_spans(unsigned spc, int which);
 void ga_test_release_cache(void);
+int ga_test_fresh_span(size_t n);
 void ga_test_exit_cache(void);
 void ga_test_set_tiny(int on);
 int ga_test_threads(int nthreads, int iters, unsigned seed);
 void ga_test_parse_options(const char *s);
 int ga_test_option(const char *key);
-
-/* libc, for errno checks from Python */
-int *__errno_location(void);

@@ -5,6 +5,8 @@ and a span whose objects are all freed goes back to the page heap."""
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
@@ -17,11 +19,17 @@ SIZE = 512  # class with 16 objects per 8 KiB span
 
 
 def in_thread(fn: Callable[[], Any]) -> Any:
-    """Runs fn in a new OS thread (its own mcache) and returns its result."""
+    """Runs fn in a new OS thread (its own mcache) and returns its result
+    once the OS thread is gone, so that its exit destructor has run
+    (Thread.join returns a little before that)."""
     out: List[Any] = []
     t = threading.Thread(target=lambda: out.append(fn()))
     t.start()
     t.join()
+    task = Path(f"/proc/self/task/{t.native_id}")
+    deadline = time.monotonic() + 10
+    while task.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
     return out[0]
 
 
@@ -29,7 +37,7 @@ def in_thread(fn: Callable[[], Any]) -> Any:
 def full_span() -> Iterator[List[Any]]:
     """A span of SIZE's class filled by this thread, then given back to
     mcentral as full."""
-    lib.ga_test_release_cache()
+    assert lib.ga_test_fresh_span(SIZE) > 0
     first = ga.malloc(SIZE)
     ps = [first] + [ga.malloc(SIZE) for _ in range(ptr_info(first).nelems - 1)]
     lib.ga_test_release_cache()
@@ -68,7 +76,7 @@ def test_owner_free_after_remote_free_of_same_span(full_span: List[Any]) -> None
 
 
 def test_cached_span_receives_remote_frees_and_folds_them() -> None:
-    lib.ga_test_release_cache()
+    assert lib.ga_test_fresh_span(SIZE) > 0
     ps = [ga.malloc(SIZE) for _ in range(8)]
     info = ptr_info(ps[0])
     assert info.owned
