@@ -133,6 +133,7 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
     s = ga_mcentral_cache_span(&ga_central[spc], mc);
     if (s == NULL)
         return NULL;
+    ga_assert(atomic_load(&s->owner) == mc && s->spc == spc);
     mc->alloc[spc] = s;
     if (ga_span_next_free_index(s) >= s->nelems)
         ga_throw("mcentral handed out a span without a free slot");

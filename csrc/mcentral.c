@@ -105,6 +105,7 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
         atomic_store(&s->state, GA_SPAN_CACHED);
         pthread_mutex_unlock(&c->lock);
         ga_span_fold(s);
+        ga_assert(s->alloc_count < s->nelems); /* partial: a free slot once folded */
         return s;
     }
     pthread_mutex_unlock(&c->lock);
@@ -118,6 +119,7 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
  * is seen by one side or the other. */
 void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
 {
+    ga_assert(atomic_load(&s->state) == GA_SPAN_CACHED && s->spc == c->spc);
     ga_span_fold(s);
     pthread_mutex_lock(&c->lock);
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);

@@ -284,6 +284,7 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     ga_span_t *r = treap_first_fit(ga_heap.free_root, need);
     if (r == NULL)
         return NULL;
+    ga_assert(r->npages >= need && atomic_load(&r->state) == GA_SPAN_FREE);
     uintptr_t abase = (r->base + align_pages * PAGE - 1) & ~(align_pages * PAGE - 1);
     size_t head = (abase - r->base) / PAGE;
     size_t tail = r->npages - head - npages;
@@ -342,6 +343,7 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
 
 void ga_mheap_free(ga_span_t *s)
 {
+    ga_assert(atomic_load(&s->state) == GA_SPAN_CLAIMED);
     pthread_mutex_lock(&ga_heap.lock);
     ga_heap.pages_inuse -= s->npages;
     free_run_locked(s);

@@ -161,6 +161,7 @@ void ga_span_fold(ga_span_t *s)
         atomic_fetch_sub_explicit(&s->nremote, taken, memory_order_relaxed);
     s->nlocal = 0;
     s->alloc_count = count - (unsigned)__builtin_popcountll(padding_mask(s->nelems));
+    ga_assert(s->alloc_count <= s->nelems);
     if (any != 0)
         s->needzero = 1;
     s->freeindex = 0;

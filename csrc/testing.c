@@ -109,6 +109,36 @@ void ga_test_exit_cache(void)
     ga_mcache_exit_thread();
 }
 
+void ga_test_corrupt(void *p, int what, int on)
+{
+    int delta = on ? 1 : -1;
+    ga_span_t *s = ga_span_of((uintptr_t)p);
+    switch (what) {
+    case 0: /* the owner's count of local frees */
+        s->nlocal += (uint32_t)delta;
+        break;
+    case 1: /* the largest-run summary at the treap's root */
+        ga_mheap_lock();
+        ga_heap.free_root->max_pages += (size_t)(ptrdiff_t)delta;
+        ga_mheap_unlock();
+        break;
+    case 2: /* a page-map entry: p's page maps to the sentinel span */
+        if (on) {
+            ga_heap_arena_t *ha = ga_arena_map[(uintptr_t)p >> GA_ARENA_SHIFT];
+            atomic_store(&ha->spans[((uintptr_t)p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)],
+                         &ga_emptyspan);
+        }
+        break;
+    }
+}
+
+void ga_test_repair_page(void *p, void *span_of)
+{
+    ga_span_t *s = ga_span_of((uintptr_t)span_of);
+    ga_heap_arena_t *ha = ga_arena_map[(uintptr_t)p >> GA_ARENA_SHIFT];
+    atomic_store(&ha->spans[((uintptr_t)p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)], s);
+}
+
 void ga_test_set_tiny(int on)
 {
     ga_ensure_init();

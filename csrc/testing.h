@@ -49,6 +49,12 @@ void ga_test_release_cache(void);
 int ga_test_fresh_span(size_t n);
 void ga_test_exit_cache(void);
 /* Turns the tiny allocator on or off (the GOALLOC=tiny option). */
+/* Breaks (on = 1) or repairs (on = 0) one invariant, for testing
+ * ga_check_heap: what = 0 nlocal of p's span, 1 max_pages at the treap
+ * root, 2 the page-map entry of p's page (repair: ga_test_repair_page with
+ * a pointer into the right span). */
+void ga_test_corrupt(void *p, int what, int on);
+void ga_test_repair_page(void *p, void *span_of);
 void ga_test_set_tiny(int on);
 /* nthreads threads, iters operations each: random sizes, pattern-checked,
  * half of the frees done by another thread through a shared ring, threads

@@ -59,6 +59,8 @@ size_t ga_test_central_spans(unsigned spc, int which);
 void ga_test_release_cache(void);
 int ga_test_fresh_span(size_t n);
 void ga_test_exit_cache(void);
+void ga_test_corrupt(void *p, int what, int on);
+void ga_test_repair_page(void *p, void *span_of);
 void ga_test_set_tiny(int on);
 int ga_test_threads(int nthreads, int iters, unsigned seed);
 void ga_test_parse_options(const char *s);
