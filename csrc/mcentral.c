@@ -73,6 +73,16 @@ void ga_mcentral_release_span(ga_span_t *s)
     ga_mheap_free(s);
 }
 
+/* Claims s, which is on no list and has no live object, unlocks c and
+ * returns s to the page heap. REQUIRES: c->lock. */
+static void release_unlock(ga_mcentral_t *c, ga_span_t *s)
+{
+    atomic_store(&s->published, GA_UNPUBLISHED);
+    atomic_store(&s->state, GA_SPAN_CLAIMED);
+    pthread_mutex_unlock(&c->lock);
+    ga_mcentral_release_span(s);
+}
+
 /* A new span of class c->spc from the page heap (Go mcentral.grow). */
 ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
 {
@@ -131,10 +141,7 @@ void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
     }
     int32_t r = atomic_load(&s->nremote);
     if (n == 0 || (uint32_t)r == n) {
-        atomic_store(&s->published, GA_UNPUBLISHED);
-        atomic_store(&s->state, GA_SPAN_CLAIMED);
-        pthread_mutex_unlock(&c->lock);
-        ga_mcentral_release_span(s);
+        release_unlock(c, s);
         return;
     }
     if (st == GA_SPAN_FULL && r > 0) {
@@ -161,10 +168,7 @@ void ga_mcentral_remote_transition(ga_span_t *s)
         int32_t r = atomic_load(&s->nremote);
         if ((uint32_t)r == s->alloc_count) {
             list_remove(l, s);
-            atomic_store(&s->published, GA_UNPUBLISHED);
-            atomic_store(&s->state, GA_SPAN_CLAIMED);
-            pthread_mutex_unlock(&c->lock);
-            ga_mcentral_release_span(s);
+            release_unlock(c, s);
             return;
         }
         if (st == GA_SPAN_FULL && r > 0) {

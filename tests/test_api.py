@@ -131,16 +131,9 @@ def assert_usable_block_prefix(q: Optional[Pointer], n: int, prefix: bytes) -> P
     return q
 
 
-def set_errno(value: int) -> None:
-    """errno as the next allocator call sees it.  (goalloc_ffi.set_errno
-    writes the C variable, which cffi overwrites with its own saved copy,
-    ffi.errno, before every call: see test_ffi_set_errno_reaches_the_allocator.)"""
-    ffi.errno = value
-
-
 def expect_failure(call: Callable[[], Pointer], err: int) -> None:
     """call() returns NULL and sets errno to err."""
-    set_errno(0)
+    ga.set_errno(0)
     p = call()
     assert p is None or p == ffi.NULL, f"expected NULL, got {p}"
     assert ga.errno() == err, f"errno {ga.errno()}, expected {err}"
@@ -229,7 +222,7 @@ def test_free_null_does_nothing() -> None:
     before = ffi.new("ga_test_heap_info_t *")
     after = ffi.new("ga_test_heap_info_t *")
     lib.ga_test_heap_info(before)
-    set_errno(4321)
+    ga.set_errno(4321)
     ga.free(None)
     lib.ga_free(ffi.NULL)
     assert ga.errno() == 4321
@@ -238,7 +231,7 @@ def test_free_null_does_nothing() -> None:
 
 
 def _free_keeping_errno(p: Pointer) -> int:
-    set_errno(12345)
+    ga.set_errno(12345)
     ga.free(p)
     return ga.errno()
 
@@ -428,7 +421,7 @@ def test_reallocarray_overflow_keeps_block(count: int, size: int) -> None:
 
 @pytest.mark.parametrize("align", [0, 1, 2, 4, 12, 24, 40, 100, 3 * MiB, PTRDIFF_MAX, SIZE_MAX])
 def test_posix_memalign_einval(align: int) -> None:
-    set_errno(777)
+    ga.set_errno(777)
     rc, out = posix_memalign(align, 100, sentinel=0x1234)
     assert rc == errno.EINVAL
     assert addr(out) == 0x1234, "*memptr changed on failure"
@@ -438,7 +431,7 @@ def test_posix_memalign_einval(align: int) -> None:
 @pytest.mark.parametrize(("align", "n"), [(16, PTRDIFF_MAX + 1), (16, SIZE_MAX), (4096, SIZE_MAX),
                                           (1 << 62, 1), (1 << 63, 1), (1 << 63, SIZE_MAX)])
 def test_posix_memalign_enomem(align: int, n: int) -> None:
-    set_errno(777)
+    ga.set_errno(777)
     rc, out = posix_memalign(align, n, sentinel=0x1234)
     assert rc == errno.ENOMEM
     assert addr(out) == 0x1234, "*memptr changed on failure"
@@ -565,11 +558,9 @@ def test_impossible_request(tiny: bool, name: str, args: tuple[int, ...]) -> Non
 # The FFI's errno helpers, on which the errno checks above rely
 
 
-def test_ffi_set_errno_reaches_the_allocator() -> None:
-    """BUG (goalloc_ffi/__init__.py, set_errno): it writes *__errno_location(),
-    but cffi restores errno from its saved per-thread copy (ffi.errno) before
-    every C call, so the value never reaches the next call.  Setting
-    ffi.errno instead fixes it."""
+def test_set_errno_reaches_the_allocator() -> None:
+    """set_errno sets the errno the next call starts with (cffi restores its
+    saved copy before every call, so writing the C variable would not)."""
     ga.set_errno(4321)
     lib.ga_free(ffi.NULL)  # free(NULL) leaves errno alone
     assert ga.errno() == 4321

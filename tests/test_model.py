@@ -86,12 +86,16 @@ class HeapModel(RuleBasedStateMachine):
         ga.check_heap()
 
 
-HeapModel.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def model_settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+HeapModel.TestCase.settings = model_settings(150, 60)
 TestHeapModel = HeapModel.TestCase
 
 
@@ -107,10 +111,5 @@ class TinyOffModel(HeapModel):
         lib.ga_test_set_tiny(1)
 
 
-TinyOffModel.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+TinyOffModel.TestCase.settings = model_settings(40, 40)
 TestTinyOffModel = TinyOffModel.TestCase

@@ -5,7 +5,7 @@ tests/test_api.py) run under LD_PRELOAD=goalloc_ffi.lib_path().
 The program prints "ok <table>/<check>" or "FAIL <table>/<check>: detail"
 per check and exits 1 on any failure.  First it prints the lowest alignment
 it saw from malloc(3) (interleaved with malloc(2)) through each table: 2
-with goalloc's tiny allocator, 8 with GOALLOC=tiny=0 and 16 on glibc.  That
+with goalloc's tiny allocator, 8 with GOALLOC=tiny=0 and at least 16 on glibc.  That
 shows that each entry point really reached goalloc, and GOALLOC too.
 """
 
@@ -28,8 +28,9 @@ pytestmark = pytest.mark.preload
 SOURCE = Path(__file__).resolve().parent / "c" / "api_conformance.c"
 #: The malloc names whose alignment the program reports, one per table.
 MALLOC_NAMES = ("malloc", "__libc_malloc")
-#: Lowest malloc(3) alignment on glibc: its chunks are always 16-aligned.
-GLIBC_MALLOC3_ALIGNMENT = 16
+#: glibc's chunks are always 16-aligned (the lowest seen can be 32 or 64:
+#: every other chunk is a malloc(3) one, 32 bytes apart).
+GLIBC_MIN_ALIGNMENT = 16
 TIMEOUT = 120.0
 
 
@@ -102,8 +103,8 @@ def test_api_conformance_under_goalloc(
 
 def test_glibc_malloc3_alignment_differs(conformance_exe: Path) -> None:
     """The reference point of the alignment lines: without the preload
-    library the program is on glibc, whose malloc(3) is 16-aligned."""
+    library the program is on glibc, whose malloc(3) is at least 16-aligned."""
     result = run(conformance_exe, "--align-only", preload=False)
     assert result.returncode == 0, result.describe()
     for name in MALLOC_NAMES:
-        assert result.malloc3_alignment(name) == GLIBC_MALLOC3_ALIGNMENT, result.describe()
+        assert result.malloc3_alignment(name) >= GLIBC_MIN_ALIGNMENT, result.describe()

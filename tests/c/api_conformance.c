@@ -11,7 +11,7 @@
  *
  * Output: first one line per table "align <malloc>(3) = N", the lowest
  * alignment seen over 1000 malloc(3) calls interleaved with malloc(2) (2 under
- * goalloc's tiny allocator, 8 without it, 16 on glibc), then one line per
+ * goalloc's tiny allocator, 8 without it, 16 or more on glibc), then one line per
  * check, "ok <table>/<check>" or "FAIL <table>/<check>: detail", and a
  * summary. Exits 1 if any check failed. --align-only stops after the align
  * lines (a quick way to see which allocator a run is on).
