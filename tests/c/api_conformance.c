@@ -106,7 +106,7 @@ static const size_t ALIGNED_SIZES[] = {0, 1, 100, 5000, 40000, 1 * MiB};
 static uintptr_t addr(const void *p) { return (uintptr_t)p; }
 
 /* What malloc(n) must guarantee (C23): the largest power of two <= n below
- * 16 bytes, 16 from there on. */
+ * 16 bytes, 16 from there on; 1 for n = 0. */
 static size_t c23_align(size_t n)
 {
     size_t a = 1;
@@ -180,7 +180,7 @@ static void check_malloc_usable(const api_t *a)
         size_t n = SIZES[i];
         snprintf(what, sizeof what, "malloc(%zu)", n);
         void *p = a->malloc(n);
-        if (!usable_block(a, p, n, n ? c23_align(n) : 1, what))
+        if (!usable_block(a, p, n, c23_align(n), what))
             return;
         a->free(p);
     }
@@ -337,7 +337,7 @@ static void check_realloc_null_is_malloc(const api_t *a)
     for (size_t i = 0; i < COUNT(SIZES); i++) {
         snprintf(what, sizeof what, "realloc(NULL, %zu)", SIZES[i]);
         void *p = a->realloc(NULL, SIZES[i]);
-        if (!usable_block(a, p, SIZES[i], SIZES[i] ? c23_align(SIZES[i]) : 1, what))
+        if (!usable_block(a, p, SIZES[i], c23_align(SIZES[i]), what))
             return;
         a->free(p);
     }
@@ -580,7 +580,7 @@ static void check_aligned_alloc_aligned(const api_t *a)
     }
 }
 
-/* glibc's memalign: alignments up to 16 are malloc's, others round up to a
+/* As glibc's memalign: alignments up to 16 give 16, others round up to a
  * power of two; above SIZE_MAX/2+1 it is EINVAL. */
 static void check_memalign(const api_t *a)
 {
