@@ -27,6 +27,26 @@ GA_API void *ga_valloc(size_t n);
 GA_API void *ga_pvalloc(size_t n);
 GA_API size_t ga_malloc_usable_size(void *p);
 
+/* glibc's memory calls, answered with goalloc's own figures (field meanings
+ * as in glibc's struct mallinfo2): arena = bytes of mapped arenas; ordblks =
+ * free page runs; hblks, hblkhd = large objects and their bytes; uordblks =
+ * bytes of live objects (small objects count their size class, tiny ones
+ * their 16-byte blocks); fordblks = free bytes held (free slots in spans and
+ * free pages still resident); keepcost = free pages that malloc_trim would
+ * release now; smblks, usmblks, fsmblks = 0. */
+typedef struct ga_mallinfo {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+} ga_mallinfo_t;
+
+GA_API void ga_mallinfo2(ga_mallinfo_t *out);
+/* Releases every free page to the OS now; 1 if anything was released. */
+GA_API int ga_malloc_trim(size_t pad);
+/* glibc mallopt: M_TRIM_THRESHOLD (-1) turns the scavenger off (value < 0)
+ * or on (>= 0) and returns 1; every other parameter returns 0. */
+GA_API int ga_mallopt(int param, int value);
+/* Released pages and other figures of the page heap. */
+GA_API size_t ga_pages_released(void);
+
 /* Walks every invariant of the heap (page map, free page runs, mcentral
  * lists, span bitmaps, tiny blocks, mcaches). Returns 0 when all hold;
  * otherwise 1 with a one-line description of the first broken invariant in

@@ -7,27 +7,51 @@
 
 #include "internal.h"
 
-ga_options_t ga_opts = {.tiny = true, .summary = false};
+ga_options_t ga_opts = {
+    .tiny = true,
+    .summary = false,
+    .reclaim = true,
+    .scavenger = GA_SCAVENGER_SYNC,
+    .madvise = GA_MADV_DONTNEED,
+    .scavenge_delay = 500,
+    .retain = 110,
+    .limit = 0,
+};
 _Atomic int ga_initialized;
 size_t ga_tiny_limit; /* 0 until start-up: no request takes the tiny path */
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- options ---------------------------------------------------------------- */
 
+typedef enum { OPT_BOOL, OPT_UINT, OPT_BYTES, OPT_ENUM } opt_kind_t;
+
+static const char *const scavenger_names[] = {"off", "sync", "background", NULL};
+static const char *const madvise_names[] = {"dontneed", "free", NULL};
+
 typedef struct option {
     const char *key;
-    bool *value;
-    const char *doc; /* one line, printed in messages and the README */
+    opt_kind_t kind;
+    void *value;                /* bool * for OPT_BOOL, uint64_t * or unsigned * (enum) */
+    uint64_t min, max;          /* OPT_UINT and OPT_BYTES */
+    const char *const *names;   /* OPT_ENUM */
+    const char *expect;         /* said when a value is refused */
 } option_t;
 
 static const option_t options[] = {
-    {"tiny", &ga_opts.tiny, "pack 1..15-byte requests into 16-byte blocks (Go's tiny allocator)"},
-    {"summary", &ga_opts.summary, "print a census of the heap on stderr at exit"},
+    {"tiny", OPT_BOOL, &ga_opts.tiny, 0, 1, NULL, "0 or 1"},
+    {"summary", OPT_BOOL, &ga_opts.summary, 0, 1, NULL, "0 or 1"},
+    {"reclaim", OPT_BOOL, &ga_opts.reclaim, 0, 1, NULL, "0 or 1"},
+    {"scavenger", OPT_ENUM, &ga_opts.scavenger, 0, 0, scavenger_names, "off, sync or background"},
+    {"madvise", OPT_ENUM, &ga_opts.madvise, 0, 0, madvise_names, "dontneed or free"},
+    {"scavenge_delay", OPT_UINT, &ga_opts.scavenge_delay, 0, 3600000, NULL, "milliseconds, 0..3600000"},
+    {"retain", OPT_UINT, &ga_opts.retain, 100, 100000, NULL, "a percentage, 100..100000"},
+    {"limit", OPT_BYTES, &ga_opts.limit, 0, (uint64_t)1 << 47, NULL, "bytes, with an optional k, m or g"},
 };
 
-static void option_message(const char *what, const char *item, size_t n, const char *tail)
+static void option_message(const char *what, const char *item, size_t n, const char *tail1,
+                           const char *tail2)
 {
-    char line[200];
+    char line[256];
     ga_buf_t b = {line, 0, sizeof line};
     ga_buf_str(&b, "GOALLOC: ");
     ga_buf_str(&b, what);
@@ -37,7 +61,56 @@ static void option_message(const char *what, const char *item, size_t n, const c
         line[b.len++] = item[i++];
     line[b.len] = '\0';
     ga_buf_str(&b, "'");
-    ga_warn(line, tail, NULL);
+    ga_buf_str(&b, tail1);
+    ga_warn(line, tail2, tail2 ? ")" : NULL);
+}
+
+/* Parses a decimal number with an optional k/m/g suffix (bytes only). */
+static bool parse_number(const char *v, size_t n, bool bytes, uint64_t *out)
+{
+    uint64_t x = 0, mult = 1;
+    if (n > 0 && bytes) {
+        char c = v[n - 1];
+        mult = c == 'k' || c == 'K' ? 1u << 10 : c == 'm' || c == 'M' ? 1u << 20
+             : c == 'g' || c == 'G' ? 1u << 30 : 1;
+        if (mult != 1)
+            n--;
+    }
+    if (n == 0 || n > 15)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = x * mult;
+    return true;
+}
+
+static bool set_option(const option_t *o, const char *v, size_t n)
+{
+    uint64_t x;
+    switch (o->kind) {
+    case OPT_BOOL:
+        if (!parse_number(v, n, false, &x) || x > 1)
+            return false;
+        *(bool *)o->value = x == 1;
+        return true;
+    case OPT_UINT:
+    case OPT_BYTES:
+        if (!parse_number(v, n, o->kind == OPT_BYTES, &x) || x < o->min || x > o->max)
+            return false;
+        *(uint64_t *)o->value = x;
+        return true;
+    case OPT_ENUM:
+        for (unsigned i = 0; o->names[i] != NULL; i++)
+            if (strlen(o->names[i]) == n && memcmp(o->names[i], v, n) == 0) {
+                *(unsigned *)o->value = i;
+                return true;
+            }
+        return false;
+    }
+    return false;
 }
 
 /* Parses one "key=value" item of length n; reports and ignores bad ones. */
@@ -45,20 +118,18 @@ static void parse_item(const char *item, size_t n)
 {
     const char *eq = memchr(item, '=', n);
     if (eq == NULL) {
-        option_message("option without a value", item, n, " (ignored; expected key=value)");
+        option_message("option without a value", item, n, " (ignored; expected key=value", "");
         return;
     }
     size_t klen = (size_t)(eq - item), vlen = n - klen - 1;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
         if (strlen(options[i].key) != klen || memcmp(options[i].key, item, klen) != 0)
             continue;
-        if (vlen == 1 && (eq[1] == '0' || eq[1] == '1'))
-            *options[i].value = eq[1] == '1';
-        else
-            option_message("bad value in", item, n, " (ignored; expected 0 or 1)");
+        if (!set_option(&options[i], eq + 1, vlen))
+            option_message("bad value in", item, n, " (ignored; expected ", options[i].expect);
         return;
     }
-    option_message("unknown option", item, klen, " (ignored)");
+    option_message("unknown option", item, klen, " (ignored", "");
 }
 
 void ga_parse_options(const char *s)
@@ -72,12 +143,23 @@ void ga_parse_options(const char *s)
     }
 }
 
-/* The value of option key: 0 or 1, or -1 when there is no such option. */
-int ga_option_value(const char *key)
+/* The value of option key (enums as their index), or -1 when there is no
+ * such option. */
+long long ga_option_value(const char *key)
 {
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
-        if (strcmp(options[i].key, key) == 0)
-            return *options[i].value;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const option_t *o = &options[i];
+        if (strcmp(o->key, key) != 0)
+            continue;
+        switch (o->kind) {
+        case OPT_BOOL:
+            return *(bool *)o->value;
+        case OPT_ENUM:
+            return *(unsigned *)o->value;
+        default:
+            return (long long)*(uint64_t *)o->value;
+        }
+    }
     return -1;
 }
 
@@ -105,6 +187,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    ga_scavenger_fork_child();
     ga_persistent_fork_child();
     ga_span_bits_fork_child();
     ga_mheap_fork_child();
@@ -136,6 +219,7 @@ void ga_init_slow(void)
 __attribute__((constructor)) static void ga_constructor(void)
 {
     ga_ensure_init();
+    ga_scavenger_start(); /* here, not at start-up: threads need libc up */
 }
 
 __attribute__((destructor)) static void ga_destructor(void)

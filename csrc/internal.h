@@ -101,6 +101,10 @@ typedef struct ga_span {
     struct ga_span *left, *right;
     size_t max_pages;            /* treap: largest run in this subtree */
     uint32_t prio;               /* treap priority */
+    size_t nscav;                /* free run: pages released to the OS */
+    uint64_t unused_since;       /* free run: when it last grew by a free (ns) */
+    uint64_t sub_oldest;         /* treap: oldest unused_since of a run with unreleased
+                                    pages in this subtree (UINT64_MAX: none) */
     /* Written by remote frees; kept off the owner's cache line. */
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
@@ -225,11 +229,16 @@ void ga_persistent_fork_child(void);
 /* ------------------------------------------------------------------------
  * Page heap (mheap.c)
  * ---------------------------------------------------------------------- */
+/* Per-page state bits of an arena, under the heap lock. Invariants:
+ * pages of in-use spans have scav == 0; a free run's nscav is the number of
+ * its pages with scav == 1; with MADV_DONTNEED, scav implies !dirty. */
+#define GA_ARENA_WORDS (GA_PAGES_PER_ARENA / 64)
 typedef struct ga_heap_arena {
     _Atomic(ga_span_t *) spans[GA_PAGES_PER_ARENA]; /* page -> span */
     uintptr_t base;
-    uintptr_t zeroed_base;        /* bytes from base ever handed out (Go zeroedBase) */
-    struct ga_heap_arena *next;   /* all arenas, ascending address */
+    uint64_t scav[GA_ARENA_WORDS];  /* page released to the OS; fresh pages count as released */
+    uint64_t dirty[GA_ARENA_WORDS]; /* page may hold non-zero bytes (calloc must clear it) */
+    struct ga_heap_arena *next;     /* all arenas, ascending address */
 } ga_heap_arena_t;
 
 typedef struct ga_mheap {
@@ -240,9 +249,17 @@ typedef struct ga_mheap {
     size_t pages_inuse;          /* pages in in-use spans */
     size_t pages_free;           /* pages in free runs */
     size_t nfree_runs;
+    size_t pages_released;       /* free pages returned to the OS (scav bits set) */
     uintptr_t hint;              /* where the next arena is asked for */
     uint32_t seed;               /* treap priorities */
     ga_fixalloc_t spanalloc;
+    /* Scavenger and reclaim state (mgcscavenge.c), under the lock too. */
+    size_t scav_credit;          /* pages released beyond a growth's need (Go scavengeCredit) */
+    size_t reclaim_credit;       /* pages reclaimed beyond a request (Go reclaimCredit) */
+    size_t peak_cur, peak_prev;  /* in-use pages peak of this and the last epoch */
+    uint64_t epoch_start;        /* ns */
+    uint64_t scavenged_total;    /* pages ever released */
+    uint64_t reclaimed_total;    /* pages ever recovered by reclaim */
 } ga_mheap_t;
 
 extern ga_mheap_t ga_heap;
@@ -262,6 +279,17 @@ GA_INLINE ga_span_t *ga_span_of(uintptr_t p)
 }
 
 void ga_mheap_init(void);
+/* Page-bit operations over [base, base + npages pages) across arenas:
+ * which = GA_BITS_SCAV or GA_BITS_DIRTY; returns how many were set before. */
+enum { GA_BITS_SCAV, GA_BITS_DIRTY };
+enum { GA_BITS_COUNT, GA_BITS_SET, GA_BITS_CLEAR };
+size_t ga_mheap_page_bits(uintptr_t base, size_t npages, int which, int op);
+/* Releases free pages to the OS from the highest address down: whole runs
+ * whose unused_since <= cutoff, at least `pages` pages if there are that
+ * many, in 2 MiB steps. Returns pages released. REQUIRES: heap lock. */
+size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff);
+/* Pages in use + free pages not released: what the heap keeps resident. */
+size_t ga_mheap_retained_locked(void);
 /* Allocates npages pages aligned to align_pages pages; NULL when out of
  * memory. The span comes back with state, spc and map entries set; when
  * needzero is false its bytes are known to be zero. Takes the heap lock. */
@@ -278,6 +306,29 @@ void ga_mheap_unlock(void);
 void ga_mheap_fork_child(void);
 /* Calls fn on every in-use span, in address order. REQUIRES: heap lock. */
 void ga_mheap_for_each_span_locked(void (*fn)(ga_span_t *s, void *arg), void *arg);
+
+/* ------------------------------------------------------------------------
+ * Reclaim and scavenging policy (mgcscavenge.c)
+ * ---------------------------------------------------------------------- */
+uint64_t ga_now_ns(void);                 /* monotonic clock (+ test offset) */
+extern _Atomic uint64_t ga_clock_offset;  /* tests move time forward */
+extern _Atomic uint32_t ga_flush_gen;     /* advances once per scavenge delay */
+/* Bounded idle work, called on slow paths; rate-limited, never blocks on
+ * the heap lock. */
+void ga_scavenge_tick(void);
+/* Before the heap maps npages more: honour the hard limit and the
+ * retained goal (REQUIRES: heap lock). Returns false when the limit cannot
+ * be kept. */
+bool ga_scavenge_before_growth_locked(size_t npages);
+/* Hard limit check before handing out npages (REQUIRES: heap lock). */
+bool ga_scavenge_limit_locked(size_t npages);
+/* Releases every free page now (malloc_trim); returns pages released. */
+size_t ga_scavenge_all(void);
+/* Go mheap.reclaim with reclaimCredit: before growing the heap, recover the
+ * calling thread's cached spans whose objects are all freed. */
+void ga_reclaim(size_t npages);
+void ga_scavenger_fork_child(void);
+void ga_scavenger_start(void);
 
 /* ------------------------------------------------------------------------
  * Central lists (mcentral.c)
@@ -313,6 +364,7 @@ void ga_mcentral_fork_child(void);
  * ---------------------------------------------------------------------- */
 typedef struct ga_mcache {
     ga_span_t *alloc[GA_NUM_SPC];  /* one span per span class; &ga_emptyspan when none */
+    uint32_t gen;                  /* ga_flush_gen at its last slow path */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
@@ -337,6 +389,9 @@ void ga_mcache_release_all(ga_mcache_t *mc);
 /* The thread-exit destructor: releases mc and marks the thread dead. */
 void ga_mcache_destroy(void *mc);
 void ga_mcache_exit_thread(void);
+/* Folds the calling thread's cached spans and returns those with no live
+ * object to the page heap; returns the pages recovered. */
+size_t ga_mcache_reclaim_own(void);
 void ga_mcache_release_tiny(ga_mcache_t *mc);
 /* Checks every mcache; adds the number of spans they hold to *ncached. */
 int ga_mcache_check_all(size_t *ncached, char *msg, size_t len);
@@ -347,9 +402,17 @@ void ga_mcache_fork_child(void);
 /* ------------------------------------------------------------------------
  * Options, start-up and fork (init.c)
  * ---------------------------------------------------------------------- */
+enum { GA_SCAVENGER_OFF, GA_SCAVENGER_SYNC, GA_SCAVENGER_BACKGROUND };
+enum { GA_MADV_DONTNEED, GA_MADV_FREE };
 typedef struct ga_options {
-    bool tiny;          /* GOALLOC=tiny: pack 1..15-byte requests into 16-byte blocks */
-    bool summary;       /* GOALLOC=summary: print a heap census at exit */
+    bool tiny;               /* tiny: pack 1..15-byte requests into 16-byte blocks */
+    bool summary;            /* summary: print a heap census at exit */
+    bool reclaim;            /* reclaim: recover empty cached spans before growing */
+    unsigned scavenger;      /* scavenger: off | sync | background */
+    unsigned madvise;        /* madvise: dontneed | free */
+    uint64_t scavenge_delay; /* scavenge_delay: ms a free run stays resident */
+    uint64_t retain;         /* retain: retained goal, percent of the recent in-use peak */
+    uint64_t limit;          /* limit: bytes the heap may keep resident, 0 = none */
 } ga_options_t;
 
 extern ga_options_t ga_opts;
@@ -357,7 +420,7 @@ extern _Atomic int ga_initialized;
 extern size_t ga_tiny_limit; /* requests below it take the tiny path: 16 or 0 */
 void ga_init_slow(void);
 void ga_parse_options(const char *s); /* reports bad items on stderr */
-int ga_option_value(const char *key);
+long long ga_option_value(const char *key);
 void ga_lock_all(void);   /* every allocator lock, in the documented order */
 void ga_unlock_all(void);
 GA_INLINE void ga_ensure_init(void)

@@ -491,6 +491,58 @@ static void census_span(ga_span_t *s, void *arg)
     c->objects[s->spc] += live - (size_t)__builtin_popcountll(pad);
 }
 
+static void census_locked(census_t *c)
+{
+    memset(c, 0, sizeof *c);
+    ga_mheap_for_each_span_locked(census_span, c);
+}
+
+void ga_mallinfo2(ga_mallinfo_t *out)
+{
+    static census_t c; /* under the locks below */
+    ga_ensure_init();
+    memset(out, 0, sizeof *out);
+    ga_lock_all();
+    census_locked(&c);
+    size_t live = c.large_bytes;
+    for (unsigned i = 1; i < GA_NUM_SPC; i++)
+        live += c.objects[i] * ga_classes.size[i];
+    size_t resident_free = (ga_heap.pages_free - ga_heap.pages_released) << GA_PAGE_SHIFT;
+    out->arena = ga_heap.narenas * GA_ARENA_SIZE;
+    out->ordblks = ga_heap.nfree_runs;
+    out->hblks = c.large;
+    out->hblkhd = c.large_bytes;
+    out->uordblks = live;
+    out->fordblks = (ga_heap.pages_inuse << GA_PAGE_SHIFT) - live + resident_free;
+    out->keepcost = resident_free;
+    ga_unlock_all();
+}
+
+int ga_malloc_trim(size_t pad)
+{
+    (void)pad; /* goalloc keeps no heap top to pad */
+    return ga_scavenge_all() > 0;
+}
+
+int ga_mallopt(int param, int value)
+{
+    enum { M_TRIM_THRESHOLD = -1 };
+    ga_ensure_init();
+    if (param != M_TRIM_THRESHOLD)
+        return 0;
+    ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_SYNC;
+    return 1;
+}
+
+size_t ga_pages_released(void)
+{
+    ga_ensure_init();
+    ga_mheap_lock();
+    size_t n = ga_heap.pages_released;
+    ga_mheap_unlock();
+    return n;
+}
+
 void ga_print_summary(int fd)
 {
     static census_t c; /* static: no allocation, and too big for small stacks */
@@ -498,9 +550,9 @@ void ga_print_summary(int fd)
     ga_buf_t b = {line, 0, sizeof line};
     ga_ensure_init();
     ga_lock_all();
-    memset(&c, 0, sizeof c);
-    ga_mheap_for_each_span_locked(census_span, &c);
+    census_locked(&c);
     size_t narenas = ga_heap.narenas, inuse = ga_heap.pages_inuse, nfree = ga_heap.pages_free;
+    size_t released = ga_heap.pages_released;
     ga_unlock_all();
     ga_buf_str(&b, "goalloc: heap: ");
     ga_buf_uint(&b, narenas);
@@ -508,7 +560,9 @@ void ga_print_summary(int fd)
     ga_buf_uint(&b, inuse);
     ga_buf_str(&b, " pages in use, ");
     ga_buf_uint(&b, nfree);
-    ga_buf_str(&b, " pages free (8 KiB pages); size classes ");
+    ga_buf_str(&b, " pages free (");
+    ga_buf_uint(&b, released);
+    ga_buf_str(&b, " released to the OS; 8 KiB pages); size classes ");
     ga_buf_str(&b, ga_classes.name);
     ga_buf_str(&b, "\ngoalloc: large objects: ");
     ga_buf_uint(&b, c.large);

@@ -83,6 +83,7 @@ static ga_mcache_t *mcache_create(void)
         for (unsigned i = 0; i < GA_NUM_SPC; i++)
             mc->alloc[i] = &ga_emptyspan;
         mc->tiny_off = GA_TINY_SIZE;
+        mc->gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
         link_locked(mc);
     }
     pthread_mutex_unlock(&mcaches_lock);
@@ -118,6 +119,15 @@ void ga_mcache_put_shared(void)
  * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
 void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
 {
+    ga_scavenge_tick();
+    uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
+    if (GA_UNLIKELY(mc->gen != gen)) {
+        /* Idle for two epochs or more (Go's flushGen): hand everything back
+         * before going on, so that what this thread held becomes usable. */
+        if (gen - mc->gen >= 2)
+            ga_mcache_release_all(mc);
+        mc->gen = gen;
+    }
     ga_span_t *s = mc->alloc[spc];
     if (s != &ga_emptyspan) {
         if (ga_span_next_free_index(s) < s->nelems)
@@ -155,6 +165,26 @@ void ga_mcache_release_tiny(ga_mcache_t *mc)
         ga_span_t *s = ga_span_of(blk);
         ga_free_slot(s, ga_span_index(s, blk), blk, mc, "free");
     }
+}
+
+size_t ga_mcache_reclaim_own(void)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    size_t pages = 0;
+    if (mc == &ga_empty_mcache || mc == &ga_dead_mcache)
+        return 0;
+    for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+        ga_span_t *s = mc->alloc[i];
+        if (s == &ga_emptyspan || !ga_span_has_pending_frees(s))
+            continue;
+        ga_span_fold(s);
+        if (s->alloc_count == 0) {
+            mc->alloc[i] = &ga_emptyspan;
+            pages += s->npages;
+            ga_mcentral_uncache_span(&ga_central[i], s);
+        }
+    }
+    return pages;
 }
 
 /* Returns every cached span to mcentral (Go releaseAll). */

@@ -22,7 +22,13 @@
  * page), trying hint first. */
 void *ga_sys_reserve(uintptr_t hint, size_t size, size_t align);
 int ga_sys_free(void *p, size_t size);
-int ga_sys_unused(void *p, size_t size);
+/* Releases the pages' memory: MADV_DONTNEED (they read back as zero) or,
+ * with lazy set, MADV_FREE (contents undefined until rewritten; falls back
+ * to MADV_DONTNEED where the kernel lacks it). */
+int ga_sys_unused(void *p, size_t size, int lazy);
+/* Monotonic clock in nanoseconds (vDSO, no system call). */
+uint64_t ga_sys_nanotime(void);
+void ga_sys_sleep_ns(uint64_t ns);
 size_t ga_sys_page_size(void);
 /* The value of environment variable name, or NULL; never allocates. */
 const char *ga_sys_getenv(const char *name);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -56,9 +57,30 @@ int ga_sys_free(void *p, size_t size)
     return munmap(p, size) == 0 ? 0 : errno;
 }
 
-int ga_sys_unused(void *p, size_t size)
+int ga_sys_unused(void *p, size_t size, int lazy)
 {
-    return madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
+    int saved = errno, rc = 0;
+    if (lazy && madvise(p, size, MADV_FREE) == 0)
+        goto out;
+    if (madvise(p, size, MADV_DONTNEED) != 0)
+        rc = errno;
+out:
+    errno = saved;
+    return rc;
+}
+
+uint64_t ga_sys_nanotime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ga_sys_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 size_t ga_sys_page_size(void)

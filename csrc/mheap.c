@@ -26,6 +26,7 @@ void ga_mheap_init(void)
     ga_fixalloc_init(&ga_heap.spanalloc, sizeof(ga_span_t));
     ga_heap.hint = GA_ARENA_HINT;
     ga_heap.seed = 0x9e3779b9u;
+    ga_heap.epoch_start = ga_now_ns();
 }
 
 void ga_mheap_fork_child(void)
@@ -52,14 +53,25 @@ static void map_all_pages(ga_span_t *s)
 
 /* ---- treap of free runs ------------------------------------------------ */
 
+static uint64_t own_oldest(const ga_span_t *t)
+{
+    return t->nscav < t->npages ? t->unused_since : UINT64_MAX;
+}
+
+/* Recomputes t's subtree summaries from its children. */
 static void update(ga_span_t *t)
 {
     size_t m = t->npages;
-    if (t->left && t->left->max_pages > m)
-        m = t->left->max_pages;
-    if (t->right && t->right->max_pages > m)
-        m = t->right->max_pages;
+    uint64_t o = own_oldest(t);
+    ga_span_t *kids[2] = {t->left, t->right};
+    for (int i = 0; i < 2; i++) {
+        if (kids[i] != NULL && kids[i]->max_pages > m)
+            m = kids[i]->max_pages;
+        if (kids[i] != NULL && kids[i]->sub_oldest < o)
+            o = kids[i]->sub_oldest;
+    }
     t->max_pages = m;
+    t->sub_oldest = o;
 }
 
 static ga_span_t *rotate_right(ga_span_t *t)
@@ -86,7 +98,7 @@ static ga_span_t *treap_insert(ga_span_t *t, ga_span_t *s)
 {
     if (t == NULL) {
         s->left = s->right = NULL;
-        s->max_pages = s->npages;
+        update(s);
         return s;
     }
     if (s->base < t->base) {
@@ -146,6 +158,23 @@ static ga_span_t *treap_first_fit(ga_span_t *t, size_t k)
     return NULL;
 }
 
+/* Highest-address free run with pages not yet released whose
+ * unused_since <= cutoff. */
+static ga_span_t *treap_last_idle(ga_span_t *t, uint64_t cutoff)
+{
+    while (t != NULL) {
+        if (t->right && t->right->sub_oldest <= cutoff)
+            t = t->right;
+        else if (own_oldest(t) <= cutoff)
+            return t;
+        else if (t->left && t->left->sub_oldest <= cutoff)
+            t = t->left;
+        else
+            return NULL;
+    }
+    return NULL;
+}
+
 /* ---- span structs ------------------------------------------------------- */
 
 static ga_span_t *span_new_locked(void)
@@ -176,8 +205,8 @@ static void remove_free_locked(ga_span_t *r)
     ga_heap.pages_free -= r->npages;
 }
 
-/* Makes s (base, npages set) a free run, merging it with free neighbours;
- * s may be absorbed and disposed. REQUIRES: heap lock. */
+/* Makes s (base, npages, nscav and unused_since set) a free run, merging it
+ * with free neighbours. REQUIRES: heap lock. */
 static void free_run_locked(ga_span_t *s)
 {
     uintptr_t end = s->base + s->npages * PAGE;
@@ -187,6 +216,8 @@ static void free_run_locked(ga_span_t *s)
         remove_free_locked(p);
         s->base = p->base;
         s->npages += p->npages;
+        s->nscav += p->nscav;
+        s->unused_since = p->unused_since > s->unused_since ? p->unused_since : s->unused_since;
         span_dispose_locked(p);
     }
     ga_span_t *n = ga_span_of(end);
@@ -194,6 +225,8 @@ static void free_run_locked(ga_span_t *s)
         n->base == end) {
         remove_free_locked(n);
         s->npages += n->npages;
+        s->nscav += n->nscav;
+        s->unused_since = n->unused_since > s->unused_since ? n->unused_since : s->unused_since;
         span_dispose_locked(n);
     }
     s->spc = 0;
@@ -207,22 +240,30 @@ static void free_run_locked(ga_span_t *s)
     ga_heap.pages_free += s->npages;
 }
 
-/* Whether [base, base+bytes) may hold non-zero bytes; raises the arenas'
- * high-water marks of handed-out memory (Go allocNeedsZero). */
-static bool needzero_locked(uintptr_t base, size_t bytes)
+size_t ga_mheap_page_bits(uintptr_t base, size_t npages, int which, int op)
 {
-    bool nz = false;
-    uintptr_t end = base + bytes;
+    size_t count = 0;
+    uintptr_t end = base + npages * PAGE;
     for (uintptr_t a = base; a < end;) {
         ga_heap_arena_t *ha = arena_of(a);
+        uint64_t *bits = which == GA_BITS_SCAV ? ha->scav : ha->dirty;
+        size_t i = (a - ha->base) >> GA_PAGE_SHIFT;
         uintptr_t aend = ha->base + GA_ARENA_SIZE < end ? ha->base + GA_ARENA_SIZE : end;
-        if (a - ha->base < ha->zeroed_base)
-            nz = true;
-        if (aend - ha->base > ha->zeroed_base)
-            ha->zeroed_base = aend - ha->base;
+        size_t n = (aend - a) >> GA_PAGE_SHIFT;
+        while (n > 0) {
+            unsigned b = i & 63, k = n < 64 - b ? (unsigned)n : 64 - b;
+            uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+            count += (size_t)__builtin_popcountll(bits[i / 64] & mask);
+            if (op == GA_BITS_SET)
+                bits[i / 64] |= mask;
+            else if (op == GA_BITS_CLEAR)
+                bits[i / 64] &= ~mask;
+            i += k;
+            n -= k;
+        }
         a = aend;
     }
-    return nz;
+    return count;
 }
 
 /* ---- growth ---------------------------------------------------------------- */
@@ -272,6 +313,10 @@ static bool grow_locked(size_t npages)
     ga_heap.hint = (uintptr_t)p + bytes;
     s->base = (uintptr_t)p;
     s->npages = bytes / PAGE;
+    ga_mheap_page_bits(s->base, s->npages, GA_BITS_SCAV, GA_BITS_SET); /* fresh: not resident */
+    s->nscav = s->npages;
+    s->unused_since = 0;
+    ga_heap.pages_released += s->npages;
     free_run_locked(s);
     return bytes / PAGE >= npages;
 }
@@ -306,15 +351,22 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     if (h != NULL) {
         h->base = run_base;
         h->npages = head;
+        h->nscav = ga_mheap_page_bits(run_base, head, GA_BITS_SCAV, GA_BITS_COUNT);
+        h->unused_since = r->unused_since;
         free_run_locked(h);
     }
     if (t != NULL) {
         t->base = abase + npages * PAGE;
         t->npages = tail;
+        t->nscav = ga_mheap_page_bits(t->base, tail, GA_BITS_SCAV, GA_BITS_COUNT);
+        t->unused_since = r->unused_since;
         free_run_locked(t);
     }
-    r->needzero = needzero_locked(abase, npages * PAGE);
+    ga_heap.pages_released -= ga_mheap_page_bits(abase, npages, GA_BITS_SCAV, GA_BITS_CLEAR);
+    r->needzero = ga_mheap_page_bits(abase, npages, GA_BITS_DIRTY, GA_BITS_SET) != 0;
     ga_heap.pages_inuse += npages;
+    if (ga_heap.pages_inuse > ga_heap.peak_cur)
+        ga_heap.peak_cur = ga_heap.pages_inuse;
     return r;
 }
 
@@ -326,9 +378,19 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
         return NULL;
     }
     pthread_mutex_lock(&ga_heap.lock);
-    ga_span_t *s = alloc_locked(npages, align_pages);
-    if (s == NULL && grow_locked(npages + align_pages - 1))
+    ga_span_t *s = NULL;
+    if (ga_scavenge_limit_locked(npages)) {
         s = alloc_locked(npages, align_pages);
+        if (s == NULL && ga_opts.reclaim) {
+            pthread_mutex_unlock(&ga_heap.lock); /* reclaim takes mcentral locks */
+            ga_reclaim(npages);
+            pthread_mutex_lock(&ga_heap.lock);
+            s = alloc_locked(npages, align_pages);
+        }
+        if (s == NULL && ga_scavenge_before_growth_locked(npages) &&
+            grow_locked(npages + align_pages - 1))
+            s = alloc_locked(npages, align_pages);
+    }
     if (s == NULL) {
         pthread_mutex_unlock(&ga_heap.lock);
         errno = ENOMEM;
@@ -344,8 +406,11 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
 void ga_mheap_free(ga_span_t *s)
 {
     ga_assert(atomic_load(&s->state) == GA_SPAN_CLAIMED);
+    uint64_t now = ga_now_ns();
     pthread_mutex_lock(&ga_heap.lock);
     ga_heap.pages_inuse -= s->npages;
+    s->nscav = 0;
+    s->unused_since = now;
     free_run_locked(s);
     pthread_mutex_unlock(&ga_heap.lock);
 }
@@ -360,6 +425,8 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
         if (t != NULL) {
             t->base = s->base + npages * PAGE;
             t->npages = s->npages - npages;
+            t->nscav = 0;
+            t->unused_since = ga_now_ns();
             s->npages = npages;
             ga_heap.pages_inuse -= t->npages;
             free_run_locked(t);
@@ -374,15 +441,20 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
             s->npages = npages;
             for (size_t i = 0; i < extra; i++)
                 map_page(end + i * PAGE, s);
+            size_t released = ga_mheap_page_bits(end, extra, GA_BITS_SCAV, GA_BITS_CLEAR);
+            ga_heap.pages_released -= released;
             if (n->npages > extra) {
                 n->base += extra * PAGE;
                 n->npages -= extra;
+                n->nscav -= released;
                 free_run_locked(n);
             } else {
                 span_dispose_locked(n);
             }
-            s->needzero |= needzero_locked(end, extra * PAGE);
+            s->needzero |= ga_mheap_page_bits(end, extra, GA_BITS_DIRTY, GA_BITS_SET) != 0;
             ga_heap.pages_inuse += extra;
+            if (ga_heap.pages_inuse > ga_heap.peak_cur)
+                ga_heap.peak_cur = ga_heap.pages_inuse;
             ok = true;
         }
     } else {
@@ -392,10 +464,69 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
     return ok;
 }
 
+/* ---- releasing pages to the OS ------------------------------------------------ */
+
+/* Releases up to budget not-yet-released pages of free run r, from its top
+ * down. The heap lock is held across madvise, so no page is handed out
+ * while it is being released. */
+static size_t scavenge_run_locked(ga_span_t *r, size_t budget)
+{
+    size_t released = 0;
+    uintptr_t p = r->base + r->npages * PAGE;
+    int lazy = ga_opts.madvise == GA_MADV_FREE;
+    while (p > r->base && released < budget) {
+        while (p > r->base && ga_mheap_page_bits(p - PAGE, 1, GA_BITS_SCAV, GA_BITS_COUNT))
+            p -= PAGE;
+        uintptr_t hi = p;
+        while (p > r->base && released + (hi - p) / PAGE < budget &&
+               !ga_mheap_page_bits(p - PAGE, 1, GA_BITS_SCAV, GA_BITS_COUNT))
+            p -= PAGE;
+        if (hi == p)
+            break;
+        size_t n = (hi - p) / PAGE;
+        if (ga_sys_unused((void *)p, hi - p, lazy) != 0)
+            break; /* the kernel refused: keep the pages */
+        ga_mheap_page_bits(p, n, GA_BITS_SCAV, GA_BITS_SET);
+        if (!lazy)
+            ga_mheap_page_bits(p, n, GA_BITS_DIRTY, GA_BITS_CLEAR); /* reads back as zero */
+        released += n;
+    }
+    return released;
+}
+
+#define SCAVENGE_STEP 256 /* pages: release in 2 MiB steps (huge-page sized) */
+
+size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff)
+{
+    size_t done = 0;
+    while (done < pages) {
+        ga_span_t *r = treap_last_idle(ga_heap.free_root, cutoff);
+        if (r == NULL)
+            break;
+        size_t want = pages - done;
+        want = (want + SCAVENGE_STEP - 1) / SCAVENGE_STEP * SCAVENGE_STEP;
+        ga_heap.free_root = treap_remove(ga_heap.free_root, r);
+        size_t n = scavenge_run_locked(r, want);
+        r->nscav += n;
+        ga_heap.free_root = treap_insert(ga_heap.free_root, r);
+        if (n == 0)
+            break;
+        done += n;
+    }
+    ga_heap.pages_released += done;
+    ga_heap.scavenged_total += done;
+    return done;
+}
+
+size_t ga_mheap_retained_locked(void)
+{
+    return ga_heap.pages_inuse + ga_heap.pages_free - ga_heap.pages_released;
+}
+
 /* ---- validation --------------------------------------------------------- */
 
 static int check_treap(ga_span_t *t, uintptr_t lo, uintptr_t hi, size_t *runs, size_t *pages,
-                       char *msg, size_t len)
+                       size_t *released, char *msg, size_t len)
 {
     if (t == NULL)
         return 0;
@@ -412,10 +543,21 @@ static int check_treap(ga_span_t *t, uintptr_t lo, uintptr_t hi, size_t *runs, s
         m = t->right->max_pages;
     if (m != t->max_pages)
         return ga_fail(msg, len, "mheap: treap max_pages wrong", t->base, t->max_pages);
+    uint64_t o = own_oldest(t);
+    if (t->left && t->left->sub_oldest < o)
+        o = t->left->sub_oldest;
+    if (t->right && t->right->sub_oldest < o)
+        o = t->right->sub_oldest;
+    if (o != t->sub_oldest)
+        return ga_fail(msg, len, "mheap: treap sub_oldest wrong", t->base, t->sub_oldest);
+    if (t->nscav != ga_mheap_page_bits(t->base, t->npages, GA_BITS_SCAV, GA_BITS_COUNT))
+        return ga_fail(msg, len, "mheap: free run's nscav disagrees with the scav bits", t->base,
+                       t->nscav);
+    *released += t->nscav;
     (*runs)++;
     *pages += t->npages;
-    return check_treap(t->left, lo, t->base, runs, pages, msg, len) ||
-           check_treap(t->right, t->base + t->npages * PAGE, hi, runs, pages, msg, len);
+    return check_treap(t->left, lo, t->base, runs, pages, released, msg, len) ||
+           check_treap(t->right, t->base + t->npages * PAGE, hi, runs, pages, released, msg, len);
 }
 
 static ga_span_t *page_entry(uintptr_t a)
@@ -430,9 +572,12 @@ static ga_span_t *page_entry(uintptr_t a)
  * REQUIRES: heap lock (and central locks for span contents). */
 int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
 {
-    size_t runs = 0, pages = 0, inuse = 0, free_walk = 0;
-    if (check_treap(ga_heap.free_root, 0, UINTPTR_MAX, &runs, &pages, msg, len))
+    size_t runs = 0, pages = 0, inuse = 0, free_walk = 0, released = 0;
+    if (check_treap(ga_heap.free_root, 0, UINTPTR_MAX, &runs, &pages, &released, msg, len))
         return 1;
+    if (released != ga_heap.pages_released)
+        return ga_fail(msg, len, "mheap: released page count disagrees with the free runs",
+                       released, ga_heap.pages_released);
     if (runs != ga_heap.nfree_runs || pages != ga_heap.pages_free)
         return ga_fail(msg, len, "mheap: free run counts disagree with the treap", runs, pages);
     uintptr_t a = 0;
@@ -466,6 +611,8 @@ int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
                     if (page_entry(q) != s)
                         return ga_fail(msg, len, "mheap: in-use span page not mapped to it", q,
                                        s->npages);
+                if (ga_mheap_page_bits(a, s->npages, GA_BITS_SCAV, GA_BITS_COUNT) != 0)
+                    return ga_fail(msg, len, "mheap: in-use span has released pages", a, s->npages);
                 if ((st == GA_SPAN_LARGE) != (s->spc == 0))
                     return ga_fail(msg, len, "mheap: span class disagrees with state", a, s->spc);
                 if (st != GA_SPAN_LARGE && ga_span_check(s, msg, len))

@@ -6,6 +6,8 @@
 #error "override.c belongs to the preload library only (build with -DGA_OVERRIDE)"
 #else
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 
 #include "goalloc.h"
@@ -24,6 +26,33 @@ EXPORT void *valloc(size_t n) { return ga_valloc(n); }
 EXPORT void *pvalloc(size_t n) { return ga_pvalloc(n); }
 EXPORT size_t malloc_usable_size(void *p) { return ga_malloc_usable_size(p); }
 EXPORT void cfree(void *p) { ga_free(p); }
+
+EXPORT int malloc_trim(size_t pad) { return ga_malloc_trim(pad); }
+EXPORT int mallopt(int param, int value) { return ga_mallopt(param, value); }
+EXPORT void malloc_stats(void) { ga_print_summary(2); }
+
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+    ga_mallinfo_t m;
+    ga_mallinfo2(&m);
+    return (struct mallinfo2){.arena = m.arena, .ordblks = m.ordblks, .smblks = m.smblks,
+                              .hblks = m.hblks, .hblkhd = m.hblkhd, .usmblks = m.usmblks,
+                              .fsmblks = m.fsmblks, .uordblks = m.uordblks,
+                              .fordblks = m.fordblks, .keepcost = m.keepcost};
+}
+
+/* The old int fields, clamped (glibc lets them wrap). */
+static int clamp(size_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+
+EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return (struct mallinfo){.arena = clamp(m.arena), .ordblks = clamp(m.ordblks),
+                             .smblks = clamp(m.smblks), .hblks = clamp(m.hblks),
+                             .hblkhd = clamp(m.hblkhd), .usmblks = clamp(m.usmblks),
+                             .fsmblks = clamp(m.fsmblks), .uordblks = clamp(m.uordblks),
+                             .fordblks = clamp(m.fordblks), .keepcost = clamp(m.keepcost)};
+}
 
 EXPORT void *__libc_malloc(size_t n) { return ga_malloc(n); }
 EXPORT void __libc_free(void *p) { ga_free(p); }

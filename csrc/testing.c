@@ -52,6 +52,12 @@ void ga_test_heap_info(ga_test_heap_info_t *out)
     out->free_runs = ga_heap.nfree_runs;
     out->largest_free_run = 0;
     largest_run(ga_heap.free_root, &out->largest_free_run);
+    out->pages_released = ga_heap.pages_released;
+    out->retained = ga_mheap_retained_locked();
+    out->scav_credit = ga_heap.scav_credit;
+    out->reclaim_credit = ga_heap.reclaim_credit;
+    out->scavenged_total = ga_heap.scavenged_total;
+    out->reclaimed_total = ga_heap.reclaimed_total;
     ga_mheap_unlock();
 }
 
@@ -147,7 +153,15 @@ void ga_test_set_tiny(int on)
 }
 
 void ga_test_parse_options(const char *s) { ga_parse_options(s); }
-int ga_test_option(const char *key) { return ga_option_value(key); }
+long long ga_test_option(const char *key) { return ga_option_value(key); }
+
+void ga_test_advance_clock(uint64_t ns) { atomic_fetch_add(&ga_clock_offset, ns); }
+
+void ga_test_scavenge_tick(void)
+{
+    ga_ensure_init();
+    ga_scavenge_tick();
+}
 
 /* ---- multi-thread exercise ---------------------------------------------------- */
 

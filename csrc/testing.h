@@ -31,6 +31,12 @@ typedef struct ga_test_heap_info {
     size_t pages_free;
     size_t free_runs;
     size_t largest_free_run; /* pages */
+    size_t pages_released;   /* free pages returned to the OS */
+    size_t retained;         /* pages in use + free pages not released */
+    size_t scav_credit;      /* pages */
+    size_t reclaim_credit;   /* pages */
+    uint64_t scavenged_total;
+    uint64_t reclaimed_total;
 } ga_test_heap_info_t;
 
 int ga_test_ptr_info(void *p, ga_test_ptr_info_t *out);
@@ -56,12 +62,16 @@ void ga_test_exit_cache(void);
 void ga_test_corrupt(void *p, int what, int on);
 void ga_test_repair_page(void *p, void *span_of);
 void ga_test_set_tiny(int on);
+/* Moves goalloc's clock forward (the scavenger's delays and epochs). */
+void ga_test_advance_clock(uint64_t ns);
+/* Runs the slow-path scavenger check now (as a span refill would). */
+void ga_test_scavenge_tick(void);
 /* nthreads threads, iters operations each: random sizes, pattern-checked,
  * half of the frees done by another thread through a shared ring, threads
  * exiting with objects still live. Returns the number of corruptions. */
 int ga_test_threads(int nthreads, int iters, unsigned seed);
 /* Parses s as the GOALLOC variable would be (messages go to stderr). */
 void ga_test_parse_options(const char *s);
-int ga_test_option(const char *key);
+long long ga_test_option(const char *key);
 
 #endif

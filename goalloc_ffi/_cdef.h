@@ -23,6 +23,13 @@ size_t ga_page_size(void);
 size_t ga_max_small_size(void);
 size_t ga_tiny_size(void);
 void ga_print_summary(int fd);
+typedef struct ga_mallinfo {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+} ga_mallinfo_t;
+void ga_mallinfo2(ga_mallinfo_t *out);
+int ga_malloc_trim(size_t pad);
+int ga_mallopt(int param, int value);
+size_t ga_pages_released(void);
 
 /* testing.h */
 typedef struct ga_test_ptr_info {
@@ -47,7 +54,13 @@ typedef struct ga_test_heap_info {
     size_t pages_inuse;
     size_t pages_free;
     size_t free_runs;
-    size_t largest_free_run;
+    size_t largest_free_run; /* pages */
+    size_t pages_released;   /* free pages returned to the OS */
+    size_t retained;         /* pages in use + free pages not released */
+    size_t scav_credit;      /* pages */
+    size_t reclaim_credit;   /* pages */
+    uint64_t scavenged_total;
+    uint64_t reclaimed_total;
 } ga_test_heap_info_t;
 
 int ga_test_ptr_info(void *p, ga_test_ptr_info_t *out);
@@ -62,6 +75,8 @@ void ga_test_exit_cache(void);
 void ga_test_corrupt(void *p, int what, int on);
 void ga_test_repair_page(void *p, void *span_of);
 void ga_test_set_tiny(int on);
+void ga_test_advance_clock(uint64_t ns);
+void ga_test_scavenge_tick(void);
 int ga_test_threads(int nthreads, int iters, unsigned seed);
 void ga_test_parse_options(const char *s);
-int ga_test_option(const char *key);
+long long ga_test_option(const char *key);

@@ -67,6 +67,12 @@ class HeapInfo:
     pages_free: int
     free_runs: int
     largest_free_run: int
+    pages_released: int
+    retained: int
+    scav_credit: int
+    reclaim_credit: int
+    scavenged_total: int
+    reclaimed_total: int
 
 
 def heap_info() -> HeapInfo:
@@ -74,7 +80,7 @@ def heap_info() -> HeapInfo:
 
     h = ffi.new("ga_test_heap_info_t *")
     lib.ga_test_heap_info(h)
-    return HeapInfo(h.narenas, h.pages_inuse, h.pages_free, h.free_runs, h.largest_free_run)
+    return HeapInfo(*(getattr(h, f) for f in HeapInfo.__dataclass_fields__))
 
 
 def addr(p: Any) -> int:

@@ -17,7 +17,8 @@ LIBC_NAMES = {
     "malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
     "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree", "__libc_malloc",
     "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
-    "__libc_pvalloc", "__posix_memalign",
+    "__libc_pvalloc", "__posix_memalign", "malloc_trim", "mallopt", "malloc_stats", "mallinfo",
+    "mallinfo2",
 }
 
 
