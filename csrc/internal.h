@@ -290,6 +290,7 @@ size_t ga_mheap_page_bits(uintptr_t base, size_t npages, int which, int op);
 size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff);
 /* Pages in use + free pages not released: what the heap keeps resident. */
 size_t ga_mheap_retained_locked(void);
+size_t ga_scavenge_goal_locked(void); /* retained goal in pages */
 /* Allocates npages pages aligned to align_pages pages; NULL when out of
  * memory. The span comes back with state, spc and map entries set; when
  * needzero is false its bytes are known to be zero. Takes the heap lock. */

@@ -59,7 +59,7 @@ static uint64_t delay_ns(void) { return ga_opts.scavenge_delay * MS; }
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* Goal for retained pages: retain% of the recent in-use peak. */
-static size_t goal_locked(void)
+size_t ga_scavenge_goal_locked(void)
 {
     size_t peak = ga_heap.peak_cur > ga_heap.peak_prev ? ga_heap.peak_cur : ga_heap.peak_prev;
     return (size_t)((unsigned __int128)peak * ga_opts.retain / 100);
@@ -83,7 +83,7 @@ static size_t idle_work_locked(uint64_t now, size_t budget)
     size_t done = 0;
     if (now > delay_ns())
         done = ga_mheap_scavenge_locked(budget, now - delay_ns());
-    size_t retained = ga_mheap_retained_locked(), goal = goal_locked();
+    size_t retained = ga_mheap_retained_locked(), goal = ga_scavenge_goal_locked();
     if (retained > goal && done < budget)
         done += ga_mheap_scavenge_locked(min_size(retained - goal, budget - done), UINT64_MAX);
     return done;
@@ -168,7 +168,7 @@ bool ga_scavenge_before_growth_locked(size_t npages)
 {
     if (ga_opts.scavenger == GA_SCAVENGER_OFF)
         return true;
-    size_t retained = ga_mheap_retained_locked(), goal = goal_locked();
+    size_t retained = ga_mheap_retained_locked(), goal = ga_scavenge_goal_locked();
     if (retained + npages <= goal)
         return true;
     size_t need = min_size(npages, retained + npages - goal);

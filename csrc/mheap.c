@@ -499,12 +499,15 @@ static size_t scavenge_run_locked(ga_span_t *r, size_t budget)
 size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff)
 {
     size_t done = 0;
+    if (cutoff == UINT64_MAX)
+        cutoff--; /* UINT64_MAX marks runs with nothing left to release */
     while (done < pages) {
         ga_span_t *r = treap_last_idle(ga_heap.free_root, cutoff);
         if (r == NULL)
             break;
         size_t want = pages - done;
-        want = (want + SCAVENGE_STEP - 1) / SCAVENGE_STEP * SCAVENGE_STEP;
+        if (want < SIZE_MAX - SCAVENGE_STEP)
+            want = (want + SCAVENGE_STEP - 1) / SCAVENGE_STEP * SCAVENGE_STEP;
         ga_heap.free_root = treap_remove(ga_heap.free_root, r);
         size_t n = scavenge_run_locked(r, want);
         r->nscav += n;

@@ -58,6 +58,7 @@ void ga_test_heap_info(ga_test_heap_info_t *out)
     out->reclaim_credit = ga_heap.reclaim_credit;
     out->scavenged_total = ga_heap.scavenged_total;
     out->reclaimed_total = ga_heap.reclaimed_total;
+    out->goal = ga_scavenge_goal_locked();
     ga_mheap_unlock();
 }
 
@@ -156,6 +157,14 @@ void ga_test_parse_options(const char *s) { ga_parse_options(s); }
 long long ga_test_option(const char *key) { return ga_option_value(key); }
 
 void ga_test_advance_clock(uint64_t ns) { atomic_fetch_add(&ga_clock_offset, ns); }
+
+void ga_test_scavenge_for_growth(size_t npages)
+{
+    ga_ensure_init();
+    ga_mheap_lock();
+    ga_scavenge_before_growth_locked(npages);
+    ga_mheap_unlock();
+}
 
 void ga_test_scavenge_tick(void)
 {

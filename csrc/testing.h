@@ -37,6 +37,7 @@ typedef struct ga_test_heap_info {
     size_t reclaim_credit;   /* pages */
     uint64_t scavenged_total;
     uint64_t reclaimed_total;
+    size_t goal;             /* retained goal, pages */
 } ga_test_heap_info_t;
 
 int ga_test_ptr_info(void *p, ga_test_ptr_info_t *out);
@@ -66,6 +67,8 @@ void ga_test_set_tiny(int on);
 void ga_test_advance_clock(uint64_t ns);
 /* Runs the slow-path scavenger check now (as a span refill would). */
 void ga_test_scavenge_tick(void);
+/* The synchronous check the heap makes before growing by npages. */
+void ga_test_scavenge_for_growth(size_t npages);
 /* nthreads threads, iters operations each: random sizes, pattern-checked,
  * half of the frees done by another thread through a shared ring, threads
  * exiting with objects still live. Returns the number of corruptions. */

@@ -61,6 +61,7 @@ typedef struct ga_test_heap_info {
     size_t reclaim_credit;   /* pages */
     uint64_t scavenged_total;
     uint64_t reclaimed_total;
+    size_t goal;             /* retained goal, pages */
 } ga_test_heap_info_t;
 
 int ga_test_ptr_info(void *p, ga_test_ptr_info_t *out);
@@ -77,6 +78,7 @@ void ga_test_repair_page(void *p, void *span_of);
 void ga_test_set_tiny(int on);
 void ga_test_advance_clock(uint64_t ns);
 void ga_test_scavenge_tick(void);
+void ga_test_scavenge_for_growth(size_t npages);
 int ga_test_threads(int nthreads, int iters, unsigned seed);
 void ga_test_parse_options(const char *s);
 long long ga_test_option(const char *key);

@@ -73,6 +73,7 @@ class HeapInfo:
     reclaim_credit: int
     scavenged_total: int
     reclaimed_total: int
+    goal: int
 
 
 def heap_info() -> HeapInfo:
