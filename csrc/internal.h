@@ -102,7 +102,10 @@ typedef struct ga_span {
     size_t max_pages;            /* treap: largest run in this subtree */
     uint32_t prio;               /* treap priority */
     size_t nscav;                /* free run: pages released to the OS */
-    uint64_t unused_since;       /* free run: when it last grew by a free (ns) */
+    uint64_t unused_since;       /* free run: when it last grew by a free; partial span:
+                                    when it went on the partial list (ns) */
+    uint32_t npurged;            /* partial span: OS pages of free slots released */
+    bool purged;                 /* partial span: its free slots were released */
     uint64_t sub_oldest;         /* treap: oldest unused_since of a run with unreleased
                                     pages in this subtree (UINT64_MAX: none) */
     /* Written by remote frees; kept off the owner's cache line. */
@@ -356,6 +359,11 @@ void ga_mcentral_remote_transition(ga_span_t *s);
 int ga_mcentral_check_locked(ga_mcentral_t *c, size_t *npartial, size_t *nfull, char *msg,
                              size_t len);
 void ga_mcentral_release_span(ga_span_t *s);
+/* Releases to the OS the OS pages of partial spans that hold no live object
+ * (spans on the list since cutoff or earlier; wait: block on the locks
+ * instead of skipping busy ones). Returns OS pages released. */
+size_t ga_mcentral_purge(uint64_t cutoff, bool wait);
+extern _Atomic size_t ga_purged_os_pages; /* OS pages released inside partial spans */
 void ga_mcentral_lock_all(void);
 void ga_mcentral_unlock_all(void);
 void ga_mcentral_fork_child(void);

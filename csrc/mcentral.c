@@ -9,6 +9,7 @@
 #include "internal.h"
 
 ga_mcentral_t ga_central[GA_NUM_SPC];
+_Atomic size_t ga_purged_os_pages;
 
 static bool central_used(unsigned spc)
 {
@@ -43,8 +44,20 @@ void ga_mcentral_fork_child(void)
         pthread_mutex_init(&ga_central[i].lock, NULL);
 }
 
+/* A span going on a list: its free slots are resident again (taken) or
+ * not yet released (new on the list). */
+static void unpurge(ga_span_t *s)
+{
+    if (s->npurged != 0)
+        atomic_fetch_sub_explicit(&ga_purged_os_pages, s->npurged, memory_order_relaxed);
+    s->npurged = 0;
+    s->purged = false;
+}
+
 static void list_push(ga_span_list_t *l, ga_span_t *s)
 {
+    unpurge(s);
+    s->unused_since = ga_now_ns();
     s->prev = NULL;
     s->next = l->first;
     if (l->first != NULL)
@@ -69,6 +82,7 @@ static void list_remove(ga_span_list_t *l, ga_span_t *s)
  * REQUIRES: s is CLAIMED and on no list. */
 void ga_mcentral_release_span(ga_span_t *s)
 {
+    unpurge(s);
     ga_span_bits_free(s);
     ga_mheap_free(s);
 }
@@ -110,6 +124,7 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
     ga_span_t *s = c->partial.first;
     if (s != NULL) {
         list_remove(&c->partial, s);
+        unpurge(s);
         atomic_store(&s->published, GA_UNPUBLISHED);
         atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
         atomic_store(&s->state, GA_SPAN_CACHED);
@@ -178,6 +193,72 @@ void ga_mcentral_remote_transition(ga_span_t *s)
         }
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- releasing free slots of partial spans ---------------------------------- */
+
+/* Whether every slot overlapping [lo, hi) (offsets in s) is free. An
+ * uncached span's free slots are exact: alloc_bits since its last fold,
+ * plus remote frees since. */
+static bool range_free(const ga_span_t *s, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t objs = (uintptr_t)s->nelems * s->elemsize;
+    if (lo >= objs)
+        return true; /* the span's tail: never handed out */
+    uint32_t first = (uint32_t)(lo / s->elemsize);
+    uint32_t last = (uint32_t)(((hi < objs ? hi : objs) - 1) / s->elemsize);
+    for (uint32_t i = first; i <= last; i++) {
+        uint64_t m = 1ull << (i & 63);
+        if ((s->alloc_bits[i >> 6] & m) &&
+            !(atomic_load_explicit(&s->remote_free[i >> 6], memory_order_relaxed) & m))
+            return false;
+    }
+    return true;
+}
+
+/* Releases the OS pages of s that only free slots cover. Nobody touches a
+ * free slot of an uncached span: the caller holds its mcentral lock. */
+static size_t purge_span(ga_span_t *s, size_t os)
+{
+    size_t n = 0;
+    uintptr_t end = s->base + s->npages * GA_PAGE_SIZE, start = 0;
+    int lazy = ga_opts.madvise == GA_MADV_FREE;
+    for (uintptr_t p = s->base; p <= end; p += os) {
+        bool free = p < end && range_free(s, p - s->base, p + os - s->base);
+        if (free && start == 0)
+            start = p;
+        if (!free && start != 0) {
+            if (ga_sys_unused((void *)start, p - start, lazy) == 0)
+                n += (p - start) / os;
+            start = 0;
+        }
+    }
+    return n;
+}
+
+size_t ga_mcentral_purge(uint64_t cutoff, bool wait)
+{
+    size_t os = ga_sys_page_size(), total = 0;
+    for (unsigned i = 1; i < GA_NUM_SPC; i++) {
+        if (!central_used(i))
+            continue;
+        ga_mcentral_t *c = &ga_central[i];
+        if (wait)
+            pthread_mutex_lock(&c->lock);
+        else if (pthread_mutex_trylock(&c->lock) != 0)
+            continue;
+        for (ga_span_t *s = c->partial.first; s != NULL; s = s->next) {
+            if (s->purged || s->unused_since > cutoff)
+                continue;
+            size_t n = purge_span(s, os);
+            s->purged = true;
+            s->npurged += (uint32_t)n;
+            total += n;
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    atomic_fetch_add_explicit(&ga_purged_os_pages, total, memory_order_relaxed);
+    return total;
 }
 
 static int check_list(ga_mcentral_t *c, ga_span_list_t *l, uint8_t want, char *msg, size_t len)

@@ -26,6 +26,10 @@
  * held across madvise, so no range is released while being handed out.
  * Released pages are known (the arenas' scav bits): accounting is exact and
  * calloc skips clearing pages released with MADV_DONTNEED.
+ * Partial spans: the same idle rule and malloc_trim also release the OS
+ * pages inside spans on the mcentral partial lists that only free slots
+ * cover (random frees leave few spans entirely empty); those count in
+ * ga_purged_os_pages until the span is taken again.
  *
  * Reclaim (Go 1.12 mheap.reclaim with reclaimCredit): before mapping more,
  * the page heap recovers the calling thread's cached spans whose objects
@@ -96,7 +100,9 @@ static void *background_main(void *arg)
     for (;;) {
         uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
         ga_sys_sleep_ns(sleep > interval ? sleep : interval);
-        uint64_t t0 = ga_sys_nanotime();
+        uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
+        if (now > delay_ns())
+            ga_mcentral_purge(now - delay_ns(), true);
         size_t done;
         do { /* quanta until there is nothing idle, at the pace below */
             pthread_mutex_lock(&ga_heap.lock);
@@ -147,6 +153,8 @@ void ga_scavenge_tick(void)
         ga_scavenger_start();
         return;
     }
+    if (now > delay_ns())
+        ga_mcentral_purge(now - delay_ns(), false);
     if (pthread_mutex_trylock(&ga_heap.lock) != 0)
         return; /* busy: the next tick will do it */
     idle_work_locked(now, TICK_BUDGET);
@@ -188,8 +196,9 @@ size_t ga_scavenge_all(void)
 {
     ga_ensure_init();
     ga_mcache_reclaim_own();
+    size_t n = ga_mcentral_purge(UINT64_MAX, true) * ga_sys_page_size() / GA_PAGE_SIZE;
     pthread_mutex_lock(&ga_heap.lock);
-    size_t n = ga_mheap_scavenge_locked(SIZE_MAX, UINT64_MAX);
+    n += ga_mheap_scavenge_locked(SIZE_MAX, UINT64_MAX);
     pthread_mutex_unlock(&ga_heap.lock);
     return n;
 }
