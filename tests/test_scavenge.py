@@ -235,3 +235,18 @@ def test_bad_memory_options_are_named_and_ignored(text: str, capfd: pytest.Captu
     set_options(text)
     assert lib.ga_test_option(key.encode()) == old
     assert f"bad value in '{text}'" in capfd.readouterr().err
+
+
+def test_cache_of_a_thread_idle_for_two_epochs_is_handed_back() -> None:
+    assert lib.ga_test_fresh_span(256) > 0
+    p = ga.malloc(256)
+    ga.free(p)
+    for _ in range(2):
+        lib.ga_test_advance_clock(1100 * 1000 * 1000)
+        lib.ga_test_scavenge_tick()
+    assert ptr_info(p).state == "cached"  # nothing happens while the thread is away
+    qs = [ga.malloc(20000) for _ in range(3)]  # 2 per span: a slow path for sure
+    info = ptr_info(p)  # the idle cache went back, its empty span to the page heap
+    assert info.elemsize != 256 or info.state != "cached"
+    for q in qs:
+        ga.free(q)
