@@ -16,17 +16,24 @@ ga_options_t ga_opts = {
     .scavenge_delay = 500,
     .retain = 110,
     .limit = 0,
+    .on_error_report = false,
+    .clobberfree = false,
+    .fillnew = false,
+    .uafcheck = 0,
 };
+size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
+bool ga_hardened;
 _Atomic int ga_initialized;
 size_t ga_tiny_limit; /* 0 until start-up: no request takes the tiny path */
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- options ---------------------------------------------------------------- */
 
-typedef enum { OPT_BOOL, OPT_UINT, OPT_BYTES, OPT_ENUM } opt_kind_t;
+typedef enum { OPT_BOOL, OPT_UINT, OPT_BYTES, OPT_ENUM, OPT_ENUM_BOOL } opt_kind_t;
 
 static const char *const scavenger_names[] = {"off", "sync", "background", NULL};
 static const char *const madvise_names[] = {"dontneed", "free", NULL};
+static const char *const on_error_names[] = {"abort", "report", NULL};
 
 typedef struct option {
     const char *key;
@@ -46,6 +53,10 @@ static const option_t options[] = {
     {"scavenge_delay", OPT_UINT, &ga_opts.scavenge_delay, 0, 3600000, NULL, "milliseconds, 0..3600000"},
     {"retain", OPT_UINT, &ga_opts.retain, 100, 100000, NULL, "a percentage, 100..100000"},
     {"limit", OPT_BYTES, &ga_opts.limit, 0, (uint64_t)1 << 47, NULL, "bytes, with an optional k, m or g"},
+    {"on_error", OPT_ENUM_BOOL, &ga_opts.on_error_report, 0, 0, on_error_names, "abort or report"},
+    {"clobberfree", OPT_BOOL, &ga_opts.clobberfree, 0, 1, NULL, "0 or 1"},
+    {"fillnew", OPT_BOOL, &ga_opts.fillnew, 0, 1, NULL, "0 or 1"},
+    {"uafcheck", OPT_UINT, &ga_opts.uafcheck, 0, 1000000000, NULL, "N: check 1 in N reused slots, 0 = off"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,
@@ -103,9 +114,13 @@ static bool set_option(const option_t *o, const char *v, size_t n)
         *(uint64_t *)o->value = x;
         return true;
     case OPT_ENUM:
+    case OPT_ENUM_BOOL: /* a two-name enum stored as a bool */
         for (unsigned i = 0; o->names[i] != NULL; i++)
             if (strlen(o->names[i]) == n && memcmp(o->names[i], v, n) == 0) {
-                *(unsigned *)o->value = i;
+                if (o->kind == OPT_ENUM)
+                    *(unsigned *)o->value = i;
+                else
+                    *(bool *)o->value = i == 1;
                 return true;
             }
         return false;
@@ -153,6 +168,7 @@ long long ga_option_value(const char *key)
             continue;
         switch (o->kind) {
         case OPT_BOOL:
+        case OPT_ENUM_BOOL:
             return *(bool *)o->value;
         case OPT_ENUM:
             return *(unsigned *)o->value;
@@ -161,6 +177,18 @@ long long ga_option_value(const char *key)
         }
     }
     return -1;
+}
+
+/* Derives what the fast paths read from the options. uafcheck implies
+ * clobberfree; any hardening option closes the inline malloc path. */
+void ga_apply_options(void)
+{
+    if (ga_opts.uafcheck)
+        ga_opts.clobberfree = true;
+    ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck;
+    ga_tiny_limit = ga_opts.tiny ? GA_TINY_SIZE : 0;
+    ga_fast_lo = ga_hardened ? SIZE_MAX : ga_tiny_limit;
+    ga_fast_span = ga_hardened ? 0 : GA_SMALL_SIZE_MAX - ga_tiny_limit;
 }
 
 /* ---- fork ------------------------------------------------------------------- */
@@ -209,7 +237,7 @@ void ga_init_slow(void)
     ga_mheap_init();
     ga_mcentral_init();
     ga_mcache_init();
-    ga_tiny_limit = ga_opts.tiny ? GA_TINY_SIZE : 0;
+    ga_apply_options();
     atomic_store_explicit(&ga_initialized, 1, memory_order_release);
     pthread_mutex_unlock(&init_lock);
     /* After start-up: pthread_atfork may allocate, which now works. */

@@ -132,8 +132,7 @@ uint32_t ga_span_next_free_index(ga_span_t *s);
 void ga_span_fold(ga_span_t *s);
 bool ga_span_has_pending_frees(ga_span_t *s);
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
-__attribute__((noreturn)) GA_COLD void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p,
-                                                                  const char *fn);
+GA_COLD void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn);
 
 /* Free by the owning thread: a plain store into local_free. Exact double
  * free detection: the slot must be allocated and not already freed. */
@@ -142,8 +141,10 @@ GA_INLINE void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const
     unsigned w = idx >> 6;
     uint64_t m = 1ull << (idx & 63);
     if (GA_UNLIKELY((idx >= s->freeindex && !(s->alloc_bits[w] & m)) || (s->local_free[w] & m) ||
-                    (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m)))
+                    (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m))) {
         ga_span_free_local_misuse(s, p, fn);
+        return; /* GOALLOC=on_error=report: reported, the free is ignored */
+    }
     s->local_free[w] |= m;
     s->nlocal++;
 }
@@ -374,6 +375,7 @@ void ga_mcentral_fork_child(void);
 typedef struct ga_mcache {
     ga_span_t *alloc[GA_NUM_SPC];  /* one span per span class; &ga_emptyspan when none */
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
+    uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
@@ -422,7 +424,21 @@ typedef struct ga_options {
     uint64_t scavenge_delay; /* scavenge_delay: ms a free run stays resident */
     uint64_t retain;         /* retain: retained goal, percent of the recent in-use peak */
     uint64_t limit;          /* limit: bytes the heap may keep resident, 0 = none */
+    bool on_error_report;    /* on_error: abort (default) | report */
+    bool clobberfree;        /* clobberfree: fill freed objects with GA_FREED_BYTE */
+    bool fillnew;            /* fillnew: fill new objects with GA_NEW_BYTE */
+    uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
 } ga_options_t;
+
+#define GA_FREED_BYTE 0xDF /* Go clobberfree fills with 0xdeadbeef; one byte suffices */
+#define GA_NEW_BYTE 0xD0
+
+/* Derived from the options by ga_apply_options: the fast paths' bounds.
+ * malloc's inline path serves n with n - ga_fast_lo <= ga_fast_span; the
+ * hardening options close it (everything then goes through malloc_slow). */
+extern size_t ga_fast_lo, ga_fast_span;
+extern bool ga_hardened;
+void ga_apply_options(void);
 
 extern ga_options_t ga_opts;
 extern _Atomic int ga_initialized;
@@ -450,9 +466,11 @@ void ga_buf_str(ga_buf_t *b, const char *s);
 void ga_buf_uint(ga_buf_t *b, uint64_t v);
 void ga_buf_hex(ga_buf_t *b, uint64_t v);
 void ga_write_all(int fd, const char *p, size_t n);
-/* Heap misuse: one line "goalloc: fn(): what of 0x... (detail)" and abort. */
-__attribute__((noreturn)) GA_COLD void ga_misuse(const char *fn, const char *what, uintptr_t p,
-                                                  const ga_span_t *s);
+/* Heap misuse: one line "goalloc: fn(): what 0x... (detail)", then abort —
+ * or, with GOALLOC=on_error=report, count it and return (the caller then
+ * ignores the offending call). */
+GA_COLD void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s);
+extern _Atomic uint64_t ga_misuse_count;
 __attribute__((noreturn)) GA_COLD void ga_throw(const char *msg);
 void ga_warn(const char *msg1, const char *msg2, const char *msg3);
 int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t b);

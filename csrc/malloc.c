@@ -146,8 +146,10 @@ static size_t tiny_usable(ga_span_t *s, uintptr_t p, const char *fn)
     uint32_t word = atomic_load_explicit(&s->tiny_meta[(p - s->base) / GA_TINY_SIZE],
                                          memory_order_acquire);
     unsigned off = p & (GA_TINY_SIZE - 1);
-    if (!(word & (1u << off)))
+    if (!(word & (1u << off))) {
         ga_misuse(fn, "pointer to a freed or never allocated tiny object", p, s);
+        return 0;
+    }
     uint32_t later = (word & GA_TINY_STARTS) >> (off + 1);
     if (later != 0)
         return (size_t)__builtin_ctz(later) + 1;
@@ -161,8 +163,10 @@ static void tiny_free(ga_span_t *s, uintptr_t p, const char *fn)
     uint32_t blk = (uint32_t)((p - s->base) / GA_TINY_SIZE);
     uint32_t bit = 1u << (p & (GA_TINY_SIZE - 1));
     uint32_t old = atomic_fetch_and_explicit(&s->tiny_meta[blk], ~bit, memory_order_acq_rel);
-    if (GA_UNLIKELY(!(old & bit)))
+    if (GA_UNLIKELY(!(old & bit))) {
         ga_misuse(fn, "double free or invalid pointer", p, s);
+        return;
+    }
     if (((old & ~bit) & (GA_TINY_STARTS | GA_TINY_HELD)) == 0)
         ga_free_slot(s, blk, s->base + (uintptr_t)blk * GA_TINY_SIZE, ga_tls_mcache, fn);
 }
@@ -187,10 +191,14 @@ static void *large_alloc(size_t n, size_t align_pages)
 static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
 {
     uint8_t want = GA_SPAN_LARGE;
-    if (GA_UNLIKELY(p != s->base))
+    if (GA_UNLIKELY(p != s->base)) {
         ga_misuse(fn, "pointer into the middle of a large object", p, s);
-    if (GA_UNLIKELY(!atomic_compare_exchange_strong(&s->state, &want, GA_SPAN_CLAIMED)))
+        return;
+    }
+    if (GA_UNLIKELY(!atomic_compare_exchange_strong(&s->state, &want, GA_SPAN_CLAIMED))) {
         ga_misuse(fn, "double free of", p, s);
+        return;
+    }
     ga_mheap_free(s);
 }
 
@@ -203,25 +211,30 @@ static bool span_in_use(const ga_span_t *s)
            st == GA_SPAN_LARGE;
 }
 
-/* The span of a pointer that must be the start of a live object; reports
- * misuse (and does not return) otherwise. */
+static ga_span_t *misuse_null(const char *fn, const char *what, uintptr_t p, ga_span_t *s)
+{
+    ga_misuse(fn, what, p, s);
+    return NULL;
+}
+
+/* The span of a pointer that must be the start of a live object; NULL after
+ * reporting misuse otherwise (abort unless GOALLOC=on_error=report). */
 static ga_span_t *object_span(uintptr_t p, const char *fn)
 {
     ga_span_t *s = ga_span_of(p);
     if (GA_UNLIKELY(s == NULL))
-        ga_misuse(fn, "invalid pointer (goalloc never handed it out)", p, NULL);
+        return misuse_null(fn, "invalid pointer (goalloc never handed it out)", p, NULL);
     if (GA_UNLIKELY(!span_in_use(s) || p < s->base))
-        ga_misuse(fn, "invalid pointer (inside a free page run) or double free of", p, s);
-    if (s->spc == 0) {
-        if (GA_UNLIKELY(p != s->base))
-            ga_misuse(fn, "pointer into the middle of a large object", p, s);
-        return s;
-    }
+        return misuse_null(fn, "invalid pointer (inside a free page run) or double free of", p, s);
+    if (s->spc == 0)
+        return GA_LIKELY(p == s->base)
+                   ? s
+                   : misuse_null(fn, "pointer into the middle of a large object", p, s);
     if (s->spc == GA_TINY_SPC)
         return s;
     uint32_t idx = ga_span_index(s, p);
     if (GA_UNLIKELY(idx >= s->nelems || (uintptr_t)idx * s->elemsize != p - s->base))
-        ga_misuse(fn, "pointer into the middle of an object", p, s);
+        return misuse_null(fn, "pointer into the middle of an object", p, s);
     return s;
 }
 
@@ -236,20 +249,57 @@ static size_t usable_size(ga_span_t *s, uintptr_t p, const char *fn)
 
 /* ---- the API -------------------------------------------------------------------- */
 
+/* ---- hardening (GOALLOC=clobberfree, fillnew, uafcheck) ------------------------ */
+
+/* Sampled use-after-free check (uafcheck=N): with clobberfree every free
+ * slot holds GA_FREED_BYTE (new spans are filled too), so a reused slot
+ * whose bytes differ was written after its free. */
+static void uaf_check(uintptr_t p)
+{
+    bool locked;
+    ga_mcache_t *mc = ga_mcache_get(&locked);
+    bool sample = mc->uaf_countdown == 0;
+    mc->uaf_countdown = sample ? (uint32_t)ga_opts.uafcheck - 1 : mc->uaf_countdown - 1;
+    if (locked)
+        ga_mcache_put_shared();
+    ga_span_t *s = ga_span_of(p);
+    if (!sample || s->spc == 0 || s->spc == GA_TINY_SPC)
+        return;
+    const unsigned char *b = (const unsigned char *)p;
+    for (uint32_t i = 0; i < s->elemsize; i++)
+        if (b[i] != GA_FREED_BYTE) {
+            ga_misuse("malloc", "use after free: a freed object was written at", p + i, s);
+            return;
+        }
+}
+
+static GA_NOINLINE void *harden_new(void *p, size_t n)
+{
+    if (p != NULL && ga_opts.uafcheck)
+        uaf_check((uintptr_t)p);
+    if (p != NULL && ga_opts.fillnew)
+        memset(p, GA_NEW_BYTE, n);
+    return p;
+}
+
+/* ---- the API -------------------------------------------------------------------- */
+
 static GA_NOINLINE void *malloc_slow(size_t n)
 {
+    void *p;
     ga_ensure_init();
     if (n < ga_tiny_limit)
-        return tiny_alloc(n);
-    if (n <= GA_MAX_SMALL_SIZE)
-        return small_alloc(ga_size_to_class(n ? n : 1));
-    return large_alloc(n, 1);
+        p = tiny_alloc(n);
+    else if (n <= GA_MAX_SMALL_SIZE)
+        p = small_alloc(ga_size_to_class(n ? n : 1));
+    else
+        p = large_alloc(n, 1);
+    return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
 }
 
 void *ga_malloc(size_t n)
 {
-    size_t lo = ga_tiny_limit;
-    if (GA_LIKELY(n - lo <= GA_SMALL_SIZE_MAX - lo)) {
+    if (GA_LIKELY(n - ga_fast_lo <= ga_fast_span)) {
         ga_span_t *s = ga_tls_mcache->alloc[ga_classes.size_to_class8[(n + 7) >> 3]];
         void *p = ga_span_next_free_fast(s);
         if (GA_LIKELY(p != NULL))
@@ -264,20 +314,24 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
     if (ptr == NULL)
         return;
     int saved = errno;
-    if (s == NULL)
-        ga_misuse("free", "invalid pointer (goalloc never handed it out)", p, NULL);
-    if (s->spc == 0) {
-        uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st != GA_SPAN_LARGE)
-            ga_misuse("free", "invalid pointer (inside a free page run) or double free of", p, s);
-        large_free(s, p, "free");
-    } else {
-        object_span(p, "free");
-        if (s->spc == GA_TINY_SPC)
+    if (s != NULL && s->spc == 0 && atomic_load(&s->state) == GA_SPAN_LARGE && p == s->base) {
+        if (ga_opts.clobberfree)
+            memset(ptr, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
+        large_free(s, p, "free"); /* the claim there catches a racing double free */
+    } else if ((s = object_span(p, "free")) != NULL) {
+        size_t usable = ga_opts.clobberfree ? usable_size(s, p, "free") : 1;
+        if (usable == 0) /* a reported bad tiny pointer */
+            goto out;
+        if (ga_opts.clobberfree)
+            memset(ptr, GA_FREED_BYTE, usable);
+        if (s->spc == 0)
+            large_free(s, p, "free");
+        else if (s->spc == GA_TINY_SPC)
             tiny_free(s, p, "free");
         else
             ga_free_slot(s, ga_span_index(s, p), p, ga_tls_mcache, "free");
     }
+out:
     errno = saved;
 }
 
@@ -287,7 +341,7 @@ void ga_free(void *ptr)
     ga_span_t *s = ga_span_of(p);
     if (GA_LIKELY(s != NULL) &&
         atomic_load_explicit(&s->owner, memory_order_relaxed) == ga_tls_mcache &&
-        s->spc != GA_TINY_SPC) {
+        s->spc != GA_TINY_SPC && !ga_hardened) {
         uint32_t off = (uint32_t)(p - s->base);
         uint32_t idx = (uint32_t)(((uint64_t)off * s->magic) >> 32);
         if (GA_LIKELY(idx < s->nelems && idx * s->elemsize == off)) {
@@ -308,7 +362,7 @@ void *ga_calloc(size_t count, size_t size)
     void *p = ga_malloc(n);
     if (p != NULL) {
         ga_span_t *s = ga_span_of((uintptr_t)p);
-        if (s->needzero || s->spc == GA_TINY_SPC)
+        if (s->needzero || s->spc == GA_TINY_SPC || ga_hardened)
             memset(p, 0, n);
     }
     return p;
@@ -324,7 +378,11 @@ void *ga_realloc(void *ptr, size_t n)
         return NULL;
     }
     ga_span_t *s = object_span(p, "realloc");
-    size_t old = usable_size(s, p, "realloc");
+    size_t old = s != NULL ? usable_size(s, p, "realloc") : 0;
+    if (old == 0) { /* reported misuse (GOALLOC=on_error=report) */
+        errno = EINVAL;
+        return NULL;
+    }
     if (s->spc == GA_TINY_SPC) {
         if (n <= old)
             return ptr;
@@ -358,7 +416,8 @@ size_t ga_malloc_usable_size(void *ptr)
     if (ptr == NULL)
         return 0;
     uintptr_t p = (uintptr_t)ptr;
-    return usable_size(object_span(p, "malloc_usable_size"), p, "malloc_usable_size");
+    ga_span_t *s = object_span(p, "malloc_usable_size");
+    return s != NULL ? usable_size(s, p, "malloc_usable_size") : 0;
 }
 
 /* align is a power of two. What malloc(n) already guarantees is used as

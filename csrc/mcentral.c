@@ -5,6 +5,7 @@
  * partial and return emptied spans to the page heap. See malloc.c for the
  * overview. */
 #include <errno.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -110,6 +111,10 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
         return NULL;
     }
     ga_span_init_small(s, spc);
+    if (ga_opts.uafcheck) { /* every free slot holds the freed pattern */
+        memset((void *)s->base, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
+        s->needzero = 1;
+    }
     atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
     atomic_store_explicit(&s->state, GA_SPAN_CACHED, memory_order_release);
     return s;
@@ -239,6 +244,8 @@ static size_t purge_span(ga_span_t *s, size_t os)
 size_t ga_mcentral_purge(uint64_t cutoff, bool wait)
 {
     size_t os = ga_sys_page_size(), total = 0;
+    if (ga_opts.uafcheck)
+        return 0; /* released slots would read back as zero, not the freed pattern */
     for (unsigned i = 1; i < GA_NUM_SPC; i++) {
         if (!central_used(i))
             continue;

@@ -148,8 +148,10 @@ void ga_span_fold(ga_span_t *s)
         uint64_t l = s->local_free[w];
         uint64_t f = r | l;
         if (f != 0) {
-            if (GA_UNLIKELY((f & ~s->alloc_bits[w]) != 0 || (r & l) != 0))
+            if (GA_UNLIKELY((f & ~s->alloc_bits[w]) != 0 || (r & l) != 0)) {
                 fold_misuse(s, w, (f & ~s->alloc_bits[w]) | (r & l));
+                f &= s->alloc_bits[w]; /* reported: fold only the valid frees */
+            }
             s->alloc_bits[w] &= ~f;
             s->local_free[w] = 0;
             taken += __builtin_popcountll(r);
@@ -181,12 +183,16 @@ void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn)
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
 {
     uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (GA_UNLIKELY(st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL))
+    if (GA_UNLIKELY(st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL)) {
         ga_misuse(fn, "double free or invalid pointer", p, s);
+        return;
+    }
     uint64_t m = 1ull << (idx & 63);
     uint64_t old = atomic_fetch_or_explicit(&s->remote_free[idx >> 6], m, memory_order_acq_rel);
-    if (GA_UNLIKELY(old & m))
+    if (GA_UNLIKELY(old & m)) {
         ga_misuse(fn, "double free of", p, s);
+        return;
+    }
     int32_t n = atomic_fetch_add(&s->nremote, 1) + 1;
     if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
         (uint32_t)n == atomic_load(&s->published))

@@ -82,6 +82,8 @@ static void describe_span(ga_buf_t *b, const ga_span_t *s)
     }
 }
 
+_Atomic uint64_t ga_misuse_count;
+
 void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s)
 {
     char line[256];
@@ -95,7 +97,9 @@ void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s
     describe_span(&b, s);
     ga_buf_str(&b, "\n");
     ga_write_all(2, line, b.len);
-    abort();
+    atomic_fetch_add(&ga_misuse_count, 1);
+    if (!ga_opts.on_error_report)
+        abort();
 }
 
 void ga_throw(const char *msg)

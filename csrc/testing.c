@@ -150,10 +150,15 @@ void ga_test_set_tiny(int on)
 {
     ga_ensure_init();
     ga_opts.tiny = on != 0;
-    ga_tiny_limit = on ? GA_TINY_SIZE : 0;
+    ga_apply_options();
 }
 
-void ga_test_parse_options(const char *s) { ga_parse_options(s); }
+void ga_test_parse_options(const char *s)
+{
+    ga_ensure_init();
+    ga_parse_options(s);
+    ga_apply_options();
+}
 long long ga_test_option(const char *key) { return ga_option_value(key); }
 
 void ga_test_advance_clock(uint64_t ns) { atomic_fetch_add(&ga_clock_offset, ns); }
