@@ -7,6 +7,18 @@
 #        (setup.py); redone when csrc/ or the build files change
 # test   pytest (extra arguments: PYTEST_ARGS=...)
 # demo   goalloc demo
+# bench  goalloc bench, the benchmark suite (bench/README.md; BENCH_ARGS=...,
+#        e.g. BENCH_ARGS='--quick -a glibc,goalloc')
+# bench-deps  Debian packages of the peers and programs the suite runs (root)
+# bench-instructions  instructions per malloc+free pair under callgrind
+# bench-ffi  pytest-benchmark of the C loops of csrc/benchloops.c (FFI)
+# stress the long stress runs under LD_PRELOAD (tests/c): stress.c for
+#        STRESS_SECONDS (60) plus 15 s on the debug library, fork_alloc.c
+#        with 1000 forks, thread_exit.c with 10 000 threads (8 and 64 at a
+#        time), mem_pressure.c for 10 cycles; each bounded by a timeout
+# fuzz   atheris over the FFI heap (tests/fuzz/fuzz_heap.py) for
+#        FUZZ_SECONDS (240); installs atheris into .venv; crash inputs go
+#        to build/fuzz-artifacts/, the corpus to build/fuzz-corpus/
 #
 # GOALLOC_DEBUG=0..3 sets GA_DEBUG of the test extension (default 2).
 
@@ -15,11 +27,14 @@ PYTHON ?= python3
 VENV := .venv
 BUILD := build
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 GOALLOC_DEBUG ?= 2
 export GOALLOC_DEBUG
 
-VENV_PACKAGES := 'setuptools>=64' wheel 'cffi>=1.17' 'click>=8' 'rich>=13' 'pytest>=7' 'hypothesis>=6'
-DEBIAN_PACKAGES := sqlite3 lua5.4 git perl bash gcc libc6-dev valgrind
+VENV_PACKAGES := 'setuptools>=64' wheel 'cffi>=1.17' 'click>=8' 'rich>=13' 'pytest>=7' 'hypothesis>=6' \
+	'matplotlib>=3.5' 'pytest-benchmark>=4'
+DEBIAN_PACKAGES := sqlite3 lua5.4 git perl bash gcc libc6-dev valgrind python3.11 libpython3.11-testsuite
+BENCH_DEBIAN_PACKAGES := libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 redis-server lua5.4 sqlite3 valgrind
 
 VENV_STAMP := $(VENV)/.goalloc-venv-stamp
 BUILD_STAMP := $(BUILD)/.build-stamp
@@ -28,7 +43,7 @@ BUILD_CONFIG := $(BUILD)/.build-config
 BUILD_INPUTS := csrc $(wildcard csrc/* goalloc_ffi/_build.py goalloc_ffi/_cdef.h \
 	goalloc_ffi/_flags.py setup.py pyproject.toml)
 
-.PHONY: all venv deps build test demo clean FORCE
+.PHONY: all venv deps build test demo bench bench-deps bench-instructions bench-ffi stress fuzz clean FORCE
 all: build
 
 venv: $(VENV_STAMP)
@@ -72,9 +87,64 @@ test: venv deps build
 demo: venv deps build
 	$(VENV)/bin/goalloc demo
 
+bench: venv deps build
+	$(VENV)/bin/goalloc bench $(BENCH_ARGS)
+
+bench-deps:
+	@missing=; \
+	for p in $(BENCH_DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "bench-deps: all installed"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "bench-deps: missing$$missing; as root: make bench-deps" >&2; exit 1; \
+	fi; \
+	echo "bench-deps: installing$$missing"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+bench-instructions: venv deps build
+	$(VENV)/bin/goalloc bench --instructions $(BENCH_ARGS)
+
+bench-ffi: venv deps build
+	$(VENV)/bin/python -m pytest -p no:cacheprovider bench/bench_ffi.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(BUILD) *.egg-info .hypothesis .pytest_cache
 	rm -f goalloc_ffi/_goalloc*.so goalloc_ffi/_goalloc.c goalloc_ffi/_goalloc.o goalloc_ffi/libgoalloc*.so
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 FORCE:
+
+# ---- stress and fuzz (issue 6) ---------------------------------------------
+
+STRESS_SECONDS ?= 60
+FUZZ_SECONDS ?= 240
+STRESS_DIR := $(BUILD)/stress
+STRESS_PROGRAMS := $(addprefix $(STRESS_DIR)/,stress fork_alloc thread_exit mem_pressure)
+STRESS_TIMEOUT := 1200
+
+$(STRESS_DIR)/%: tests/c/%.c
+	@mkdir -p $(STRESS_DIR)
+	cc -O1 -g -pthread -Wall -Wextra -Werror -o $@ $<
+
+# Each run: the command, its output, its duration; any failure or time-out
+# (exit 124) stops the target with that status.
+stress: venv deps build $(STRESS_PROGRAMS)
+	@set -e; \
+	release=$$($(VENV)/bin/goalloc lib); debug=$$($(VENV)/bin/goalloc lib --debug); \
+	run() { lib=$$1; shift; echo "== LD_PRELOAD=$$lib $$*"; start=$$(date +%s); \
+		timeout -k 10 $(STRESS_TIMEOUT) env LD_PRELOAD=$$lib "$$@"; \
+		echo "== $$(basename $$1): $$(( $$(date +%s) - start )) s"; }; \
+	run $$release $(STRESS_DIR)/stress -s $(STRESS_SECONDS) -q; \
+	run $$debug $(STRESS_DIR)/stress -s 15 -q; \
+	run $$release $(STRESS_DIR)/fork_alloc 1000; \
+	run $$release $(STRESS_DIR)/thread_exit 10000 8; \
+	run $$release $(STRESS_DIR)/thread_exit 10000 64; \
+	run $$release $(STRESS_DIR)/mem_pressure 256 10; \
+	echo "stress: all runs passed"
+
+fuzz: venv deps build
+	@$(VENV)/bin/python -c 'import atheris' 2>/dev/null || $(VENV)/bin/python -m pip install 'atheris>=2.3'
+	@mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts
+	$(VENV)/bin/python tests/fuzz/fuzz_heap.py -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
+		-print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-artifacts/ $(BUILD)/fuzz-corpus

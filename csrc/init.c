@@ -194,21 +194,22 @@ void ga_apply_options(void)
 /* ---- fork ------------------------------------------------------------------- */
 
 /* Lock order, everywhere: shared mcache, mcache list, mcentral[1..] and
- * the tiny mcentral, page heap, span bitmaps, persistent chunks. */
+ * the tiny mcentral, span bitmaps, page heap, persistent chunks. (The
+ * bitmap and mcache pools fall back to heap pages when mmap fails.) */
 static void fork_prepare(void)
 {
     ga_mcache_lock_all();
     ga_mcentral_lock_all();
-    ga_mheap_lock();
     ga_span_bits_lock();
+    ga_mheap_lock();
     ga_persistent_lock();
 }
 
 static void fork_parent(void)
 {
     ga_persistent_unlock();
-    ga_span_bits_unlock();
     ga_mheap_unlock();
+    ga_span_bits_unlock();
     ga_mcentral_unlock_all();
     ga_mcache_unlock_all();
 }

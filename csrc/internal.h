@@ -51,6 +51,8 @@ typedef enum ga_span_state {
     GA_SPAN_FULL,      /* small span on its mcentral's full list */
     GA_SPAN_CLAIMED,   /* small span being returned to the page heap */
     GA_SPAN_LARGE,     /* one large object */
+    GA_SPAN_META,      /* the allocator's own metadata, taken from the heap when the
+                          OS refuses new mappings; its struct is in its first bytes */
 } ga_span_state_t;
 
 struct ga_mcache;
@@ -215,6 +217,7 @@ GA_INLINE unsigned ga_size_to_class(size_t n)
  * ---------------------------------------------------------------------- */
 typedef struct ga_fixalloc {
     size_t size;          /* bytes per object */
+    void *(*fallback)(size_t bytes); /* chunks when the OS refuses: from the page heap */
     void *list;           /* free objects, linked through their first word */
     uintptr_t chunk;      /* bump region */
     size_t nchunk;        /* bytes left in it */
@@ -222,7 +225,7 @@ typedef struct ga_fixalloc {
     size_t mapped;        /* bytes taken from the OS */
 } ga_fixalloc_t;
 
-void ga_fixalloc_init(ga_fixalloc_t *f, size_t size);
+void ga_fixalloc_init(ga_fixalloc_t *f, size_t size, void *(*fallback)(size_t bytes));
 void *ga_fixalloc_alloc(ga_fixalloc_t *f); /* zeroed; caller serialises */
 void ga_fixalloc_free(ga_fixalloc_t *f, void *p);
 void *ga_persistent_alloc(size_t size);    /* never freed; takes its own lock */
@@ -257,6 +260,8 @@ typedef struct ga_mheap {
     uintptr_t hint;              /* where the next arena is asked for */
     uint32_t seed;               /* treap priorities */
     ga_fixalloc_t spanalloc;
+    ga_span_t *spare[2];         /* structs kept for splitting runs (alloc_locked) */
+    unsigned nspare;
     /* Scavenger and reclaim state (mgcscavenge.c), under the lock too. */
     size_t scav_credit;          /* pages released beyond a growth's need (Go scavengeCredit) */
     size_t reclaim_credit;       /* pages reclaimed beyond a request (Go reclaimCredit) */
@@ -301,6 +306,11 @@ size_t ga_scavenge_goal_locked(void); /* retained goal in pages */
 ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint16_t spc);
 /* Returns an in-use span's pages to the page heap. Takes the heap lock. */
 void ga_mheap_free(ga_span_t *s);
+/* Memory for metadata carved from free heap pages, for when mmap fails
+ * (RLIMIT_AS): never returned. The _locked form REQUIRES the heap lock;
+ * the other takes it. NULL when no free run is large enough. */
+void *ga_mheap_alloc_meta_locked(size_t bytes);
+void *ga_mheap_alloc_meta(size_t bytes);
 /* Large realloc in place: shrink to npages or grow into the following free
  * run. Returns true on success. Takes the heap lock. */
 bool ga_mheap_resize(ga_span_t *s, size_t npages);

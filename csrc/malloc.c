@@ -63,8 +63,8 @@
  *   in the order documented in init.c, and the child returns the caches of
  *   the threads that did not survive the fork.
  *
- * LOCK ORDER: shared mcache < mcache list < mcentral[spc] < heap < span
- *   bitmaps < persistent chunks. No lock is held on the fast paths.
+ * LOCK ORDER: shared mcache < mcache list < mcentral[spc] < span bitmaps <
+ *   heap < persistent chunks. No lock is held on the fast paths.
  */
 #include <errno.h>
 #include <string.h>
@@ -532,6 +532,8 @@ typedef struct census {
 static void census_span(ga_span_t *s, void *arg)
 {
     census_t *c = arg;
+    if (atomic_load(&s->state) == GA_SPAN_META)
+        return;
     if (s->spc == 0) {
         c->large++;
         c->large_bytes += s->npages << GA_PAGE_SHIFT;

@@ -68,7 +68,7 @@ void ga_mcache_exit_thread(void)
 
 void ga_mcache_init(void)
 {
-    ga_fixalloc_init(&mcache_pool, sizeof(ga_mcache_t));
+    ga_fixalloc_init(&mcache_pool, sizeof(ga_mcache_t), ga_mheap_alloc_meta);
     pthread_key_create(&mcache_key, ga_mcache_destroy);
     pthread_mutex_lock(&mcaches_lock);
     link_locked(&shared_mcache);

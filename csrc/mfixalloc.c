@@ -47,10 +47,11 @@ void *ga_persistent_alloc(size_t size)
     return p;
 }
 
-void ga_fixalloc_init(ga_fixalloc_t *f, size_t size)
+void ga_fixalloc_init(ga_fixalloc_t *f, size_t size, void *(*fallback)(size_t bytes))
 {
     memset(f, 0, sizeof *f);
     f->size = (size + 15) & ~(size_t)15;
+    f->fallback = fallback;
 }
 
 /* REQUIRES: the caller serialises calls on f (each pool belongs to a lock). */
@@ -66,6 +67,8 @@ void *ga_fixalloc_alloc(ga_fixalloc_t *f)
     if (f->nchunk < f->size) {
         size_t chunk = f->size > GA_FIXALLOC_CHUNK ? f->size : GA_FIXALLOC_CHUNK;
         void *c = ga_persistent_alloc(chunk);
+        if (c == NULL && f->fallback != NULL)
+            c = f->fallback(chunk);
         if (c == NULL)
             return NULL;
         f->chunk = (uintptr_t)c;

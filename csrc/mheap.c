@@ -23,7 +23,7 @@ void ga_mheap_unlock(void) { pthread_mutex_unlock(&ga_heap.lock); }
 
 void ga_mheap_init(void)
 {
-    ga_fixalloc_init(&ga_heap.spanalloc, sizeof(ga_span_t));
+    ga_fixalloc_init(&ga_heap.spanalloc, sizeof(ga_span_t), ga_mheap_alloc_meta_locked);
     ga_heap.hint = GA_ARENA_HINT;
     ga_heap.seed = 0x9e3779b9u;
     ga_heap.epoch_start = ga_now_ns();
@@ -323,9 +323,25 @@ static bool grow_locked(size_t npages)
 
 /* ---- allocation ------------------------------------------------------------ */
 
+/* Keeps two span structs in reserve, so that splitting a run never has to
+ * allocate one after the run was chosen (a metadata fallback could take
+ * pages from that very run). */
+static bool reserve_spans_locked(void)
+{
+    while (ga_heap.nspare < 2) {
+        ga_span_t *s = span_new_locked();
+        if (s == NULL)
+            return false;
+        ga_heap.spare[ga_heap.nspare++] = s;
+    }
+    return true;
+}
+
 static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
 {
     size_t need = npages + align_pages - 1;
+    if (!reserve_spans_locked())
+        return NULL;
     ga_span_t *r = treap_first_fit(ga_heap.free_root, need);
     if (r == NULL)
         return NULL;
@@ -333,12 +349,8 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     uintptr_t abase = (r->base + align_pages * PAGE - 1) & ~(align_pages * PAGE - 1);
     size_t head = (abase - r->base) / PAGE;
     size_t tail = r->npages - head - npages;
-    ga_span_t *h = NULL, *t = NULL;
-    if ((head && (h = span_new_locked()) == NULL) || (tail && (t = span_new_locked()) == NULL)) {
-        if (h != NULL)
-            ga_fixalloc_free(&ga_heap.spanalloc, h);
-        return NULL;
-    }
+    ga_span_t *h = head ? ga_heap.spare[--ga_heap.nspare] : NULL;
+    ga_span_t *t = tail ? ga_heap.spare[--ga_heap.nspare] : NULL;
     remove_free_locked(r);
     uintptr_t run_base = r->base;
     /* Claim r before its leftovers become free runs, so they cannot merge
@@ -401,6 +413,44 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
     atomic_store_explicit(&s->state, state, memory_order_release);
     pthread_mutex_unlock(&ga_heap.lock);
     return s;
+}
+
+#define META_HEADER ((sizeof(ga_span_t) + GA_CACHE_LINE - 1) & ~(size_t)(GA_CACHE_LINE - 1))
+
+void *ga_mheap_alloc_meta_locked(size_t bytes)
+{
+    size_t npages = (bytes + META_HEADER + PAGE - 1) / PAGE;
+    ga_span_t *r = treap_first_fit(ga_heap.free_root, npages);
+    if (r == NULL)
+        return NULL;
+    remove_free_locked(r);
+    uintptr_t base = r->base + (r->npages - npages) * PAGE; /* the run's top pages */
+    size_t released = ga_mheap_page_bits(base, npages, GA_BITS_SCAV, GA_BITS_CLEAR);
+    ga_heap.pages_released -= released;
+    bool dirty = ga_mheap_page_bits(base, npages, GA_BITS_DIRTY, GA_BITS_SET) != 0;
+    if (r->npages == npages) {
+        span_dispose_locked(r);
+    } else {
+        r->npages -= npages;
+        r->nscav -= released;
+        free_run_locked(r);
+    }
+    ga_span_t *m = (ga_span_t *)base;
+    memset(m, 0, dirty ? npages * PAGE : sizeof *m); /* fixalloc hands out zeroed memory */
+    m->base = base;
+    m->npages = npages;
+    atomic_store_explicit(&m->state, GA_SPAN_META, memory_order_relaxed);
+    map_all_pages(m);
+    ga_heap.pages_inuse += npages;
+    return (char *)base + META_HEADER;
+}
+
+void *ga_mheap_alloc_meta(size_t bytes)
+{
+    pthread_mutex_lock(&ga_heap.lock);
+    void *p = ga_mheap_alloc_meta_locked(bytes);
+    pthread_mutex_unlock(&ga_heap.lock);
+    return p;
 }
 
 void ga_mheap_free(ga_span_t *s)
@@ -609,16 +659,16 @@ int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
                 free_walk += s->npages;
                 prev_free = true;
             } else if (st == GA_SPAN_CACHED || st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL ||
-                       st == GA_SPAN_LARGE) {
+                       st == GA_SPAN_LARGE || st == GA_SPAN_META) {
                 for (uintptr_t q = a; q < send; q += PAGE)
                     if (page_entry(q) != s)
                         return ga_fail(msg, len, "mheap: in-use span page not mapped to it", q,
                                        s->npages);
                 if (ga_mheap_page_bits(a, s->npages, GA_BITS_SCAV, GA_BITS_COUNT) != 0)
                     return ga_fail(msg, len, "mheap: in-use span has released pages", a, s->npages);
-                if ((st == GA_SPAN_LARGE) != (s->spc == 0))
+                if ((st == GA_SPAN_LARGE || st == GA_SPAN_META) != (s->spc == 0))
                     return ga_fail(msg, len, "mheap: span class disagrees with state", a, s->spc);
-                if (st != GA_SPAN_LARGE && ga_span_check(s, msg, len))
+                if (st != GA_SPAN_LARGE && st != GA_SPAN_META && ga_span_check(s, msg, len))
                     return 1;
                 state_spans[st]++;
                 inuse += s->npages;

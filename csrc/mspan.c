@@ -45,7 +45,7 @@ bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny)
     pthread_mutex_lock(&bits_lock);
     if (!bits_ready) {
         for (unsigned i = 0; i < NBUCKETS; i++)
-            ga_fixalloc_init(&bits_pool[i], bucket_bytes(i, &words));
+            ga_fixalloc_init(&bits_pool[i], bucket_bytes(i, &words), ga_mheap_alloc_meta);
         bits_ready = true;
     }
     char *blk = ga_fixalloc_alloc(&bits_pool[b]);

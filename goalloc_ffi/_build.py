@@ -31,7 +31,7 @@ ffibuilder = FFI()
 ffibuilder.cdef((_HERE / "_cdef.h").read_text(encoding="utf-8"))
 ffibuilder.set_source(
     "goalloc_ffi._goalloc",
-    '#include "goalloc.h"\n#include "testing.h"\n',
+    '#include "goalloc.h"\n#include "testing.h"\n#include "benchloops.h"\n',
     # Relative to the project root (setuptools rejects absolute sources).
     sources=_flags.ext_sources(_HERE.parent),
     include_dirs=[_flags.CSRC],

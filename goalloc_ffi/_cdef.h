@@ -82,3 +82,10 @@ void ga_test_scavenge_for_growth(size_t npages);
 int ga_test_threads(int nthreads, int iters, unsigned seed);
 void ga_test_parse_options(const char *s);
 long long ga_test_option(const char *key);
+
+/* benchloops.h */
+enum { GA_BENCH_SYSTEM = 0, GA_BENCH_GOALLOC = 1 };
+uint64_t ga_bench_pairs(int heap, size_t size, uint64_t n);
+uint64_t ga_bench_mixed(int heap, uint64_t n, unsigned window, uint64_t seed);
+uint64_t ga_bench_cross_thread(int heap, size_t size, uint64_t n);
+int ga_bench_debug_level(void);

@@ -4,12 +4,15 @@
     goalloc run [--debug] [--set K=V ...] -- CMD ARGS...
                                                 run CMD under LD_PRELOAD
     goalloc demo [-n N]                         CPython on glibc and goalloc
+    goalloc bench [--quick] [-n N] [-a LIST] ...
+                                                the benchmark suite (bench/README.md)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
@@ -110,6 +113,64 @@ def demo(repetitions: int) -> None:
 
     _library(False)
     sys.exit(run_demo(repetitions))
+
+
+def _names(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[str]]:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+def _lib_pairs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> List[Tuple[str, str]]:
+    pairs = []
+    for item in values:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path or "," in name:
+            raise click.BadParameter(f"{item!r}: expected NAME=PATH", ctx, param)
+        pairs.append((name.strip(), path))
+    return pairs
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Everything once at small sizes (a smoke test).")
+@click.option("--reps", "-n", type=click.IntRange(1), default=None,
+              help="Interleaved repetitions [default: 5; 1 with --quick].")
+@click.option("--allocators", "-a", callback=_names, metavar="LIST",
+              help="Comma-separated subset of glibc,goalloc,jemalloc,tcmalloc,mimalloc "
+                   "[default: all installed].")
+@click.option("--lib", "libs", multiple=True, metavar="NAME=PATH", callback=_lib_pairs,
+              help="Also run under the preload library PATH as allocator NAME (repeatable), e.g. "
+                   "another goalloc build; NAME goalloc replaces the built library.")
+@click.option("--workloads", "-w", callback=_names, metavar="LIST",
+              help="Comma-separated workloads [default: all; see --list].")
+@click.option("--out", "-o", "outdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where JSON, PNG and the compiled workloads go "
+                   "[default: bench/results in a checkout, else ./goalloc-bench].")
+@click.option("--threads", type=click.IntRange(1, 64),
+              help="Threads of the threaded workloads [default: nproc, >= 2].")
+@click.option("--timeout", type=click.FloatRange(1), help="Seconds per run [default: 300; 60 with --quick].")
+@click.option("--no-plot", is_flag=True, help="Do not draw the PNG chart.")
+@click.option("--list", "list_only", is_flag=True, help="List the workloads and exit.")
+@click.option("--instructions", is_flag=True,
+              help="Instead: instructions per malloc+free pair under callgrind (valgrind).")
+@click.option("--size", "sizes", type=click.IntRange(0), multiple=True,
+              help="malloc size for --instructions (repeatable) [default: 32].")
+def bench(quick: bool, reps: Optional[int], allocators: Optional[List[str]], libs: List[Tuple[str, str]],
+          workloads: Optional[List[str]], outdir: Optional[Path], threads: Optional[int],
+          timeout: Optional[float], no_plot: bool, list_only: bool, instructions: bool,
+          sizes: Tuple[int, ...]) -> None:
+    """Benchmark goalloc against glibc malloc and the installed peers.
+
+    Runs each workload (C stress patterns and real programs: python3,
+    sqlite3, redis, lua5.4) under every allocator, interleaved, and prints
+    medians, spread and ratios to glibc; writes JSON and a PNG chart.
+    Exits 1 if any run failed (its cell shows FAIL), 2 on setup errors.
+    Needs a C compiler: the workloads are compiled on first use.
+    """
+    from .bench import main as bench_main
+
+    sys.exit(bench_main(quick=quick, reps=reps, allocators=allocators, libs=dict(libs),
+                        workload_names=workloads, outdir=outdir, threads=threads, timeout=timeout,
+                        plot_png=not no_plot, list_only=list_only, count_instructions=instructions,
+                        sizes=sizes or (32,)))
 
 
 if __name__ == "__main__":
