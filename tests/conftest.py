@@ -3,7 +3,10 @@ test that is not a preload (subprocess) test."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -82,6 +85,17 @@ def heap_info() -> HeapInfo:
     h = ffi.new("ga_test_heap_info_t *")
     lib.ga_test_heap_info(h)
     return HeapInfo(*(getattr(h, f) for f in HeapInfo.__dataclass_fields__))
+
+
+def join_fully(thread: "threading.Thread") -> None:
+    """Joins thread and waits until the OS thread is gone, so that its exit
+    destructor (which returns its mcache) has run: Thread.join returns a
+    little before that."""
+    thread.join()
+    task = Path(f"/proc/self/task/{thread.native_id}")
+    deadline = time.monotonic() + 10
+    while task.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def addr(p: Any) -> int:

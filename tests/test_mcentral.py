@@ -5,12 +5,10 @@ and a span whose objects are all freed goes back to the page heap."""
 from __future__ import annotations
 
 import threading
-import time
-from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
-from conftest import heap_info, ptr_info
+from conftest import heap_info, join_fully, ptr_info
 
 import goalloc_ffi as ga
 from goalloc_ffi import lib
@@ -25,11 +23,7 @@ def in_thread(fn: Callable[[], Any]) -> Any:
     out: List[Any] = []
     t = threading.Thread(target=lambda: out.append(fn()))
     t.start()
-    t.join()
-    task = Path(f"/proc/self/task/{t.native_id}")
-    deadline = time.monotonic() + 10
-    while task.exists() and time.monotonic() < deadline:
-        time.sleep(0.001)
+    join_fully(t)
     return out[0]
 
 

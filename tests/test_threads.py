@@ -7,7 +7,7 @@ import queue
 import threading
 from typing import Any, List
 
-from conftest import heap_info
+from conftest import heap_info, join_fully
 
 import goalloc_ffi as ga
 from goalloc_ffi import ffi, lib
@@ -48,7 +48,7 @@ def test_producer_consumer_python_threads() -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        join_fully(t)
     assert errors == []
 
 
@@ -68,6 +68,6 @@ def test_threads_exit_leaving_objects_for_others() -> None:
         for t in ts:
             t.start()
         for t in ts:
-            t.join()
+            join_fully(t)
     for p in live:
         ga.free(p)
