@@ -353,6 +353,12 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     ga_span_t *t = tail ? ga_heap.spare[--ga_heap.nspare] : NULL;
     remove_free_locked(r);
     uintptr_t run_base = r->base;
+    /* Page bits are touched only for the head (an alignment gap) and the
+     * pages handed out; the tail's released count follows from the run's. */
+    size_t released = ga_mheap_page_bits(abase, npages, GA_BITS_SCAV, GA_BITS_CLEAR);
+    size_t head_released = head ? ga_mheap_page_bits(run_base, head, GA_BITS_SCAV, GA_BITS_COUNT) : 0;
+    size_t tail_released = r->nscav - released - head_released;
+    ga_heap.pages_released -= released;
     /* Claim r before its leftovers become free runs, so they cannot merge
      * back into it. */
     atomic_store_explicit(&r->state, GA_SPAN_CLAIMED, memory_order_relaxed);
@@ -363,18 +369,17 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     if (h != NULL) {
         h->base = run_base;
         h->npages = head;
-        h->nscav = ga_mheap_page_bits(run_base, head, GA_BITS_SCAV, GA_BITS_COUNT);
+        h->nscav = head_released;
         h->unused_since = r->unused_since;
         free_run_locked(h);
     }
     if (t != NULL) {
         t->base = abase + npages * PAGE;
         t->npages = tail;
-        t->nscav = ga_mheap_page_bits(t->base, tail, GA_BITS_SCAV, GA_BITS_COUNT);
+        t->nscav = tail_released;
         t->unused_since = r->unused_since;
         free_run_locked(t);
     }
-    ga_heap.pages_released -= ga_mheap_page_bits(abase, npages, GA_BITS_SCAV, GA_BITS_CLEAR);
     r->needzero = ga_mheap_page_bits(abase, npages, GA_BITS_DIRTY, GA_BITS_SET) != 0;
     ga_heap.pages_inuse += npages;
     if (ga_heap.pages_inuse > ga_heap.peak_cur)
