@@ -349,14 +349,15 @@ void ga_scavenger_start(void);
  * Central lists (mcentral.c)
  * ---------------------------------------------------------------------- */
 typedef struct ga_span_list {
-    ga_span_t *first;
+    ga_span_t *first, *last;
     size_t n;
 } ga_span_list_t;
 
 typedef struct ga_mcentral {
     pthread_mutex_t lock;        /* guards both lists and state moves of their spans */
     unsigned spc;
-    ga_span_list_t partial;      /* uncached spans with a free slot (maybe unfolded) */
+    ga_span_list_t partial;      /* uncached spans with a free slot (maybe unfolded); those
+                                    with many free slots first, as cacheSpan takes the first */
     ga_span_list_t full;         /* uncached spans with no free slot */
 } __attribute__((aligned(GA_CACHE_LINE))) ga_mcentral_t;
 
@@ -385,6 +386,7 @@ void ga_mcentral_fork_child(void);
 typedef struct ga_mcache {
     ga_span_t *alloc[GA_NUM_SPC];  /* one span per span class; &ga_emptyspan when none */
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
+    uint32_t slow_paths;           /* count of ga_mcache_next_free calls */
     uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */

@@ -119,7 +119,8 @@ void ga_mcache_put_shared(void)
  * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
 void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
 {
-    ga_scavenge_tick();
+    if ((++mc->slow_paths & 15) == 0) /* the clock is read on one slow path in 16 */
+        ga_scavenge_tick();
     uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
     if (GA_UNLIKELY(mc->gen != gen)) {
         /* Idle for two epochs or more (Go's flushGen): hand everything back

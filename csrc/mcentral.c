@@ -55,16 +55,37 @@ static void unpurge(ga_span_t *s)
     s->purged = false;
 }
 
-static void list_push(ga_span_list_t *l, ga_span_t *s)
+/* Adds s at the front (handed out next) or at the back of l. */
+static void list_push(ga_span_list_t *l, ga_span_t *s, bool back)
 {
     unpurge(s);
     s->unused_since = ga_now_ns();
-    s->prev = NULL;
-    s->next = l->first;
-    if (l->first != NULL)
-        l->first->prev = s;
-    l->first = s;
+    if (back) {
+        s->next = NULL;
+        s->prev = l->last;
+        if (l->last != NULL)
+            l->last->next = s;
+        else
+            l->first = s;
+        l->last = s;
+    } else {
+        s->prev = NULL;
+        s->next = l->first;
+        if (l->first != NULL)
+            l->first->prev = s;
+        else
+            l->last = s;
+        l->first = s;
+    }
     l->n++;
+}
+
+/* Spans with few free slots go to the back of the partial list: handing
+ * them out would trade spans every few allocations (a remote free makes a
+ * FULL span partial with one free slot). */
+static bool few_free(const ga_span_t *s, int32_t nremote)
+{
+    return (s->nelems - s->alloc_count) + (uint32_t)nremote < (s->nelems + 3) / 4;
 }
 
 static void list_remove(ga_span_list_t *l, ga_span_t *s)
@@ -75,6 +96,8 @@ static void list_remove(ga_span_list_t *l, ga_span_t *s)
         l->first = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
+    else
+        l->last = s->prev;
     s->next = s->prev = NULL;
     l->n--;
 }
@@ -168,7 +191,7 @@ void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
         st = GA_SPAN_PARTIAL;
         atomic_store(&s->state, st);
     }
-    list_push(st == GA_SPAN_FULL ? &c->full : &c->partial, s);
+    list_push(st == GA_SPAN_FULL ? &c->full : &c->partial, s, few_free(s, r));
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -194,7 +217,7 @@ void ga_mcentral_remote_transition(ga_span_t *s)
         if (st == GA_SPAN_FULL && r > 0) {
             list_remove(l, s);
             atomic_store(&s->state, GA_SPAN_PARTIAL);
-            list_push(&c->partial, s);
+            list_push(&c->partial, s, few_free(s, r));
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -273,13 +296,15 @@ static int check_list(ga_mcentral_t *c, ga_span_list_t *l, uint8_t want, char *m
     size_t n = 0;
     ga_span_t *prev = NULL;
     for (ga_span_t *s = l->first; s != NULL; prev = s, s = s->next) {
+        if (s->next == NULL && l->last != s)
+            return ga_fail(msg, len, "mcentral: list's last pointer is wrong", s->base, c->spc);
         if (atomic_load(&s->state) != want || s->spc != c->spc || s->prev != prev)
             return ga_fail(msg, len, "mcentral: list holds a span of another state or class",
                            s->base, c->spc);
         if (++n > l->n)
             break;
     }
-    if (n != l->n)
+    if (n != l->n || (n == 0 && l->last != NULL))
         return ga_fail(msg, len, "mcentral: list length disagrees with its count", c->spc, l->n);
     return 0;
 }
