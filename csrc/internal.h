@@ -73,7 +73,8 @@ struct ga_mcache;
  *    from other threads and atomic exchange by the folder;
  *  - nremote == popcount(remote_free) once no free is in flight;
  *  - uncached (PARTIAL/FULL): alloc_count == popcount(alloc_bits & valid),
- *    local_free == 0, freeindex == 0, and 0 <= nremote < alloc_count;
+ *    local_free == 0, freeindex == 0, and 0 <= nremote <= alloc_count, with
+ *    equality (no live object) only for the span mcentral keeps empty;
  *    FULL implies alloc_count == nelems and nremote == 0.
  * Free runs map their first and last page in the page map; in-use spans map
  * every page. */
@@ -108,6 +109,7 @@ typedef struct ga_span {
                                     when it went on the partial list (ns) */
     uint32_t npurged;            /* partial span: OS pages of free slots released */
     bool purged;                 /* partial span: its free slots were released */
+    bool kept_empty;             /* partial span kept with no live object (mcentral.nempty) */
     uint64_t sub_oldest;         /* treap: oldest unused_since of a run with unreleased
                                     pages in this subtree (UINT64_MAX: none) */
     /* Written by remote frees; kept off the owner's cache line. */
@@ -359,7 +361,14 @@ typedef struct ga_mcentral {
     ga_span_list_t partial;      /* uncached spans with a free slot (maybe unfolded); those
                                     with many free slots first, as cacheSpan takes the first */
     ga_span_list_t full;         /* uncached spans with no free slot */
+    size_t nempty;               /* partial spans kept with no live object (<= GA_KEEP_EMPTY) */
 } __attribute__((aligned(GA_CACHE_LINE))) ga_mcentral_t;
+
+/* Empty spans an mcentral keeps instead of returning them to the page heap,
+ * so that a class that drains and refills does not go through the heap
+ * lock each time (Go keeps none: its sweeper frees them in bulk). Their
+ * pages are released when idle like any free slot. */
+#define GA_KEEP_EMPTY 1
 
 extern ga_mcentral_t ga_central[GA_NUM_SPC];
 void ga_mcentral_init(void);
@@ -375,6 +384,8 @@ void ga_mcentral_release_span(ga_span_t *s);
  * (spans on the list since cutoff or earlier; wait: block on the locks
  * instead of skipping busy ones). Returns OS pages released. */
 size_t ga_mcentral_purge(uint64_t cutoff, bool wait);
+/* Returns the kept empty spans to the page heap (malloc_trim). */
+void ga_mcentral_release_empty(void);
 extern _Atomic size_t ga_purged_os_pages; /* OS pages released inside partial spans */
 void ga_mcentral_lock_all(void);
 void ga_mcentral_unlock_all(void);

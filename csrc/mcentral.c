@@ -121,6 +121,41 @@ static void release_unlock(ga_mcentral_t *c, ga_span_t *s)
     ga_mcentral_release_span(s);
 }
 
+/* Keeps s (no live object, on no list) as c's empty span if there is room.
+ * REQUIRES: c->lock. */
+static bool keep_empty_locked(ga_mcentral_t *c, ga_span_t *s)
+{
+    if (c->nempty >= GA_KEEP_EMPTY)
+        return false;
+    c->nempty++;
+    s->kept_empty = true;
+    atomic_store(&s->published, s->alloc_count);
+    atomic_store(&s->state, GA_SPAN_PARTIAL);
+    list_push(&c->partial, s, false);
+    return true;
+}
+
+void ga_mcentral_release_empty(void)
+{
+    for (unsigned i = 1; i < GA_NUM_SPC; i++) {
+        if (!central_used(i))
+            continue;
+        ga_mcentral_t *c = &ga_central[i];
+        pthread_mutex_lock(&c->lock);
+        ga_span_t *s = c->partial.first;
+        while (s != NULL && !s->kept_empty)
+            s = s->next;
+        if (s == NULL) {
+            pthread_mutex_unlock(&c->lock);
+            continue;
+        }
+        list_remove(&c->partial, s);
+        s->kept_empty = false;
+        c->nempty--;
+        release_unlock(c, s);
+    }
+}
+
 /* A new span of class c->spc from the page heap (Go mcentral.grow). */
 ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
 {
@@ -153,6 +188,10 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
     if (s != NULL) {
         list_remove(&c->partial, s);
         unpurge(s);
+        if (s->kept_empty) {
+            s->kept_empty = false;
+            c->nempty--;
+        }
         atomic_store(&s->published, GA_UNPUBLISHED);
         atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
         atomic_store(&s->state, GA_SPAN_CACHED);
@@ -184,7 +223,10 @@ void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
     }
     int32_t r = atomic_load(&s->nremote);
     if (n == 0 || (uint32_t)r == n) {
-        release_unlock(c, s);
+        if (keep_empty_locked(c, s))
+            pthread_mutex_unlock(&c->lock);
+        else
+            release_unlock(c, s);
         return;
     }
     if (st == GA_SPAN_FULL && r > 0) {
@@ -209,9 +251,12 @@ void ga_mcentral_remote_transition(ga_span_t *s)
     if (s->spc == spc && (st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL)) {
         ga_span_list_t *l = st == GA_SPAN_FULL ? &c->full : &c->partial;
         int32_t r = atomic_load(&s->nremote);
-        if ((uint32_t)r == s->alloc_count) {
+        if ((uint32_t)r == s->alloc_count && !s->kept_empty) {
             list_remove(l, s);
-            release_unlock(c, s);
+            if (keep_empty_locked(c, s))
+                pthread_mutex_unlock(&c->lock);
+            else
+                release_unlock(c, s);
             return;
         }
         if (st == GA_SPAN_FULL && r > 0) {
@@ -309,12 +354,27 @@ static int check_list(ga_mcentral_t *c, ga_span_list_t *l, uint8_t want, char *m
     return 0;
 }
 
+static int check_empty(ga_mcentral_t *c, char *msg, size_t len)
+{
+    size_t kept = 0;
+    for (ga_span_t *s = c->partial.first; s != NULL; s = s->next) {
+        bool empty = (uint32_t)atomic_load(&s->nremote) == s->alloc_count;
+        if (empty != s->kept_empty)
+            return ga_fail(msg, len, "mcentral: an empty span is not the kept one", s->base,
+                           s->alloc_count);
+        kept += s->kept_empty;
+    }
+    if (kept != c->nempty || kept > GA_KEEP_EMPTY)
+        return ga_fail(msg, len, "mcentral: kept empty spans disagree with nempty", c->spc, kept);
+    return 0;
+}
+
 /* REQUIRES: c->lock. */
 int ga_mcentral_check_locked(ga_mcentral_t *c, size_t *npartial, size_t *nfull, char *msg,
                              size_t len)
 {
     if (check_list(c, &c->partial, GA_SPAN_PARTIAL, msg, len) ||
-        check_list(c, &c->full, GA_SPAN_FULL, msg, len))
+        check_list(c, &c->full, GA_SPAN_FULL, msg, len) || check_empty(c, msg, len))
         return 1;
     *npartial += c->partial.n;
     *nfull += c->full.n;

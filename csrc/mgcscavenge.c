@@ -33,8 +33,9 @@
  *
  * Reclaim (Go 1.12 mheap.reclaim with reclaimCredit): before mapping more,
  * the page heap recovers the calling thread's cached spans whose objects
- * are all freed (uncached spans go back as soon as their last object is
- * freed, see mcentral.c); pages recovered beyond the request are credit.
+ * are all freed, and the one empty span per class mcentral keeps (other
+ * uncached spans go back as soon as their last object is freed, see
+ * mcentral.c); pages recovered beyond the request are credit.
  * Idle caches (Go's flushGen): ga_flush_gen advances each epoch; a thread
  * that enters a slow path after two epochs without one first hands all its
  * cached spans back. See malloc.c for the overview. */
@@ -196,6 +197,7 @@ size_t ga_scavenge_all(void)
 {
     ga_ensure_init();
     ga_mcache_reclaim_own();
+    ga_mcentral_release_empty();
     size_t n = ga_mcentral_purge(UINT64_MAX, true) * ga_sys_page_size() / GA_PAGE_SIZE;
     pthread_mutex_lock(&ga_heap.lock);
     n += ga_mheap_scavenge_locked(SIZE_MAX, UINT64_MAX);
@@ -215,6 +217,7 @@ void ga_reclaim(size_t npages)
     ga_heap.reclaim_credit = 0;
     pthread_mutex_unlock(&ga_heap.lock);
     size_t got = ga_mcache_reclaim_own();
+    ga_mcentral_release_empty(); /* mcentral's kept empty spans too: pages are needed */
     pthread_mutex_lock(&ga_heap.lock);
     ga_heap.reclaimed_total += got;
     if (got > need)

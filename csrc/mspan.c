@@ -257,7 +257,8 @@ int ga_span_check(ga_span_t *s, char *msg, size_t len)
     if ((int32_t)nremote != atomic_load(&s->nremote))
         return ga_fail(msg, len, "mspan: nremote disagrees with remote_free", s->base, nremote);
     if (cached) {
-        if (atomic_load(&s->owner) == NULL || atomic_load(&s->published) != GA_UNPUBLISHED)
+        if (atomic_load(&s->owner) == NULL || atomic_load(&s->published) != GA_UNPUBLISHED ||
+            s->kept_empty)
             return ga_fail(msg, len, "mspan: cached span without owner", s->base, spc);
         uint32_t fi = s->freeindex;
         uint64_t want = fi < s->nelems ? (~s->alloc_bits[fi >> 6]) >> (fi & 63) : 0;
@@ -268,8 +269,8 @@ int ga_span_check(ga_span_t *s, char *msg, size_t len)
             return ga_fail(msg, len, "mspan: uncached span has owner state", s->base, s->freeindex);
         if (count != s->alloc_count || atomic_load(&s->published) != count)
             return ga_fail(msg, len, "mspan: alloc_count disagrees with alloc_bits", s->base, count);
-        if (nremote >= count)
-            return ga_fail(msg, len, "mspan: uncached span with every object free", s->base, count);
+        if (nremote > count)
+            return ga_fail(msg, len, "mspan: more remote frees than objects", s->base, count);
         if (st == GA_SPAN_FULL && (count != s->nelems || nremote != 0))
             return ga_fail(msg, len, "mspan: FULL span with a free slot", s->base, count);
         if (st == GA_SPAN_PARTIAL && count == s->nelems && nremote == 0)
