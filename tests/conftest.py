@@ -7,9 +7,25 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
+
+
+#: Sections printed at the end of the pytest run (figures tests collect).
+_report_sections: Dict[str, List[str]] = {}
+
+
+def report(section: str, lines: List[str]) -> None:
+    """Adds lines to a section of the terminal summary."""
+    _report_sections.setdefault(section, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for title, lines in _report_sections.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+from conftest import report as report_section
 
 pytestmark = pytest.mark.preload
 
@@ -210,19 +211,8 @@ def table(glibc: SuiteRun, goalloc: SuiteRun) -> List[str]:
     return lines
 
 
-_report_lines: List[str] = []
-
-
-class _SuiteReport:
-    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        if _report_lines:
-            terminalreporter.section("CPython regression tests under goalloc")
-            for line in _report_lines:
-                terminalreporter.write_line(line)
-
-
 def test_cpython_regression_suite_same_under_goalloc(
-    lib: str, tmp_path: Path, pytestconfig: pytest.Config,
+    lib: str, tmp_path: Path,
 ) -> None:
     if not os.access(PYTHON, os.X_OK):
         pytest.skip(f"{PYTHON} not found: install the Debian package 'python3.11'")
@@ -249,9 +239,7 @@ def test_cpython_regression_suite_same_under_goalloc(
     lines = table(glibc, goalloc)
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
-    _report_lines[:] = lines
-    if not pytestconfig.pluginmanager.has_plugin("goalloc-cpython-report"):
-        pytestconfig.pluginmanager.register(_SuiteReport(), "goalloc-cpython-report")
+    report_section("CPython regression tests under goalloc", lines)
 
     report = "\n".join(lines)
     # The reference run must be a real one: every module ran.

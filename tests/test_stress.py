@@ -30,9 +30,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import pytest
+from conftest import report
 
 pytestmark = pytest.mark.preload
 
@@ -40,25 +41,6 @@ C_DIR = Path(__file__).resolve().parent / "c"
 PROGRAMS = ("stress", "thread_exit", "mem_pressure")
 #: Stays well above the programs' run times (a few seconds each).
 TIMEOUT = 300.0
-
-_figures: List[str] = []
-
-
-class _FiguresReport:
-    """Prints the collected summary lines in pytest's terminal summary."""
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        if _figures:
-            terminalreporter.section("goalloc stress figures")
-            for line in _figures:
-                terminalreporter.write_line(line)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _figures_report(pytestconfig: pytest.Config) -> None:
-    if not pytestconfig.pluginmanager.has_plugin("goalloc-stress-figures"):
-        pytestconfig.pluginmanager.register(_FiguresReport(), "goalloc-stress-figures")
-
 
 @dataclass(frozen=True)
 class Result:
@@ -137,7 +119,7 @@ def passed(result: Result, ok_line: str, *figure_prefixes: str) -> Result:
     for prefix in figure_prefixes:
         line = result.last(prefix)
         if line:
-            _figures.append(f"[{result.label}, {result.seconds:.1f} s] {line}")
+            report("goalloc stress figures", [f"[{result.label}, {result.seconds:.1f} s] {line}"])
     return result
 
 

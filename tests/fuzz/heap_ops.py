@@ -30,7 +30,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import goalloc_ffi as ga
 from goalloc_ffi import ffi, lib
