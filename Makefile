@@ -40,7 +40,7 @@ VENV_STAMP := $(VENV)/.goalloc-venv-stamp
 BUILD_STAMP := $(BUILD)/.build-stamp
 BUILD_CONFIG := $(BUILD)/.build-config
 # csrc itself: its mtime changes when a file is added or removed.
-BUILD_INPUTS := csrc $(wildcard csrc/* goalloc_ffi/_build.py goalloc_ffi/_cdef.h \
+BUILD_INPUTS := csrc $(wildcard csrc/* goalloc_ffi/_build.py \
 	goalloc_ffi/_flags.py setup.py pyproject.toml)
 
 .PHONY: all venv deps build test demo bench bench-deps bench-instructions bench-ffi stress fuzz clean FORCE

@@ -28,7 +28,7 @@ def _load_flags():
 _flags = _load_flags()
 
 ffibuilder = FFI()
-ffibuilder.cdef((_HERE / "_cdef.h").read_text(encoding="utf-8"))
+ffibuilder.cdef(_flags.cdef_from_headers(_HERE.parent))
 ffibuilder.set_source(
     "goalloc_ffi._goalloc",
     '#include "goalloc.h"\n#include "testing.h"\n#include "benchloops.h"\n',

@@ -103,3 +103,25 @@ def ext_debug_level() -> str:
     if level not in ("0", "1", "2", "3"):
         raise ValueError(f"{EXT_DEBUG_ENV}={level!r}: expected 0, 1, 2 or 3")
     return level
+
+
+#: Headers whose declarations the cffi module exposes, in this order.
+CDEF_HEADERS = ("goalloc.h", "testing.h", "benchloops.h")
+
+
+def cdef_from_headers(root: Path = ROOT) -> str:
+    """The cffi cdef: the declarations of CDEF_HEADERS without comments,
+    preprocessor lines and the GA_API export macro (cdef cannot include,
+    expand macros or take #if), so the Python side never restates C."""
+    import re
+
+    parts = []
+    for name in CDEF_HEADERS:
+        text = (root / CSRC / name).read_text(encoding="utf-8")
+        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        text = re.sub(r"//[^\n]*", "", text)
+        lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+        text = re.sub(r"\bGA_API\s+", "", "\n".join(lines))
+        parts.append(re.sub(r"\n\s*\n+", "\n", text).strip())
+    return "\n".join(parts) + "\n"
+
