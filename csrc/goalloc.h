@@ -6,6 +6,7 @@
 #define GOALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Exported from the preload library only; hidden everywhere else so that
  * the cffi module never binds to a preloaded copy (STYLE.md §5, pitfall 7). */
@@ -46,6 +47,24 @@ GA_API int ga_malloc_trim(size_t pad);
 GA_API int ga_mallopt(int param, int value);
 /* Released pages and other figures of the page heap. */
 GA_API size_t ga_pages_released(void);
+
+/* Statistics: the counters of csrc/mstats.h, named there once. Totals are
+ * one array; per-class figures one row per size class 1..nclasses (row r
+ * is class r+1), each row of nclass_fields values. A snapshot takes every
+ * allocator lock; it is exact when no other thread is allocating. Returns
+ * 0, or -1 when the arrays are too small. */
+GA_API unsigned ga_stats_version(void);
+GA_API unsigned ga_stats_ntotals(void);
+GA_API const char *ga_stats_total_name(unsigned i);
+GA_API const char *ga_stats_total_doc(unsigned i);
+GA_API unsigned ga_stats_nclass_fields(void);
+GA_API const char *ga_stats_class_field_name(unsigned i);
+GA_API const char *ga_stats_class_field_doc(unsigned i);
+GA_API unsigned ga_stats_nclasses(void);
+GA_API int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes,
+                             unsigned nrows, unsigned nfields);
+/* The JSON document of GOALLOC_STATS (schema version ga_stats_version()). */
+GA_API int ga_stats_write_json(int fd);
 
 /* Walks every invariant of the heap (page map, free page runs, mcentral
  * lists, span bitmaps, tiny blocks, mcaches). Returns 0 when all hold;

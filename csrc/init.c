@@ -234,6 +234,7 @@ void ga_init_slow(void)
         return;
     }
     ga_parse_options(ga_sys_getenv("GOALLOC"));
+    ga_opts.stats_path = ga_sys_getenv("GOALLOC_STATS");
     ga_classes_load(&ga_sizeclasses_go1_12);
     ga_mheap_init();
     ga_mcentral_init();
@@ -253,8 +254,11 @@ __attribute__((constructor)) static void ga_constructor(void)
 
 __attribute__((destructor)) static void ga_destructor(void)
 {
-    if (ga_opts.summary && atomic_load(&ga_initialized))
+    if (!atomic_load(&ga_initialized))
+        return;
+    if (ga_opts.summary)
         ga_print_summary(2);
+    ga_stats_write_at_exit();
 }
 
 /* Locks taken by ga_check_heap and ga_print_summary: the fork order. */

@@ -271,6 +271,7 @@ typedef struct ga_mheap {
     uint64_t epoch_start;        /* ns */
     uint64_t scavenged_total;    /* pages ever released */
     uint64_t reclaimed_total;    /* pages ever recovered by reclaim */
+    size_t peak_inuse_ever;      /* largest pages_inuse so far */
 } ga_mheap_t;
 
 extern ga_mheap_t ga_heap;
@@ -434,6 +435,36 @@ void ga_mcache_unlock_all(void);
 void ga_mcache_fork_child(void);
 
 /* ------------------------------------------------------------------------
+ * Statistics (mstats.c; the list of counters is in mstats.h)
+ * ---------------------------------------------------------------------- */
+/* Per span class, updated on slow paths only. */
+typedef struct ga_class_counters {
+    _Atomic uint64_t mallocs;       /* slots handed out, counted when folded */
+    _Atomic uint64_t frees;         /* frees folded, or pending when a span went back */
+    _Atomic uint64_t remote_frees;  /* of those, by a thread other than the owner */
+    _Atomic uint64_t refills;       /* spans handed to a thread cache */
+    _Atomic uint64_t grows;         /* spans taken from the page heap */
+} ga_class_counters_t;
+
+extern ga_class_counters_t ga_class_counters[GA_NUM_SPC];
+extern _Atomic uint64_t ga_large_mallocs, ga_large_frees;
+extern _Atomic size_t ga_metadata_bytes;
+
+/* What a walk of the heap finds (REQUIRES: every allocator lock). */
+typedef struct ga_census {
+    size_t spans[GA_NUM_SPC][3];      /* cached, partial, full */
+    size_t objects[GA_NUM_SPC];       /* live objects (tiny: blocks) */
+    uint64_t pending_mallocs[GA_NUM_SPC]; /* handed out since the last fold */
+    uint64_t pending_frees[GA_NUM_SPC];   /* recorded, not yet folded */
+    uint64_t pending_remote[GA_NUM_SPC];
+    size_t tiny_objects;              /* live tiny sub-objects */
+    size_t tiny_bytes;                /* their bytes (up to the next start) */
+    size_t large, large_bytes;
+} ga_census_t;
+void ga_census_locked(ga_census_t *c);
+void ga_stats_write_at_exit(void);
+
+/* ------------------------------------------------------------------------
  * Options, start-up and fork (init.c)
  * ---------------------------------------------------------------------- */
 enum { GA_SCAVENGER_OFF, GA_SCAVENGER_SYNC, GA_SCAVENGER_BACKGROUND };
@@ -451,6 +482,7 @@ typedef struct ga_options {
     bool clobberfree;        /* clobberfree: fill freed objects with GA_FREED_BYTE */
     bool fillnew;            /* fillnew: fill new objects with GA_NEW_BYTE */
     uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
+    const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
 } ga_options_t;
 
 #define GA_FREED_BYTE 0xDF /* Go clobberfree fills with 0xdeadbeef; one byte suffices */

@@ -183,6 +183,7 @@ static void *large_alloc(size_t n, size_t align_pages)
     ga_span_t *s = ga_mheap_alloc(npages ? npages : 1, align_pages, GA_SPAN_LARGE, 0);
     if (s == NULL)
         return NULL; /* errno = ENOMEM */
+    atomic_fetch_add_explicit(&ga_large_mallocs, 1, memory_order_relaxed);
     s->nelems = 1;
     s->elemsize = 0;
     return (void *)s->base;
@@ -199,6 +200,7 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
         ga_misuse(fn, "double free of", p, s);
         return;
     }
+    atomic_fetch_add_explicit(&ga_large_frees, 1, memory_order_relaxed);
     ga_mheap_free(s);
 }
 
@@ -523,48 +525,13 @@ int ga_check_heap(char *msg, size_t len)
     return rc;
 }
 
-typedef struct census {
-    size_t spans[GA_NUM_SPC];
-    size_t objects[GA_NUM_SPC];
-    size_t large, large_bytes;
-} census_t;
-
-static void census_span(ga_span_t *s, void *arg)
-{
-    census_t *c = arg;
-    if (atomic_load(&s->state) == GA_SPAN_META)
-        return;
-    if (s->spc == 0) {
-        c->large++;
-        c->large_bytes += s->npages << GA_PAGE_SHIFT;
-        return;
-    }
-    size_t live = 0;
-    for (unsigned w = 0; w < s->nwords; w++) {
-        uint64_t a = s->alloc_bits[w];
-        if (atomic_load(&s->state) == GA_SPAN_CACHED && w * 64u < s->freeindex)
-            a |= (w + 1) * 64u <= s->freeindex ? ~0ull : (1ull << (s->freeindex & 63)) - 1;
-        a &= ~(s->local_free[w] | atomic_load(&s->remote_free[w]));
-        live += (size_t)__builtin_popcountll(a);
-    }
-    uint64_t pad = (s->nelems & 63) ? ~0ull << (s->nelems & 63) : 0;
-    c->spans[s->spc]++;
-    c->objects[s->spc] += live - (size_t)__builtin_popcountll(pad);
-}
-
-static void census_locked(census_t *c)
-{
-    memset(c, 0, sizeof *c);
-    ga_mheap_for_each_span_locked(census_span, c);
-}
-
 void ga_mallinfo2(ga_mallinfo_t *out)
 {
-    static census_t c; /* under the locks below */
+    static ga_census_t c; /* under the locks below */
     ga_ensure_init();
     memset(out, 0, sizeof *out);
     ga_lock_all();
-    census_locked(&c);
+    ga_census_locked(&c);
     size_t live = c.large_bytes;
     for (unsigned i = 1; i < GA_NUM_SPC; i++)
         live += c.objects[i] * ga_classes.size[i];
@@ -606,12 +573,12 @@ size_t ga_pages_released(void)
 
 void ga_print_summary(int fd)
 {
-    static census_t c; /* static: no allocation, and too big for small stacks */
+    static ga_census_t c; /* static: no allocation, and too big for small stacks */
     char line[512];
     ga_buf_t b = {line, 0, sizeof line};
     ga_ensure_init();
     ga_lock_all();
-    census_locked(&c);
+    ga_census_locked(&c);
     size_t narenas = ga_heap.narenas, inuse = ga_heap.pages_inuse, nfree = ga_heap.pages_free;
     size_t released = ga_heap.pages_released;
     ga_unlock_all();
@@ -630,13 +597,14 @@ void ga_print_summary(int fd)
     ga_buf_str(&b, " (");
     ga_buf_uint(&b, c.large_bytes >> 10);
     ga_buf_str(&b, " KiB); tiny: ");
-    ga_buf_uint(&b, c.spans[GA_TINY_SPC]);
+    ga_buf_uint(&b, c.spans[GA_TINY_SPC][0] + c.spans[GA_TINY_SPC][1] + c.spans[GA_TINY_SPC][2]);
     ga_buf_str(&b, " spans, ");
     ga_buf_uint(&b, c.objects[GA_TINY_SPC]);
     ga_buf_str(&b, " blocks of 16 B in use\ngoalloc: class   bytes   spans  objects in use\n");
     ga_write_all(fd, line, b.len);
     for (unsigned i = 1; i < ga_classes.nclasses; i++) {
-        if (c.spans[i] == 0)
+        size_t spans = c.spans[i][0] + c.spans[i][1] + c.spans[i][2];
+        if (spans == 0)
             continue;
         b.len = 0;
         ga_buf_str(&b, "goalloc: ");
@@ -644,7 +612,7 @@ void ga_print_summary(int fd)
         ga_buf_str(&b, "\t");
         ga_buf_uint(&b, ga_classes.size[i]);
         ga_buf_str(&b, "\t");
-        ga_buf_uint(&b, c.spans[i]);
+        ga_buf_uint(&b, spans);
         ga_buf_str(&b, "\t");
         ga_buf_uint(&b, c.objects[i]);
         ga_buf_str(&b, "\n");

@@ -30,6 +30,12 @@ int ga_sys_unused(void *p, size_t size, int lazy);
 uint64_t ga_sys_nanotime(void);
 void ga_sys_sleep_ns(uint64_t ns);
 size_t ga_sys_page_size(void);
+/* Files, for statistics (/proc reads, the JSON written at exit): open for
+ * reading, or for writing (created or truncated, 0644); -1 on error. */
+int ga_sys_open(const char *path, int write);
+long ga_sys_read(int fd, char *buf, unsigned long n);
+void ga_sys_close(int fd);
+int ga_sys_getpid(void);
 /* The value of environment variable name, or NULL; never allocates. */
 const char *ga_sys_getenv(const char *name);
 

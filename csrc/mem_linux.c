@@ -2,6 +2,7 @@
  * See mem.h for the contract and malloc.c for the overview. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -87,6 +88,27 @@ size_t ga_sys_page_size(void)
 {
     unsigned long ps = getauxval(AT_PAGESZ); /* sysconf may not be usable this early */
     return ps ? (size_t)ps : 4096;
+}
+
+int ga_sys_open(const char *path, int write)
+{
+    return write ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                 : open(path, O_RDONLY | O_CLOEXEC);
+}
+
+long ga_sys_read(int fd, char *buf, unsigned long n)
+{
+    return (long)read(fd, buf, n);
+}
+
+void ga_sys_close(int fd)
+{
+    close(fd);
+}
+
+int ga_sys_getpid(void)
+{
+    return (int)getpid();
 }
 
 const char *ga_sys_getenv(const char *name)

@@ -28,7 +28,10 @@ void *ga_persistent_alloc(size_t size)
     size_t page = ga_sys_page_size();
     if (size >= GA_PERSISTENT_CHUNK / 4) {
         size_t bytes = (size + page - 1) & ~(page - 1);
-        return ga_sys_reserve(0, bytes, page);
+        void *p = ga_sys_reserve(0, bytes, page);
+        if (p != NULL)
+            atomic_fetch_add_explicit(&ga_metadata_bytes, bytes, memory_order_relaxed);
+        return p;
     }
     pthread_mutex_lock(&persistent_lock);
     if (persistent_left < size) {
@@ -39,6 +42,7 @@ void *ga_persistent_alloc(size_t size)
         }
         persistent_next = (uintptr_t)chunk;
         persistent_left = GA_PERSISTENT_CHUNK;
+        atomic_fetch_add_explicit(&ga_metadata_bytes, GA_PERSISTENT_CHUNK, memory_order_relaxed);
     }
     void *p = (void *)persistent_next;
     persistent_next += size;

@@ -384,6 +384,8 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     ga_heap.pages_inuse += npages;
     if (ga_heap.pages_inuse > ga_heap.peak_cur)
         ga_heap.peak_cur = ga_heap.pages_inuse;
+    if (ga_heap.pages_inuse > ga_heap.peak_inuse_ever)
+        ga_heap.peak_inuse_ever = ga_heap.pages_inuse;
     return r;
 }
 

@@ -133,14 +133,19 @@ static GA_COLD void fold_misuse(ga_span_t *s, unsigned w, uint64_t bad)
  * caller owns s exclusively (its mcache, or whoever took it from mcentral). */
 void ga_span_fold(ga_span_t *s)
 {
-    unsigned nw = s->nwords, fi = s->freeindex;
-    for (unsigned w = 0; w < fi / 64; w++)
+    unsigned nw = s->nwords, fi = s->freeindex, handed = 0;
+    for (unsigned w = 0; w < fi / 64; w++) {
+        handed += (unsigned)__builtin_popcountll(~s->alloc_bits[w]);
         s->alloc_bits[w] = ~0ull;
-    if (fi & 63)
-        s->alloc_bits[fi / 64] |= (1ull << (fi & 63)) - 1;
+    }
+    if (fi & 63) {
+        uint64_t below = (1ull << (fi & 63)) - 1;
+        handed += (unsigned)__builtin_popcountll(~s->alloc_bits[fi / 64] & below);
+        s->alloc_bits[fi / 64] |= below;
+    }
     int32_t taken = 0;
     uint64_t any = 0;
-    unsigned count = 0;
+    unsigned count = 0, nfreed = 0;
     for (unsigned w = 0; w < nw; w++) {
         uint64_t r = atomic_load_explicit(&s->remote_free[w], memory_order_relaxed);
         if (r != 0)
@@ -155,12 +160,20 @@ void ga_span_fold(ga_span_t *s)
             s->alloc_bits[w] &= ~f;
             s->local_free[w] = 0;
             taken += __builtin_popcountll(r);
+            nfreed += (unsigned)__builtin_popcountll(f);
             any |= f;
         }
         count += (unsigned)__builtin_popcountll(s->alloc_bits[w]);
     }
     if (taken != 0)
         atomic_fetch_sub_explicit(&s->nremote, taken, memory_order_relaxed);
+    ga_class_counters_t *k = &ga_class_counters[s->spc];
+    if (handed != 0)
+        atomic_fetch_add_explicit(&k->mallocs, handed, memory_order_relaxed);
+    if (any != 0) {
+        atomic_fetch_add_explicit(&k->frees, nfreed, memory_order_relaxed);
+        atomic_fetch_add_explicit(&k->remote_frees, (uint64_t)taken, memory_order_relaxed);
+    }
     s->nlocal = 0;
     s->alloc_count = count - (unsigned)__builtin_popcountll(padding_mask(s->nelems));
     ga_assert(s->alloc_count <= s->nelems);

@@ -4,6 +4,9 @@
     goalloc run [--debug] [--set K=V ...] -- CMD ARGS...
                                                 run CMD under LD_PRELOAD
     goalloc demo [-n N]                         CPython on glibc and goalloc
+    goalloc run --stats FILE --report -- CMD    statistics of CMD
+    goalloc stats FILE                          render a statistics file
+    goalloc sizeclasses                         the size-class table in use
     goalloc bench [--quick] [-n N] [-a LIST] ...
                                                 the benchmark suite (bench/README.md)
 """
@@ -20,6 +23,7 @@ import click
 from ._paths import lib_path
 
 OPTIONS_ENV = "GOALLOC"  # comma-separated KEY=VALUE options read by the library
+STATS_ENV = "GOALLOC_STATS"  # where the library writes its statistics at exit
 
 
 def _library(debug: bool) -> str:
@@ -79,14 +83,20 @@ def lib(debug: bool) -> None:
     "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
     help=f"Set an allocator option (repeatable); merged into ${OPTIONS_ENV}.",
 )
+@click.option("--stats", "stats_path", metavar="FILE",
+              help="Write goalloc's statistics as JSON when CMD exits (%p: the pid).")
+@click.option("--report", is_flag=True, help="Print a summary of the statistics when CMD ends.")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(debug: bool, settings: List[Tuple[str, str]], cmd: Tuple[str, ...]) -> None:
+def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool,
+        cmd: Tuple[str, ...]) -> None:
     """Run CMD with goalloc preloaded.
 
     Prepends the library to LD_PRELOAD and merges the --set options into
-    $GOALLOC, then execs CMD (exit status and signals are CMD's own).
+    $GOALLOC. Without --report it execs CMD (exit status and signals are
+    CMD's own); with --report it waits for CMD, prints the summary of the
+    statistics its main process left, and exits with CMD's status.
 
-    Example: goalloc run --set tiny=0 -- python3 -c 'print(1)'
+    Example: goalloc run --set tiny=0 --report -- python3 -c 'print(1)'
     """
     path = _library(debug)
     if any(c.isspace() or c == ":" for c in path):
@@ -96,13 +106,60 @@ def run(debug: bool, settings: List[Tuple[str, str]], cmd: Tuple[str, ...]) -> N
     options = merge_options(env.get(OPTIONS_ENV), settings)
     if options:
         env[OPTIONS_ENV] = options
+    tmp = None
+    if report and not stats_path:
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="goalloc-run-")
+        stats_path = os.path.join(tmp, "stats-%p.json")
+    if stats_path:
+        env[STATS_ENV] = stats_path
     sys.stdout.flush()
     sys.stderr.flush()
+    if not report:
+        _exec(cmd, env)
+    import subprocess
+
+    try:
+        child = subprocess.Popen(list(cmd), env=env)
+    except OSError as e:
+        click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
+        sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
+    status = child.wait()
+    from .report import print_report
+
+    print_report(stats_path.replace("%p", str(child.pid)))
+    if tmp:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(status if status >= 0 else 128 - status)
+
+
+def _exec(cmd: Tuple[str, ...], env: Dict[str, str]) -> None:
     try:
         os.execvpe(cmd[0], list(cmd), env)
     except OSError as e:
         click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
         sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--classes", "-c", default=15, show_default=True, help="size classes shown (most bytes first)")
+def stats(file: str, classes: int) -> None:
+    """Render a statistics file written with GOALLOC_STATS or run --stats."""
+    from .report import print_report
+
+    print_report(file, classes)
+
+
+@main.command()
+def sizeclasses() -> None:
+    """Print the size-class table in use, in Go's format."""
+    from .report import print_sizeclasses
+
+    print_sizeclasses()
 
 
 @main.command()

@@ -1,0 +1,68 @@
+/* The statistics, defined once (Go's mstats.go): each X-macro below yields
+ * the snapshot struct's fields, their names (which are also the JSON keys
+ * and the Python dataclass fields) and a one-line description. Counting
+ * costs the fast paths nothing: allocations are counted when a span's
+ * handed-out slots are folded, frees from the folded bits, and the rest is
+ * read off the heap when a snapshot is taken. See malloc.c for the overview. */
+#ifndef GA_MSTATS_H
+#define GA_MSTATS_H
+
+#define GA_STATS_VERSION 1 /* of the JSON schema; bump when a field changes meaning */
+
+/* Process-wide figures. */
+#define GA_STAT_TOTALS(X)                                                                          \
+    X(bytes_in_use, "bytes of live objects: small ones count their size class, tiny ones their "   \
+                    "sub-objects' bytes, large ones their pages")                                  \
+    X(objects_in_use, "live objects (tiny sub-objects one each)")                                  \
+    X(bytes_mapped, "bytes of arenas mapped from the OS")                                          \
+    X(bytes_released, "bytes of free pages returned to the OS")                                    \
+    X(bytes_free_resident, "bytes of free pages still resident (what malloc_trim would release)")  \
+    X(bytes_metadata, "bytes mapped for the allocator's own metadata")                            \
+    X(rss_bytes, "resident set size of the process (/proc/self/statm)")                           \
+    X(peak_rss_bytes, "peak resident set size of the process (/proc/self/status VmHWM)")          \
+    X(peak_heap_bytes, "peak of bytes in in-use spans and large objects")                         \
+    X(heap_pages_in_use, "8 KiB pages in spans and large objects")                                 \
+    X(heap_pages_free, "8 KiB pages in free runs")                                                 \
+    X(heap_pages_released, "free pages returned to the OS")                                        \
+    X(heap_free_runs, "free page runs (after coalescing)")                                         \
+    X(arenas, "64 MiB arenas mapped")                                                              \
+    X(reclaimed_pages, "pages recovered by reclaim before the heap grew (Go mheap.reclaim)")       \
+    X(reclaim_credit_pages, "pages reclaimed beyond a request, kept as credit")                    \
+    X(scavenged_pages, "pages released to the OS so far, all causes")                              \
+    X(scavenge_credit_pages, "pages released beyond a growth's need (Go scavengeCredit)")          \
+    X(purged_os_pages, "OS pages of free slots in partial spans released now")                     \
+    X(small_mallocs, "allocations from size-class spans (tiny blocks included)")                   \
+    X(small_frees, "frees into size-class spans (tiny blocks included)")                           \
+    X(large_objects, "live large objects (> 32 KiB)")                                              \
+    X(large_bytes, "bytes of live large objects (whole pages)")                                    \
+    X(large_mallocs, "large objects allocated so far")                                             \
+    X(large_frees, "large objects freed so far")                                                   \
+    X(tiny_blocks, "16-byte tiny blocks in use")                                                   \
+    X(tiny_objects, "live tiny sub-objects")                                                       \
+    X(tiny_bytes_saved, "bytes saved by packing tiny objects, against one 16-byte slot each")      \
+    X(remote_frees, "frees by a thread other than the span's owner")                               \
+    X(mcache_refills, "spans handed to a thread cache by mcentral")                                \
+    X(mcentral_grows, "spans taken from the page heap by mcentral")                                \
+    X(misuse_errors, "heap misuse reported (double free, invalid pointer, ...)")
+
+/* Per size class (rows 1 .. nclasses-1). */
+#define GA_STAT_CLASS(X)                                                                           \
+    X(size, "bytes per object")                                                                    \
+    X(mallocs, "objects allocated so far")                                                         \
+    X(frees, "objects freed so far")                                                               \
+    X(objects_in_use, "live objects")                                                              \
+    X(bytes_in_use, "bytes of live objects (counted at the class size)")                           \
+    X(spans_cached, "spans held by thread caches")                                                 \
+    X(spans_partial, "spans on the mcentral partial list")                                         \
+    X(spans_full, "spans on the mcentral full list")                                               \
+    X(mcache_refills, "spans of this class handed to a thread cache")                              \
+    X(mcentral_grows, "spans of this class taken from the page heap")
+
+#define GA_STAT_ENUM(name, doc) GA_STAT_##name,
+enum { GA_STAT_TOTALS(GA_STAT_ENUM) GA_STAT_NTOTALS };
+#define GA_CSTAT_ENUM(name, doc) GA_CSTAT_##name,
+enum { GA_STAT_CLASS(GA_CSTAT_ENUM) GA_STAT_NCLASS };
+#undef GA_STAT_ENUM
+#undef GA_CSTAT_ENUM
+
+#endif
