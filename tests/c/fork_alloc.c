@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
+
 enum {
     WORKERS = 3,
     LOCAL_SLOTS = 64,
@@ -46,13 +48,6 @@ typedef struct {
 static _Atomic(unsigned char *) shared_slots[SHARED_SLOTS];
 static atomic_int stop_workers;
 static unsigned char *anchor; /* allocated by main before any fork */
-
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static uint64_t random_size(uint64_t *rng) {
     uint64_t r = splitmix64(rng);

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testlib.h"
+
 enum {
     LOCAL_SLOTS = 128,
     SHARED_SLOTS = 512,
@@ -67,13 +69,6 @@ static void fail(const char *what, uint64_t tag, uint64_t size, uint64_t at) {
     fprintf(stderr, "mt_alloc: FAIL %s (tag=%016" PRIx64 " size=%" PRIu64
             " offset=%" PRIu64 ")\n", what, tag, size, at);
     _exit(2);
-}
-
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
 }
 
 static uint64_t mix(uint64_t tag, uint64_t size) {

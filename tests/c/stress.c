@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
+
 enum {
     MAX_THREADS = 64,
     LOCAL_SLOTS = 512,
@@ -80,14 +82,6 @@ static int leak;
 static unsigned long ops_per_round = 20000;
 
 /* ---- random numbers and cookies --------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static size_t random_size(uint64_t *rng)
 {

@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
+
 enum {
     OBJECTS = 48,
     SHARED_SLOTS = 1024,
@@ -63,14 +65,6 @@ static pthread_mutex_t leftover_lock[LAG];
 
 static atomic_ulong n_allocs, n_frees, n_foreign_frees, n_large;
 static atomic_int detached_running;
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static size_t random_size(uint64_t *rng)
 {
