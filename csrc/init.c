@@ -20,6 +20,7 @@ ga_options_t ga_opts = {
     .clobberfree = false,
     .fillnew = false,
     .uafcheck = 0,
+    .mcache_keep = 512,
 };
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
 bool ga_hardened;
@@ -57,6 +58,7 @@ static const option_t options[] = {
     {"clobberfree", OPT_BOOL, &ga_opts.clobberfree, 0, 1, NULL, "0 or 1"},
     {"fillnew", OPT_BOOL, &ga_opts.fillnew, 0, 1, NULL, "0 or 1"},
     {"uafcheck", OPT_UINT, &ga_opts.uafcheck, 0, 1000000000, NULL, "N: check 1 in N reused slots, 0 = off"},
+    {"mcache_keep", OPT_UINT, &ga_opts.mcache_keep, 0, 1u << 20, NULL, "pages, 0..1048576 (0 = Go: none)"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,

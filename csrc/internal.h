@@ -12,6 +12,11 @@
 #include "goalloc.h"
 #include "sizeclasses.h"
 
+/* Everything declared below is internal to the library: telling the
+ * compiler so lets it reach globals PC-relatively instead of through the
+ * GOT (one load less per access on the fast paths). */
+#pragma GCC visibility push(hidden)
+
 /* ------------------------------------------------------------------------
  * Build levels and helpers
  * ---------------------------------------------------------------------- */
@@ -79,21 +84,29 @@ struct ga_mcache;
  * Free runs map their first and last page in the page map; in-use spans map
  * every page. */
 typedef struct ga_span {
-    /* Owner's allocation state: the fast path reads and writes only these. */
+    /* The first cache line holds everything the inline malloc and free
+     * paths touch. */
     uint64_t alloc_cache;        /* complement window of alloc_bits at freeindex */
     uint32_t freeindex;          /* every slot below it is allocated */
     uint32_t nelems;             /* objects in the span (1 for large) */
     uintptr_t base;              /* first byte */
     uint32_t elemsize;           /* bytes per object (small); 0 for large/free */
-    uint32_t magic;              /* 32-bit divide magic of elemsize */
+    uint32_t nlocal;             /* popcount(local_free) */
+    /* What ga_free's inline path compares with the caller's mcache: owner,
+     * except NULL for tiny spans and in hardened mode, whose frees take
+     * the slow path. Set together with owner (ga_span_set_owner) only. */
+    _Atomic(struct ga_mcache *) free_owner;
+    uint64_t magic64;            /* ceil(2^64 / elemsize): index and exactness in one multiply */
+    uint64_t *local_free;        /* nwords; owner's frees since the last fold */
+    _Atomic uint64_t *remote_free; /* nwords; other threads' frees (own cache line) */
+    /* Second cache line onwards. */
     _Atomic(struct ga_mcache *) owner; /* mcache holding it, or NULL */
+    uint8_t cache_list;          /* CACHED: GA_LIST_CURRENT, GA_LIST_FULL or GA_LIST_AVAIL */
     uint16_t spc;                /* 0 large/free, 1..n-1 small class, GA_TINY_SPC */
     uint8_t nwords;              /* 64-bit words per bitmap */
     uint8_t needzero;            /* some byte may be non-zero (calloc must clear) */
-    uint32_t nlocal;             /* popcount(local_free) */
+    uint32_t magic;              /* 32-bit divide magic of elemsize */
     uint64_t *alloc_bits;        /* nwords; state at the last fold */
-    uint64_t *local_free;        /* nwords; owner's frees since the last fold */
-    _Atomic uint64_t *remote_free; /* nwords; other threads' frees (own cache line) */
     _Atomic uint32_t *tiny_meta; /* tiny spans: one word per 16-byte block */
     uint32_t alloc_count;        /* allocated slots as of the last fold */
     _Atomic uint8_t state;       /* ga_span_state_t */
@@ -116,8 +129,17 @@ typedef struct ga_span {
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
 } ga_span_t;
+_Static_assert(__builtin_offsetof(ga_span_t, owner) == GA_CACHE_LINE,
+               "the inline paths' span fields fill the first cache line");
 
 #define GA_UNPUBLISHED UINT32_MAX
+
+/* Where a CACHED span sits in its mcache (mcache.c): the class's current
+ * span (mc->alloc), the list of exhausted spans it keeps (free_owner NULL,
+ * so the owner's first free takes the slow path and moves the span), or
+ * the list of kept spans the owner has freed into since (free_owner set,
+ * taken before mcentral at the next refill). */
+enum { GA_LIST_CURRENT = 0, GA_LIST_FULL, GA_LIST_AVAIL };
 
 /* Tiny block word (one per 16-byte block of a tiny span):
  * bits 0..15 a live sub-object starts at that byte; bits 16..20 the carve
@@ -144,8 +166,8 @@ GA_INLINE void ga_span_free_local(ga_span_t *s, uint32_t idx, uintptr_t p, const
 {
     unsigned w = idx >> 6;
     uint64_t m = 1ull << (idx & 63);
-    if (GA_UNLIKELY((idx >= s->freeindex && !(s->alloc_bits[w] & m)) || (s->local_free[w] & m) ||
-                    (atomic_load_explicit(&s->remote_free[w], memory_order_relaxed) & m))) {
+    uint64_t freed = s->local_free[w] | atomic_load_explicit(&s->remote_free[w], memory_order_relaxed);
+    if (GA_UNLIKELY((freed & m) || (idx >= s->freeindex && !(s->alloc_bits[w] & m)))) {
         ga_span_free_local_misuse(s, p, fn);
         return; /* GOALLOC=on_error=report: reported, the free is ignored */
     }
@@ -159,14 +181,46 @@ void ga_span_bits_lock(void);
 void ga_span_bits_unlock(void);
 void ga_span_bits_fork_child(void);
 
+void ga_mcache_span_freed(struct ga_mcache *mc, ga_span_t *s);
+
 /* Frees slot idx of small span s from the calling thread (cache mc). */
 GA_INLINE void ga_free_slot(ga_span_t *s, uint32_t idx, uintptr_t p, struct ga_mcache *mc,
                             const char *fn)
 {
-    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == mc)
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == mc) {
         ga_span_free_local(s, idx, p, fn);
-    else
+        if (s->cache_list == GA_LIST_FULL)
+            ga_mcache_span_freed(mc, s);
+    } else
         ga_span_free_remote(s, idx, p, fn);
+}
+
+/* Hands s to mcache mc (NULL: to nobody); see free_owner. */
+GA_INLINE void ga_span_set_owner(ga_span_t *s, struct ga_mcache *mc)
+{
+    extern bool ga_hardened;
+    atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
+    atomic_store_explicit(&s->free_owner, s->spc == GA_TINY_SPC || ga_hardened ? NULL : mc,
+                          memory_order_relaxed);
+}
+
+/* ceil(2^64 / size) for size >= 2 (Lemire, Kaser and Kurz, "Faster
+ * remainder by direct computation", 2019). */
+GA_INLINE uint64_t ga_magic64(uint32_t size)
+{
+    return UINT64_MAX / size + 1;
+}
+
+/* The slot of small span s that starts exactly at p, in one 64x64->128
+ * multiply: the high half of off * ceil(2^64/elemsize) is off / elemsize
+ * and the low half is below the magic iff elemsize divides off (exact for
+ * every 32-bit off). False for interior pointers and the tail past the
+ * last object. REQUIRES: s->base <= p < s->base + 4 GiB. */
+GA_INLINE bool ga_span_slot_of(const ga_span_t *s, uintptr_t p, uint32_t *idx)
+{
+    unsigned __int128 q = (unsigned __int128)(uint32_t)(p - s->base) * s->magic64;
+    *idx = (uint32_t)(q >> 64);
+    return (uint64_t)q < s->magic64 && (uint64_t)(q >> 64) < s->nelems;
 }
 
 /* Object index of address p in small span s, by magic multiply. */
@@ -175,18 +229,21 @@ GA_INLINE uint32_t ga_span_index(const ga_span_t *s, uintptr_t p)
     return (uint32_t)(((uint64_t)(uint32_t)(p - s->base) * s->magic) >> 32);
 }
 
+/* Takes the first free slot of s's window c = s->alloc_cache != 0. */
+GA_INLINE void *ga_span_take(ga_span_t *s, uint64_t c)
+{
+    unsigned bit = (unsigned)__builtin_ctzll(c);
+    uint32_t idx = s->freeindex + bit;
+    s->alloc_cache = (c >> bit) >> 1;
+    s->freeindex = idx + 1;
+    return (void *)(s->base + (uintptr_t)idx * s->elemsize);
+}
+
 /* Go's nextFreeFast: take the next free slot of the current window. */
 GA_INLINE void *ga_span_next_free_fast(ga_span_t *s)
 {
     uint64_t c = s->alloc_cache;
-    if (GA_LIKELY(c != 0)) {
-        unsigned bit = (unsigned)__builtin_ctzll(c);
-        uint32_t idx = s->freeindex + bit;
-        s->alloc_cache = (c >> bit) >> 1;
-        s->freeindex = idx + 1;
-        return (void *)(s->base + (uintptr_t)idx * s->elemsize);
-    }
-    return NULL;
+    return GA_LIKELY(c != 0) ? ga_span_take(s, c) : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -356,6 +413,10 @@ typedef struct ga_span_list {
     size_t n;
 } ga_span_list_t;
 
+/* Doubly linked span lists through next/prev (mspan.c). */
+void ga_span_list_push(ga_span_list_t *l, ga_span_t *s, bool back);
+void ga_span_list_remove(ga_span_list_t *l, ga_span_t *s);
+
 typedef struct ga_mcentral {
     pthread_mutex_t lock;        /* guards both lists and state moves of their spans */
     unsigned spc;
@@ -397,6 +458,14 @@ void ga_mcentral_fork_child(void);
  * ---------------------------------------------------------------------- */
 typedef struct ga_mcache {
     ga_span_t *alloc[GA_NUM_SPC];  /* one span per span class; &ga_emptyspan when none */
+    /* Spans kept after they were exhausted instead of going back to
+     * mcentral at once (GOALLOC=mcache_keep), newest first. Every span on
+     * them is CACHED with owner == this cache and cache_list telling
+     * which; kept_pages is the sum of their pages. */
+    ga_span_list_t full[GA_NUM_SPC];  /* no free noticed since; free_owner == NULL */
+    ga_span_list_t avail[GA_NUM_SPC]; /* the owner freed into them; free_owner as ga_span_set_owner */
+    size_t kept_pages, avail_pages;
+    unsigned evict_next;           /* where the next eviction search starts */
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
     uint32_t slow_paths;           /* count of ga_mcache_next_free calls */
     uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */
@@ -482,6 +551,7 @@ typedef struct ga_options {
     bool clobberfree;        /* clobberfree: fill freed objects with GA_FREED_BYTE */
     bool fillnew;            /* fillnew: fill new objects with GA_NEW_BYTE */
     uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
+    uint64_t mcache_keep;    /* mcache_keep: pages of exhausted spans a thread keeps, 0 = Go */
     const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
 } ga_options_t;
 
@@ -540,5 +610,7 @@ int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t b);
  * OS interface (mem_linux.c)
  * ---------------------------------------------------------------------- */
 #include "mem.h"
+
+#pragma GCC visibility pop
 
 #endif

@@ -13,7 +13,9 @@
  *                 (local_free for the owner, remote_free for other threads).
  *   mcache        mcache.c: per thread (TLS, initial-exec in the preload
  *                 build), one span per span class, all starting as the empty
- *                 sentinel span so the fast path never tests for NULL.
+ *                 sentinel span so the fast path never tests for NULL; plus,
+ *                 unlike Go, the exhausted spans it filled (mcache_keep), so
+ *                 that its own later frees into them stay local.
  *   mcentral      mcentral.c: per span class, partial and full lists of the
  *                 spans no mcache owns, under one padded lock per class.
  *   mheap         mheap.c: 64 MiB arenas aligned to their size; the page map
@@ -36,14 +38,20 @@
  *   3. Other small sizes, or an empty window: the fast path again, then
  *      ga_mcache_next_free (Go nextFree): next allocCache window; if the span
  *      is exhausted, fold its pending frees and keep it if that freed slots;
- *      otherwise give it back to mcentral and take a partial span (folded)
- *      or a new one from the heap.
+ *      otherwise keep it (or give it back to mcentral) and take a kept span
+ *      the thread has freed into, else a partial span from mcentral
+ *      (folded), else a new one from the heap.
  *   4. n > 32 KiB: a span of whole pages straight from the page heap.
  *
  * FREE LADDER (free)
  *   The page map gives the span (NULL: not goalloc's -> report and abort).
  *   - Owner thread (span->owner == this thread's mcache): check the slot is
- *     allocated (exact double-free detection), set its local_free bit.
+ *     allocated (exact double-free detection), set its local_free bit. The
+ *     inline path (ga_free) compares span->free_owner instead, which is NULL
+ *     for tiny spans, in hardened mode and for kept exhausted spans, and
+ *     finds the slot with one 64x64->128 multiply (index and exactness).
+ *     The owner's first free into a kept exhausted span moves it to the
+ *     cache's avail list.
  *   - Any other thread: one atomic OR into remote_free (a second free of the
  *     same slot before the next fold sees its bit already set), one atomic
  *     count. The first such free into a FULL span moves it to partial; the
@@ -299,13 +307,15 @@ static GA_NOINLINE void *malloc_slow(size_t n)
     return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
 }
 
+/* The inline path: Go's nextFreeFast on the thread's span of the class.
+ * The sentinel span's empty window sends everything else to malloc_slow. */
 void *ga_malloc(size_t n)
 {
     if (GA_LIKELY(n - ga_fast_lo <= ga_fast_span)) {
         ga_span_t *s = ga_tls_mcache->alloc[ga_classes.size_to_class8[(n + 7) >> 3]];
-        void *p = ga_span_next_free_fast(s);
-        if (GA_LIKELY(p != NULL))
-            return p;
+        uint64_t c = s->alloc_cache;
+        if (GA_LIKELY(c != 0))
+            return ga_span_take(s, c);
     }
     return malloc_slow(n);
 }
@@ -337,22 +347,33 @@ out:
     errno = saved;
 }
 
+/* The inline path: the owner's free of a slot start of a small span. */
 void ga_free(void *ptr)
 {
     uintptr_t p = (uintptr_t)ptr;
     ga_span_t *s = ga_span_of(p);
+    uint32_t idx;
     if (GA_LIKELY(s != NULL) &&
-        atomic_load_explicit(&s->owner, memory_order_relaxed) == ga_tls_mcache &&
-        s->spc != GA_TINY_SPC && !ga_hardened) {
-        uint32_t off = (uint32_t)(p - s->base);
-        uint32_t idx = (uint32_t)(((uint64_t)off * s->magic) >> 32);
-        if (GA_LIKELY(idx < s->nelems && idx * s->elemsize == off)) {
-            ga_span_free_local(s, idx, p, "free");
-            return;
-        }
+        atomic_load_explicit(&s->free_owner, memory_order_relaxed) == ga_tls_mcache &&
+        GA_LIKELY(ga_span_slot_of(s, p, &idx))) {
+        ga_span_free_local(s, idx, p, "free");
+        return;
     }
     free_slow(ptr, s);
 }
+
+#ifdef GA_OVERRIDE
+/* The preload library's hottest libc names are the functions above under a
+ * second name, so a call lands on the inline path without a forwarding
+ * jump (the other names are in override.c). */
+#define GA_ALIAS(name, target) \
+    extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
+GA_ALIAS(malloc, ga_malloc);
+GA_ALIAS(__libc_malloc, ga_malloc);
+GA_ALIAS(free, ga_free);
+GA_ALIAS(cfree, ga_free);
+GA_ALIAS(__libc_free, ga_free);
+#endif
 
 void *ga_calloc(size_t count, size_t size)
 {

@@ -114,6 +114,103 @@ void ga_mcache_put_shared(void)
     pthread_mutex_unlock(&shared_lock);
 }
 
+/* ---- kept spans (GOALLOC=mcache_keep) --------------------------------------
+ * Go hands an exhausted span back to mcentral at once; its sweeper finds
+ * the slots the GC freed. With explicit free, the thread that filled a
+ * span is usually the one that frees into it, so goalloc keeps exhausted
+ * spans on the cache's full list: the owner's frees stay plain stores
+ * instead of remote atomics, and a span the owner has freed into moves to
+ * the avail list, which the next refill takes before asking mcentral.
+ * Bounded by mcache_keep pages per cache (avail: an eighth of that, as its
+ * free slots serve this thread only); the oldest spans go to mcentral. */
+
+static void unkeep(ga_mcache_t *mc, ga_span_t *s)
+{
+    ga_span_list_t *l = s->cache_list == GA_LIST_FULL ? &mc->full[s->spc] : &mc->avail[s->spc];
+    ga_span_list_remove(l, s);
+    mc->kept_pages -= s->npages;
+    if (s->cache_list == GA_LIST_AVAIL)
+        mc->avail_pages -= s->npages;
+    s->cache_list = GA_LIST_CURRENT;
+}
+
+static void keep(ga_mcache_t *mc, ga_span_t *s, int which)
+{
+    s->cache_list = (uint8_t)which;
+    ga_span_list_push(which == GA_LIST_FULL ? &mc->full[s->spc] : &mc->avail[s->spc], s, false);
+    mc->kept_pages += s->npages;
+    if (which == GA_LIST_AVAIL)
+        mc->avail_pages += s->npages;
+}
+
+/* Hands the oldest kept span (avail first when only_avail) of class spc,
+ * or of the next class that has one, back to mcentral. */
+static void evict_one(ga_mcache_t *mc, unsigned spc, bool only_avail)
+{
+    for (unsigned k = 0; k <= GA_NUM_SPC; k++) {
+        unsigned i = k == 0 ? spc : (mc->evict_next + k - 1) % GA_NUM_SPC;
+        ga_span_t *s = mc->avail[i].last;
+        if (s == NULL && !only_avail)
+            s = mc->full[i].last;
+        if (s != NULL) {
+            if (k != 0)
+                mc->evict_next = (i + 1) % GA_NUM_SPC;
+            unkeep(mc, s);
+            ga_mcentral_uncache_span(&ga_central[i], s);
+            return;
+        }
+    }
+}
+
+static size_t avail_budget(void)
+{
+    size_t b = ga_opts.mcache_keep / 8;
+    return b ? b : 1;
+}
+
+/* The owner freed into s, a span on its full list (ga_free_slot). */
+void ga_mcache_span_freed(ga_mcache_t *mc, ga_span_t *s)
+{
+    unkeep(mc, s);
+    keep(mc, s, GA_LIST_AVAIL);
+    ga_span_set_owner(s, mc); /* later owner frees take the inline path */
+    while (mc->avail_pages > avail_budget())
+        evict_one(mc, s->spc, true);
+}
+
+/* An exhausted span leaves mc->alloc: kept, or back to mcentral. */
+static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
+{
+    if (ga_opts.mcache_keep == 0) {
+        ga_mcentral_uncache_span(&ga_central[spc], s);
+        return;
+    }
+    keep(mc, s, GA_LIST_FULL);
+    atomic_store_explicit(&s->free_owner, NULL, memory_order_relaxed);
+    while (mc->kept_pages > ga_opts.mcache_keep)
+        evict_one(mc, spc, false);
+}
+
+/* A kept span of class spc with a free slot once folded: the newest the
+ * owner freed into, else one of the oldest exhausted spans that other
+ * threads freed into. NULL if none. */
+static ga_span_t *take_kept(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->avail[spc].first;
+    if (s == NULL) {
+        unsigned looked = 0;
+        for (s = mc->full[spc].last; s != NULL && looked < 4; s = s->prev, looked++)
+            if (atomic_load_explicit(&s->nremote, memory_order_relaxed) > 0)
+                break;
+        if (s == NULL || looked == 4)
+            return NULL;
+    }
+    unkeep(mc, s);
+    ga_span_set_owner(s, mc);
+    ga_span_fold(s);
+    return s;
+}
+
 /* Go mcache.nextFree + refill: the next slot of span class spc when the
  * fast path found none. Folds pending frees into an exhausted span before
  * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
@@ -139,9 +236,14 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
                 return ga_span_next_free_fast(s);
         }
         mc->alloc[spc] = &ga_emptyspan;
-        ga_mcentral_uncache_span(&ga_central[spc], s);
+        retire(mc, spc, s);
     }
-    s = ga_mcentral_cache_span(&ga_central[spc], mc);
+    s = take_kept(mc, spc);
+    if (s == NULL || ga_span_next_free_index(s) >= s->nelems) {
+        if (s != NULL) /* remote frees seen but not yet folded: keep it */
+            retire(mc, spc, s);
+        s = ga_mcentral_cache_span(&ga_central[spc], mc);
+    }
     if (s == NULL)
         return NULL;
     ga_assert(atomic_load(&s->owner) == mc && s->spc == spc);
@@ -168,6 +270,15 @@ void ga_mcache_release_tiny(ga_mcache_t *mc)
     }
 }
 
+/* Folds s if frees are pending; true if it then holds no object. */
+static bool fold_empty(ga_span_t *s)
+{
+    if (!ga_span_has_pending_frees(s))
+        return false;
+    ga_span_fold(s);
+    return s->alloc_count == 0;
+}
+
 size_t ga_mcache_reclaim_own(void)
 {
     ga_mcache_t *mc = ga_tls_mcache;
@@ -176,13 +287,21 @@ size_t ga_mcache_reclaim_own(void)
         return 0;
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
         ga_span_t *s = mc->alloc[i];
-        if (s == &ga_emptyspan || !ga_span_has_pending_frees(s))
-            continue;
-        ga_span_fold(s);
-        if (s->alloc_count == 0) {
+        if (s != &ga_emptyspan && fold_empty(s)) {
             mc->alloc[i] = &ga_emptyspan;
             pages += s->npages;
             ga_mcentral_uncache_span(&ga_central[i], s);
+        }
+        for (int which = 0; which < 2; which++) {
+            ga_span_t *next;
+            for (s = which ? mc->avail[i].first : mc->full[i].first; s != NULL; s = next) {
+                next = s->next;
+                if (fold_empty(s)) {
+                    unkeep(mc, s);
+                    pages += s->npages;
+                    ga_mcentral_uncache_span(&ga_central[i], s);
+                }
+            }
         }
     }
     return pages;
@@ -196,6 +315,10 @@ void ga_mcache_release_all(ga_mcache_t *mc)
         ga_span_t *s = mc->alloc[i];
         if (s != &ga_emptyspan) {
             mc->alloc[i] = &ga_emptyspan;
+            ga_mcentral_uncache_span(&ga_central[i], s);
+        }
+        while ((s = mc->full[i].first) != NULL || (s = mc->avail[i].first) != NULL) {
+            unkeep(mc, s);
             ga_mcentral_uncache_span(&ga_central[i], s);
         }
     }
@@ -233,6 +356,39 @@ void ga_mcache_fork_child(void)
     }
 }
 
+/* The kept lists of mc: every span CACHED, owned by mc, of the list's
+ * class, tagged with its list, free_owner as the list says, and the page
+ * sums right. */
+static int check_kept(ga_mcache_t *mc, size_t *ncached, char *msg, size_t len)
+{
+    size_t kept = 0, avail = 0;
+    for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+        for (int which = GA_LIST_FULL; which <= GA_LIST_AVAIL; which++) {
+            ga_span_list_t *l = which == GA_LIST_FULL ? &mc->full[i] : &mc->avail[i];
+            size_t n = 0;
+            for (ga_span_t *s = l->first; s != NULL; s = s->next, n++) {
+                ga_mcache_t *fo = atomic_load(&s->free_owner);
+                bool fo_ok = which == GA_LIST_FULL
+                                 ? fo == NULL
+                                 : fo == (s->spc == GA_TINY_SPC || ga_hardened ? NULL : mc);
+                if (atomic_load(&s->state) != GA_SPAN_CACHED || atomic_load(&s->owner) != mc ||
+                    s->spc != i || s->cache_list != which || !fo_ok)
+                    return ga_fail(msg, len, "mcache: kept span not owned by its cache's list",
+                                   s->base, i);
+                kept += s->npages;
+                avail += which == GA_LIST_AVAIL ? s->npages : 0;
+                (*ncached)++;
+            }
+            if (n != l->n)
+                return ga_fail(msg, len, "mcache: kept list length disagrees", n, l->n);
+        }
+    }
+    if (kept != mc->kept_pages || avail != mc->avail_pages)
+        return ga_fail(msg, len, "mcache: kept pages disagree with the lists", kept,
+                       mc->kept_pages);
+    return 0;
+}
+
 /* REQUIRES: the mcache locks and every mcentral lock. */
 int ga_mcache_check_all(size_t *ncached, char *msg, size_t len)
 {
@@ -242,10 +398,13 @@ int ga_mcache_check_all(size_t *ncached, char *msg, size_t len)
             if (s == &ga_emptyspan)
                 continue;
             if (atomic_load(&s->state) != GA_SPAN_CACHED || atomic_load(&s->owner) != mc ||
-                s->spc != i)
+                s->spc != i || s->cache_list != GA_LIST_CURRENT)
                 return ga_fail(msg, len, "mcache: cached span not owned by its cache", s->base, i);
             (*ncached)++;
         }
+        int rc = check_kept(mc, ncached, msg, len);
+        if (rc != 0)
+            return rc;
         if (mc->tiny != 0) {
             ga_span_t *s = ga_span_of(mc->tiny);
             if (s == NULL || s->spc != GA_TINY_SPC || (mc->tiny - s->base) % GA_TINY_SIZE != 0)

@@ -60,24 +60,7 @@ static void list_push(ga_span_list_t *l, ga_span_t *s, bool back)
 {
     unpurge(s);
     s->unused_since = ga_now_ns();
-    if (back) {
-        s->next = NULL;
-        s->prev = l->last;
-        if (l->last != NULL)
-            l->last->next = s;
-        else
-            l->first = s;
-        l->last = s;
-    } else {
-        s->prev = NULL;
-        s->next = l->first;
-        if (l->first != NULL)
-            l->first->prev = s;
-        else
-            l->last = s;
-        l->first = s;
-    }
-    l->n++;
+    ga_span_list_push(l, s, back);
 }
 
 /* Spans with few free slots go to the back of the partial list: handing
@@ -86,20 +69,6 @@ static void list_push(ga_span_list_t *l, ga_span_t *s, bool back)
 static bool few_free(const ga_span_t *s, int32_t nremote)
 {
     return (s->nelems - s->alloc_count) + (uint32_t)nremote < (s->nelems + 3) / 4;
-}
-
-static void list_remove(ga_span_list_t *l, ga_span_t *s)
-{
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        l->first = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    else
-        l->last = s->prev;
-    s->next = s->prev = NULL;
-    l->n--;
 }
 
 /* Gives a span whose objects are all free back to the page heap.
@@ -155,7 +124,7 @@ void ga_mcentral_release_empty(void)
             pthread_mutex_unlock(&c->lock);
             continue;
         }
-        list_remove(&c->partial, s);
+        ga_span_list_remove(&c->partial, s);
         s->kept_empty = false;
         c->nempty--;
         release_unlock(c, s);
@@ -180,7 +149,7 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
         memset((void *)s->base, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
         s->needzero = 1;
     }
-    atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
+    ga_span_set_owner(s, mc);
     atomic_store_explicit(&s->state, GA_SPAN_CACHED, memory_order_release);
     return s;
 }
@@ -194,14 +163,14 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
     pthread_mutex_lock(&c->lock);
     ga_span_t *s = c->partial.first;
     if (s != NULL) {
-        list_remove(&c->partial, s);
+        ga_span_list_remove(&c->partial, s);
         unpurge(s);
         if (s->kept_empty) {
             s->kept_empty = false;
             c->nempty--;
         }
         atomic_store(&s->published, GA_UNPUBLISHED);
-        atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
+        ga_span_set_owner(s, mc);
         atomic_store(&s->state, GA_SPAN_CACHED);
         pthread_mutex_unlock(&c->lock);
         ga_span_fold(s);
@@ -222,7 +191,7 @@ void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
     ga_assert(atomic_load(&s->state) == GA_SPAN_CACHED && s->spc == c->spc);
     ga_span_fold(s);
     pthread_mutex_lock(&c->lock);
-    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    ga_span_set_owner(s, NULL);
     uint32_t n = s->alloc_count;
     uint8_t st = n == s->nelems ? GA_SPAN_FULL : GA_SPAN_PARTIAL;
     if (n != 0) {
@@ -260,7 +229,7 @@ void ga_mcentral_remote_transition(ga_span_t *s)
         ga_span_list_t *l = st == GA_SPAN_FULL ? &c->full : &c->partial;
         int32_t r = atomic_load(&s->nremote);
         if ((uint32_t)r == s->alloc_count && !s->kept_empty) {
-            list_remove(l, s);
+            ga_span_list_remove(l, s);
             if (keep_empty_locked(c, s))
                 pthread_mutex_unlock(&c->lock);
             else
@@ -268,7 +237,7 @@ void ga_mcentral_remote_transition(ga_span_t *s)
             return;
         }
         if (st == GA_SPAN_FULL && r > 0) {
-            list_remove(l, s);
+            ga_span_list_remove(l, s);
             atomic_store(&s->state, GA_SPAN_PARTIAL);
             list_push(&c->partial, s, few_free(s, r));
         }

@@ -231,7 +231,7 @@ static void free_run_locked(ga_span_t *s)
     }
     s->spc = 0;
     s->elemsize = 0;
-    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    ga_span_set_owner(s, NULL);
     atomic_store_explicit(&s->state, GA_SPAN_FREE, memory_order_release);
     map_page(s->base, s);
     map_page(s->base + (s->npages - 1) * PAGE, s);
@@ -416,7 +416,7 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
         return NULL;
     }
     s->spc = spc;
-    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    ga_span_set_owner(s, NULL);
     atomic_store_explicit(&s->state, state, memory_order_release);
     pthread_mutex_unlock(&ga_heap.lock);
     return s;

@@ -87,6 +87,7 @@ void ga_span_init_small(ga_span_t *s, unsigned spc)
 {
     s->elemsize = ga_classes.size[spc];
     s->magic = ga_classes.magic[spc];
+    s->magic64 = ga_magic64(ga_classes.size[spc]);
     s->nelems = ga_classes.nelems[spc];
     s->nwords = (uint8_t)((s->nelems + 63) / 64);
     s->alloc_bits[s->nwords - 1] |= padding_mask(s->nelems);
@@ -210,6 +211,44 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
     if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
         (uint32_t)n == atomic_load(&s->published))
         ga_mcentral_remote_transition(s);
+}
+
+/* ---- span lists ---------------------------------------------------------- */
+
+void ga_span_list_push(ga_span_list_t *l, ga_span_t *s, bool back)
+{
+    if (back) {
+        s->next = NULL;
+        s->prev = l->last;
+        if (l->last != NULL)
+            l->last->next = s;
+        else
+            l->first = s;
+        l->last = s;
+    } else {
+        s->prev = NULL;
+        s->next = l->first;
+        if (l->first != NULL)
+            l->first->prev = s;
+        else
+            l->last = s;
+        l->first = s;
+    }
+    l->n++;
+}
+
+void ga_span_list_remove(ga_span_list_t *l, ga_span_t *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        l->first = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    else
+        l->last = s->prev;
+    s->next = s->prev = NULL;
+    l->n--;
 }
 
 /* ---- validation --------------------------------------------------------- */

@@ -14,8 +14,9 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-EXPORT void *malloc(size_t n) { return ga_malloc(n); }
-EXPORT void free(void *p) { ga_free(p); }
+/* malloc, free, cfree, __libc_malloc and __libc_free are aliases of the
+ * inline paths, defined in malloc.c (no forwarding jump on the hot paths). */
+
 EXPORT void *calloc(size_t c, size_t n) { return ga_calloc(c, n); }
 EXPORT void *realloc(void *p, size_t n) { return ga_realloc(p, n); }
 EXPORT void *reallocarray(void *p, size_t c, size_t n) { return ga_reallocarray(p, c, n); }
@@ -25,7 +26,6 @@ EXPORT void *memalign(size_t a, size_t n) { return ga_memalign(a, n); }
 EXPORT void *valloc(size_t n) { return ga_valloc(n); }
 EXPORT void *pvalloc(size_t n) { return ga_pvalloc(n); }
 EXPORT size_t malloc_usable_size(void *p) { return ga_malloc_usable_size(p); }
-EXPORT void cfree(void *p) { ga_free(p); }
 
 EXPORT int malloc_trim(size_t pad) { return ga_malloc_trim(pad); }
 EXPORT int mallopt(int param, int value) { return ga_mallopt(param, value); }
@@ -54,8 +54,6 @@ EXPORT struct mallinfo mallinfo(void)
                              .fordblks = clamp(m.fordblks), .keepcost = clamp(m.keepcost)};
 }
 
-EXPORT void *__libc_malloc(size_t n) { return ga_malloc(n); }
-EXPORT void __libc_free(void *p) { ga_free(p); }
 EXPORT void *__libc_calloc(size_t c, size_t n) { return ga_calloc(c, n); }
 EXPORT void *__libc_realloc(void *p, size_t n) { return ga_realloc(p, n); }
 EXPORT void *__libc_memalign(size_t a, size_t n) { return ga_memalign(a, n); }

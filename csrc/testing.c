@@ -25,6 +25,7 @@ int ga_test_ptr_info(void *ptr, ga_test_ptr_info_t *out)
     out->nremote = atomic_load(&s->nremote);
     out->owned_by_caller = atomic_load(&s->owner) == ga_tls_mcache;
     out->needzero = s->needzero;
+    out->cache_list = s->cache_list;
     if (out->kind == 1)
         out->tiny_word = atomic_load(&s->tiny_meta[((uintptr_t)ptr - s->base) / GA_TINY_SIZE]);
     return out->kind;
@@ -128,6 +129,9 @@ void ga_test_corrupt(void *p, int what, int on)
         ga_mheap_lock();
         ga_heap.free_root->max_pages += (size_t)(ptrdiff_t)delta;
         ga_mheap_unlock();
+        break;
+    case 3: /* the calling thread's kept pages */
+        ga_tls_mcache->kept_pages += (size_t)(ptrdiff_t)delta;
         break;
     case 2: /* a page-map entry: p's page maps to the sentinel span */
         if (on) {
@@ -312,4 +316,27 @@ int ga_test_threads(int nthreads, int iters, unsigned seed)
     }
     return corrupt;
 }
+
+unsigned long ga_test_check_slot_index(unsigned spc)
+{
+    ga_ensure_init();
+    if (spc == 0 || spc >= ga_classes.nclasses)
+        return 1;
+    ga_span_t s;
+    memset(&s, 0, sizeof s);
+    s.base = (uintptr_t)1 << 30;
+    s.elemsize = ga_classes.size[spc];
+    s.nelems = ga_classes.nelems[spc];
+    s.magic64 = ga_magic64(s.elemsize);
+    unsigned long bad = 0;
+    uint32_t bytes = ga_classes.npages[spc] << GA_PAGE_SHIFT;
+    for (uint32_t off = 0; off < bytes; off++) {
+        uint32_t idx;
+        bool ok = ga_span_slot_of(&s, s.base + off, &idx);
+        bool want = off % s.elemsize == 0 && off / s.elemsize < s.nelems;
+        bad += ok != want || (ok && idx != off / s.elemsize);
+    }
+    return bad;
+}
+
 #endif

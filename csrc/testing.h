@@ -23,6 +23,7 @@ typedef struct ga_test_ptr_info {
     int owned_by_caller;  /* the calling thread's mcache holds the span */
     int needzero;
     unsigned tiny_word;   /* tiny: the block's word */
+    int cache_list;       /* cached: 0 the current span, 1 kept full, 2 kept avail */
 } ga_test_ptr_info_t;
 
 typedef struct ga_test_heap_info {
@@ -59,7 +60,8 @@ void ga_test_exit_cache(void);
 /* Breaks (on = 1) or repairs (on = 0) one invariant, for testing
  * ga_check_heap: what = 0 nlocal of p's span, 1 max_pages at the treap
  * root, 2 the page-map entry of p's page (repair: ga_test_repair_page with
- * a pointer into the right span). */
+ * a pointer into the right span), 3 the calling thread's count of kept
+ * pages (mcache_keep). */
 void ga_test_corrupt(void *p, int what, int on);
 void ga_test_repair_page(void *p, void *span_of);
 void ga_test_set_tiny(int on);
@@ -76,5 +78,8 @@ int ga_test_threads(int nthreads, int iters, unsigned seed);
 /* Parses s as the GOALLOC variable would be (messages go to stderr). */
 void ga_test_parse_options(const char *s);
 long long ga_test_option(const char *key);
+/* Checks ga_span_slot_of (the inline free path's index) against division
+ * for every byte offset of a span of class spc; returns the mismatches. */
+unsigned long ga_test_check_slot_index(unsigned spc);
 
 #endif

@@ -50,6 +50,9 @@ EXT_DEBUG_DEFAULT = "2"
 _PRELOAD_OVERRIDE = ["-DGA_OVERRIDE", "-DGA_SHARED_LIB_EXPORT"]
 _PRELOAD_HAZARDS = [
     "-ftls-model=initial-exec",
+    # ga_* are exported but never meant to be interposed: calls inside the
+    # library bind locally (no PLT hop from realloc to ga_malloc).
+    "-fno-semantic-interposition",
     "-fno-builtin-malloc",
     "-fno-builtin-calloc",
     "-fno-builtin-realloc",

@@ -53,6 +53,7 @@ class PtrInfo:
     owned: bool
     needzero: bool
     tiny_word: int
+    cache_list: str
 
 
 def ptr_info(p: Any) -> PtrInfo:
@@ -76,6 +77,7 @@ def ptr_info(p: Any) -> PtrInfo:
         owned=bool(i.owned_by_caller),
         needzero=bool(i.needzero),
         tiny_word=i.tiny_word,
+        cache_list=("current", "kept full", "kept avail")[i.cache_list],
     )
 
 

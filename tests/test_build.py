@@ -67,3 +67,28 @@ def test_extension_exports_only_its_init_function() -> None:
 
 def test_flags_keep_preload_and_extension_apart() -> None:
     assert "override.c" not in {Path(s).name for s in _flags.ext_sources(ROOT)}
+
+
+def test_hot_libc_names_are_the_inline_paths_themselves() -> None:
+    """malloc/free and their aliases resolve to ga_malloc/ga_free, with no
+    forwarding jump in between (the preload library's hot path). Looked up
+    in a child process so that this one does not load the library."""
+    import subprocess
+    import sys
+
+    from goalloc_ffi._paths import lib_path
+
+    code = ("import ctypes, sys\n"
+            "so = ctypes.CDLL(sys.argv[1])\n"
+            "a = lambda n: ctypes.cast(getattr(so, n), ctypes.c_void_p).value\n"
+            "print(*(a(n) for n in sys.argv[2:]))\n")
+    names = ["ga_malloc", "malloc", "__libc_malloc", "ga_free", "free", "cfree", "__libc_free"]
+    r = subprocess.run([sys.executable, "-c", code, lib_path(False), *names],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    addr = dict(zip(names, map(int, r.stdout.split())))
+    assert addr["ga_malloc"] != addr["ga_free"]
+    for name in ("malloc", "__libc_malloc"):
+        assert addr[name] == addr["ga_malloc"], name
+    for name in ("free", "cfree", "__libc_free"):
+        assert addr[name] == addr["ga_free"], name

@@ -60,13 +60,25 @@ def test_owner_frees_are_deferred_then_folded_into_the_same_span() -> None:
         ga.free(p)
 
 
-def test_full_span_is_traded_for_a_new_one() -> None:
-    ps = fill_span(256)
-    nxt = ga.malloc(256)
-    assert ptr_info(nxt).span_base != ptr_info(ps[0]).span_base
-    assert ptr_info(ps[0]).state == "full"
-    for p in ps + [nxt]:
-        ga.free(p)
+@pytest.mark.parametrize("keep", [0, 512])
+def test_full_span_is_traded_for_a_new_one(keep: int) -> None:
+    """Go hands the exhausted span to mcentral's full list (mcache_keep=0);
+    by default the cache keeps it on its own full list."""
+    old = lib.ga_test_option(b"mcache_keep")
+    lib.ga_test_parse_options(f"mcache_keep={keep}".encode())
+    try:
+        ps = fill_span(256)
+        nxt = ga.malloc(256)
+        assert ptr_info(nxt).span_base != ptr_info(ps[0]).span_base
+        info = ptr_info(ps[0])
+        if keep:
+            assert (info.state, info.cache_list, info.owned) == ("cached", "kept full", True)
+        else:
+            assert (info.state, info.cache_list, info.owned) == ("full", "current", False)
+        for p in ps + [nxt]:
+            ga.free(p)
+    finally:
+        lib.ga_test_parse_options(f"mcache_keep={old}".encode())
 
 
 def test_window_refill_crosses_64_slot_boundaries() -> None:
@@ -98,3 +110,11 @@ def test_calloc_clears_reused_slots() -> None:
     assert all(ffi.buffer(q, 96)[:] == bytes(96) for q in qs)
     for q in qs:
         ga.free(q)
+
+
+def test_inline_free_index_is_exact_at_every_offset() -> None:
+    """ga_free's one-multiply slot lookup agrees with division for every
+    byte of a span of every class: slot starts accepted with the right
+    index, interior pointers and the tail past the last object refused."""
+    for cls in range(1, lib.ga_sizeclass_count()):
+        assert lib.ga_test_check_slot_index(cls) == 0, f"class {cls}"

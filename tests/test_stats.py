@@ -50,16 +50,20 @@ def test_counters_follow_mallocs_and_frees() -> None:
     assert all(c.mallocs - c.frees == c.objects_in_use for c in st.stats().classes)
 
 
-def test_exact_span_counts_on_a_fresh_heap() -> None:
+@pytest.mark.parametrize(("keep", "full", "cached"), [("0", 3, 1), ("512", 0, 4)])
+def test_exact_span_counts_on_a_fresh_heap(keep: str, full: int, cached: int) -> None:
+    """1000 objects of 24 B: four spans of the 32-byte class (256 each); the
+    three exhausted ones are on mcentral's full list (Go, mcache_keep=0) or
+    kept by the thread's cache (the default)."""
     r = child("""
         import json, goalloc_ffi as ga
         from goalloc_ffi import stats as st
         ps = [ga.malloc(24) for _ in range(1000)]   # 256 per span of the 32-byte class
         c = st.stats().classes[2]
         print(json.dumps([c.spans_full, c.spans_cached, c.mcentral_grows, c.mcache_refills]))
-    """, {})
+    """, {"GOALLOC": f"mcache_keep={keep}"})
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == [3, 1, 4, 4]
+    assert json.loads(r.stdout) == [full, cached, 4, 4]
 
 
 def test_large_and_tiny_totals() -> None:

@@ -1,0 +1,128 @@
+"""The thread cache's kept spans (GOALLOC=mcache_keep): exhausted spans stay
+with the thread that filled them, its frees into them stay local, and a
+kept span it freed into is reused before mcentral is asked."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterator, List
+
+import pytest
+from conftest import addr, ptr_info
+
+import goalloc_ffi as ga
+from goalloc_ffi import lib
+
+SIZE = 256  # 32 objects per one-page span
+
+
+def set_keep(pages: int) -> None:
+    lib.ga_test_parse_options(f"mcache_keep={pages}".encode())
+
+
+@pytest.fixture(autouse=True)
+def keep_default() -> Iterator[None]:
+    old = lib.ga_test_option(b"mcache_keep")
+    lib.ga_test_release_cache()
+    yield
+    lib.ga_test_release_cache()
+    set_keep(old)
+
+
+def fill_spans(n: int) -> List[List[Any]]:
+    """n fresh spans of SIZE's class, each allocated completely."""
+    assert lib.ga_test_fresh_span(SIZE) > 0
+    first = ga.malloc(SIZE)
+    per = ptr_info(first).nelems
+    objs = [first] + [ga.malloc(SIZE) for _ in range(per * n - 1)]
+    spans: dict[int, List[Any]] = {}
+    for p in objs:
+        spans.setdefault(ptr_info(p).span_base, []).append(p)
+    return [v for v in spans.values() if len(v) == per]
+
+
+def test_owner_free_into_a_kept_span_moves_it_to_avail_and_it_is_reused_first() -> None:
+    set_keep(512)
+    spans = fill_spans(3)
+    old = spans[0]
+    assert ptr_info(old[0]).cache_list == "kept full"
+    victims = old[3:9]
+    for p in victims:
+        ga.free(p)
+    info = ptr_info(old[0])
+    assert (info.cache_list, info.nlocal, info.nremote) == ("kept avail", len(victims), 0)
+    ga.check_heap()
+    # Use up the current span, then the refill takes the avail span back.
+    cur = ptr_info(spans[-1][0])
+    extra = []
+    while True:
+        q = ga.malloc(SIZE)
+        extra.append(q)
+        if ptr_info(q).span_base == info.span_base:
+            break
+        assert len(extra) <= cur.nelems + 1, "the kept span was not reused"
+    reused = extra[-1:] + [ga.malloc(SIZE) for _ in victims[1:]]
+    assert sorted(addr(p) for p in reused) == sorted(addr(p) for p in victims)
+    assert ptr_info(old[0]).cache_list == "current"
+    for p in [p for s in spans for p in s if p not in victims] + extra + reused[1:]:
+        ga.free(p)
+    ga.check_heap()
+
+
+def test_keep_budget_sends_the_oldest_spans_to_mcentral() -> None:
+    set_keep(4)  # pages: four one-page spans at most
+    spans = fill_spans(8)
+    lists = [ptr_info(s[0]).cache_list for s in spans]
+    states = [ptr_info(s[0]).state for s in spans]
+    assert lists.count("kept full") == 4, lists
+    assert states[:3] == ["full"] * 3, states  # the oldest went to mcentral
+    ga.check_heap()
+    for s in spans:
+        for p in s:
+            ga.free(p)
+    ga.check_heap()
+
+
+def test_remote_frees_into_a_kept_span_are_found_at_refill() -> None:
+    set_keep(512)
+    spans = fill_spans(3)
+    old = spans[0]
+    t = threading.Thread(target=lambda: [ga.free(p) for p in old])  # all of it, remotely
+    t.start()
+    t.join()
+    info = ptr_info(old[0])
+    assert (info.state, info.cache_list, info.nremote) == ("cached", "kept full", len(old))
+    # The current span runs out; the refill looks at the oldest kept spans.
+    got = [ga.malloc(SIZE) for _ in range(2 * len(old))]
+    assert any(ptr_info(p).span_base == info.span_base for p in got)
+    ga.check_heap()
+    for p in [p for s in spans[1:] for p in s] + got:
+        ga.free(p)
+    ga.check_heap()
+
+
+def test_release_and_thread_exit_hand_kept_spans_back() -> None:
+    set_keep(512)
+    result: List[Any] = []
+
+    def worker() -> None:
+        spans = fill_spans(3)
+        result.extend(p for s in spans for p in s)
+        assert ptr_info(spans[0][0]).cache_list == "kept full"
+        lib.ga_test_exit_cache()  # what the thread-exit destructor does
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    info = ptr_info(result[0])
+    assert (info.state, info.cache_list, info.owned) == ("full", "current", False)
+    for p in result:
+        ga.free(p)
+    ga.check_heap()
+
+
+def test_mcache_keep_is_a_checked_option() -> None:
+    set_keep(77)
+    assert lib.ga_test_option(b"mcache_keep") == 77
+    set_keep(0)
+    assert lib.ga_test_option(b"mcache_keep") == 0
