@@ -4,6 +4,9 @@
  * GOALLOC environment variable, comma-separated key=value pairs as in Go's
  * GODEBUG, read without allocating. See malloc.c for the overview. */
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "internal.h"
 
@@ -228,6 +231,17 @@ static void fork_child(void)
 
 /* ---- start-up ----------------------------------------------------------------- */
 
+/* CPUID leaf 1, ECX bit 23 (no libc, no allocation). */
+static bool cpu_has_popcnt(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_POPCNT);
+#else
+    return false;
+#endif
+}
+
 void ga_init_slow(void)
 {
     pthread_mutex_lock(&init_lock);
@@ -238,6 +252,7 @@ void ga_init_slow(void)
     ga_parse_options(ga_sys_getenv("GOALLOC"));
     ga_opts.stats_path = ga_sys_getenv("GOALLOC_STATS");
     ga_classes_load(&ga_sizeclasses_go1_12);
+    ga_cpu_popcnt = cpu_has_popcnt();
     ga_mheap_init();
     ga_mcentral_init();
     ga_mcache_init();

@@ -156,6 +156,7 @@ extern ga_span_t ga_emptyspan; /* sentinel: no free slot, never owned */
 void ga_span_init_small(ga_span_t *s, unsigned spc);
 uint32_t ga_span_next_free_index(ga_span_t *s);
 void ga_span_fold(ga_span_t *s);
+extern bool ga_cpu_popcnt; /* the CPU has POPCNT (fold's fast copy) */
 bool ga_span_has_pending_frees(ga_span_t *s);
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
 GA_COLD void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn);

@@ -164,8 +164,17 @@ static void evict_one(ga_mcache_t *mc, unsigned spc, bool only_avail)
 
 static size_t avail_budget(void)
 {
-    size_t b = ga_opts.mcache_keep / 8;
+    size_t b = ga_opts.mcache_keep / 2;
     return b ? b : 1;
+}
+
+/* Frees a span must have pending before it is worth folding and taking:
+ * a quarter of its slots. Taking a span for one or two slots would trade
+ * spans every few allocations when frees are scattered. */
+static uint32_t worth(const ga_span_t *s)
+{
+    uint32_t pending = s->nlocal + (uint32_t)atomic_load_explicit(&s->nremote, memory_order_relaxed);
+    return pending >= (s->nelems + 3) / 4 ? pending : 0;
 }
 
 /* The owner freed into s, a span on its full list (ga_free_slot). */
@@ -178,33 +187,42 @@ void ga_mcache_span_freed(ga_mcache_t *mc, ga_span_t *s)
         evict_one(mc, s->spc, true);
 }
 
-/* An exhausted span leaves mc->alloc: kept, or back to mcentral. */
+/* An exhausted span leaves mc->alloc: kept (on the avail list if frees
+ * into it are already pending), or back to mcentral. */
 static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
 {
     if (ga_opts.mcache_keep == 0) {
         ga_mcentral_uncache_span(&ga_central[spc], s);
         return;
     }
-    keep(mc, s, GA_LIST_FULL);
-    atomic_store_explicit(&s->free_owner, NULL, memory_order_relaxed);
+    if (s->nlocal != 0) {
+        keep(mc, s, GA_LIST_AVAIL);
+        while (mc->avail_pages > avail_budget())
+            evict_one(mc, spc, true);
+    } else {
+        keep(mc, s, GA_LIST_FULL);
+        atomic_store_explicit(&s->free_owner, NULL, memory_order_relaxed);
+    }
     while (mc->kept_pages > ga_opts.mcache_keep)
         evict_one(mc, spc, false);
 }
 
-/* A kept span of class spc with a free slot once folded: the newest the
- * owner freed into, else one of the oldest exhausted spans that other
- * threads freed into. NULL if none. */
+/* A kept span of class spc worth taking (see worth), folded: among the
+ * four oldest the owner freed into, else among the four oldest exhausted
+ * ones, which only other threads can have freed into. NULL if none. */
 static ga_span_t *take_kept(ga_mcache_t *mc, unsigned spc)
 {
-    ga_span_t *s = mc->avail[spc].first;
-    if (s == NULL) {
-        unsigned looked = 0;
-        for (s = mc->full[spc].last; s != NULL && looked < 4; s = s->prev, looked++)
-            if (atomic_load_explicit(&s->nremote, memory_order_relaxed) > 0)
+    ga_span_t *s = NULL;
+    for (int which = 0; which < 2 && s == NULL; which++) {
+        ga_span_t *t = which == 0 ? mc->avail[spc].last : mc->full[spc].last;
+        for (unsigned looked = 0; t != NULL && looked < 4; t = t->prev, looked++)
+            if (worth(t)) {
+                s = t;
                 break;
-        if (s == NULL || looked == 4)
-            return NULL;
+            }
     }
+    if (s == NULL)
+        return NULL;
     unkeep(mc, s);
     ga_span_set_owner(s, mc);
     ga_span_fold(s);
@@ -230,7 +248,7 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
     if (s != &ga_emptyspan) {
         if (ga_span_next_free_index(s) < s->nelems)
             return ga_span_next_free_fast(s);
-        if (ga_span_has_pending_frees(s)) {
+        if (ga_opts.mcache_keep == 0 ? ga_span_has_pending_frees(s) : worth(s) != 0) {
             ga_span_fold(s);
             if (ga_span_next_free_index(s) < s->nelems)
                 return ga_span_next_free_fast(s);
@@ -240,7 +258,7 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
     }
     s = take_kept(mc, spc);
     if (s == NULL || ga_span_next_free_index(s) >= s->nelems) {
-        if (s != NULL) /* remote frees seen but not yet folded: keep it */
+        if (s != NULL) /* counted remote frees whose bits were not yet set: keep it */
             retire(mc, spc, s);
         s = ga_mcentral_cache_span(&ga_central[spc], mc);
     }
@@ -270,13 +288,13 @@ void ga_mcache_release_tiny(ga_mcache_t *mc)
     }
 }
 
-/* Folds s if frees are pending; true if it then holds no object. */
+/* Folds s if frees are pending; true if it then holds no object (nothing
+ * handed out since the fold either: freeindex is back at 0). */
 static bool fold_empty(ga_span_t *s)
 {
-    if (!ga_span_has_pending_frees(s))
-        return false;
-    ga_span_fold(s);
-    return s->alloc_count == 0;
+    if (ga_span_has_pending_frees(s))
+        ga_span_fold(s);
+    return s->alloc_count == 0 && s->freeindex == 0;
 }
 
 size_t ga_mcache_reclaim_own(void)

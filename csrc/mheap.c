@@ -409,6 +409,16 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
         if (s == NULL && ga_scavenge_before_growth_locked(npages) &&
             grow_locked(npages + align_pages - 1))
             s = alloc_locked(npages, align_pages);
+        if (s == NULL) {
+            /* Last resort before ENOMEM: every empty span this thread and
+             * mcentral hold, whatever the reclaim credit says. */
+            pthread_mutex_unlock(&ga_heap.lock);
+            size_t got = ga_mcache_reclaim_own();
+            ga_mcentral_release_empty();
+            pthread_mutex_lock(&ga_heap.lock);
+            ga_heap.reclaimed_total += got;
+            s = alloc_locked(npages, align_pages);
+        }
     }
     if (s == NULL) {
         pthread_mutex_unlock(&ga_heap.lock);

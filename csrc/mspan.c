@@ -130,9 +130,11 @@ static GA_COLD void fold_misuse(ga_span_t *s, unsigned w, uint64_t bad)
 }
 
 /* Folds the frees recorded since the last fold into alloc_bits and restarts
- * the scan at slot 0 (Go's sweep flip, for explicit free). REQUIRES: the
- * caller owns s exclusively (its mcache, or whoever took it from mcentral). */
-void ga_span_fold(ga_span_t *s)
+ * the scan at slot 0 (Go's sweep flip, for explicit free). alloc_count
+ * moves by the slots handed out below freeindex minus the slots freed, so
+ * only words with news cost a popcount. Inlined into two copies below:
+ * with and without the POPCNT instruction. */
+GA_INLINE void fold(ga_span_t *s)
 {
     unsigned nw = s->nwords, fi = s->freeindex, handed = 0;
     for (unsigned w = 0; w < fi / 64; w++) {
@@ -146,7 +148,7 @@ void ga_span_fold(ga_span_t *s)
     }
     int32_t taken = 0;
     uint64_t any = 0;
-    unsigned count = 0, nfreed = 0;
+    unsigned nfreed = 0;
     for (unsigned w = 0; w < nw; w++) {
         uint64_t r = atomic_load_explicit(&s->remote_free[w], memory_order_relaxed);
         if (r != 0)
@@ -164,7 +166,6 @@ void ga_span_fold(ga_span_t *s)
             nfreed += (unsigned)__builtin_popcountll(f);
             any |= f;
         }
-        count += (unsigned)__builtin_popcountll(s->alloc_bits[w]);
     }
     if (taken != 0)
         atomic_fetch_sub_explicit(&s->nremote, taken, memory_order_relaxed);
@@ -176,12 +177,25 @@ void ga_span_fold(ga_span_t *s)
         atomic_fetch_add_explicit(&k->remote_frees, (uint64_t)taken, memory_order_relaxed);
     }
     s->nlocal = 0;
-    s->alloc_count = count - (unsigned)__builtin_popcountll(padding_mask(s->nelems));
+    s->alloc_count = s->alloc_count + handed - nfreed;
     ga_assert(s->alloc_count <= s->nelems);
     if (any != 0)
         s->needzero = 1;
     s->freeindex = 0;
     s->alloc_cache = ~s->alloc_bits[0];
+}
+
+static GA_NOINLINE void fold_generic(ga_span_t *s) { fold(s); }
+static GA_NOINLINE __attribute__((target("popcnt"))) void fold_popcnt(ga_span_t *s) { fold(s); }
+
+bool ga_cpu_popcnt; /* set at start-up (init.c) */
+
+void ga_span_fold(ga_span_t *s)
+{
+    if (GA_LIKELY(ga_cpu_popcnt))
+        fold_popcnt(s);
+    else
+        fold_generic(s);
 }
 
 void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn)

@@ -3,6 +3,7 @@ test that is not a preload (subprocess) test."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -120,3 +121,18 @@ def addr(p: Any) -> int:
     from goalloc_ffi import ffi
 
     return int(ffi.cast("uintptr_t", p))
+
+
+@contextlib.contextmanager
+def goalloc_options(text: str) -> Iterator[None]:
+    """Sets GOALLOC-style options on the FFI heap for a block, then puts
+    back the values they had (numeric options only)."""
+    from goalloc_ffi import lib
+
+    keys = [item.partition("=")[0] for item in text.split(",") if item]
+    old = {k: lib.ga_test_option(k.encode()) for k in keys}
+    lib.ga_test_parse_options(text.encode())
+    try:
+        yield
+    finally:
+        lib.ga_test_parse_options(",".join(f"{k}={v}" for k, v in old.items()).encode())

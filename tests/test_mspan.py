@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterator, List
 
 import pytest
-from conftest import addr, ptr_info
+from conftest import addr, goalloc_options, ptr_info
 
 import goalloc_ffi as ga
 from goalloc_ffi import lib
@@ -42,7 +42,16 @@ def test_objects_are_carved_in_address_order(size: int) -> None:
         ga.free(p)
 
 
-def test_owner_frees_are_deferred_then_folded_into_the_same_span() -> None:
+@pytest.mark.parametrize("keep", ["0", "512"])
+def test_owner_frees_are_deferred_then_folded_into_the_same_span(keep: str) -> None:
+    """Go folds any pending frees into the exhausted span (mcache_keep=0);
+    with kept spans, 22 of 128 is under the quarter worth folding, so the
+    span waits on the avail list and a new one serves."""
+    with goalloc_options(f"mcache_keep={keep}"):
+        deferred_then_folded(keep == "0")
+
+
+def deferred_then_folded(go: bool) -> None:
     ps = fill_span(64)
     info = ptr_info(ps[0])
     assert info.owned and info.state == "cached"
@@ -53,9 +62,13 @@ def test_owner_frees_are_deferred_then_folded_into_the_same_span() -> None:
     # The span is exhausted: the next allocations fold the owner's frees and
     # reuse exactly those slots, lowest address first.
     again = [ga.malloc(64) for _ in freed]
-    assert sorted(addr(p) for p in again) == sorted(addr(p) for p in freed)
-    assert [addr(p) for p in again] == sorted(addr(p) for p in again)
-    assert ptr_info(ps[0]).nlocal == 0
+    if go:
+        assert sorted(addr(p) for p in again) == sorted(addr(p) for p in freed)
+        assert [addr(p) for p in again] == sorted(addr(p) for p in again)
+        assert ptr_info(ps[0]).nlocal == 0
+    else:
+        assert all(ptr_info(p).span_base != ptr_info(ps[0]).span_base for p in again)
+        assert (ptr_info(ps[0]).nlocal, ptr_info(ps[0]).cache_list) == (len(freed), "kept avail")
     for p in ps[:5] + ps[70:] + again + [p for p in ps[5:70] if p not in freed]:
         ga.free(p)
 

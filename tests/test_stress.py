@@ -92,9 +92,12 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     return built
 
 
-def run(exe: Path, *args: str, preload: Optional[str], timeout: float = TIMEOUT) -> Result:
+def run(exe: Path, *args: str, preload: Optional[str], timeout: float = TIMEOUT,
+        options: str = "") -> Result:
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GOALLOC")}
     env["LC_ALL"] = "C"
+    if options:
+        env["GOALLOC"] = options
     label = "glibc"
     if preload:
         env["LD_PRELOAD"] = preload
@@ -193,9 +196,11 @@ def test_mem_pressure_reuse_on_glibc(programs: Dict[str, Path]) -> None:
     passed(run(programs["mem_pressure"], "reuse", preload=None), "mem_pressure: ok")
 
 
-def test_mem_pressure_reuse(lib: str, programs: Dict[str, Path]) -> None:
+@pytest.mark.parametrize("options", ["", "mcache_keep=4096"])
+def test_mem_pressure_reuse(lib: str, programs: Dict[str, Path], options: str) -> None:
     """After 1 MiB blocks fill the limit and are freed, the heap's free pages
     serve small requests too, even when no address space is left outside
-    the heap."""
-    result = run(programs["mem_pressure"], "reuse", preload=lib)
+    the heap — and whatever the thread's cache keeps (32 MiB of kept spans
+    here) is reclaimed before an allocation fails."""
+    result = run(programs["mem_pressure"], "reuse", preload=lib, options=options)
     assert result.returncode == 0 and "mem_pressure: ok" in result.stdout, result.describe()
