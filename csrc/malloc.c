@@ -275,12 +275,26 @@ static void uaf_check(uintptr_t p)
         }
 }
 
+/* Also the size profile's hook (GOALLOC_PROFILE sets ga_hardened too). */
 static GA_NOINLINE void *harden_new(void *p, size_t n)
 {
     if (p != NULL && ga_opts.uafcheck)
         uaf_check((uintptr_t)p);
     if (p != NULL && ga_opts.fillnew)
         memset(p, GA_NEW_BYTE, n);
+    return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
+}
+
+/* An allocation that bypassed malloc_slow (aligned, or realloc in place). */
+static void *profiled(void *p, size_t n)
+{
+    return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
+}
+
+static void *resized_in_place(ga_span_t *s, void *p, size_t n)
+{
+    if (GA_UNLIKELY(ga_profiling))
+        ga_prof_resize(s, (uintptr_t)p, n);
     return p;
 }
 
@@ -319,6 +333,8 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
     if (s != NULL && s->spc == 0 && atomic_load(&s->state) == GA_SPAN_LARGE && p == s->base) {
         if (ga_opts.clobberfree)
             memset(ptr, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
+        if (GA_UNLIKELY(ga_profiling))
+            ga_prof_free(s, p);
         large_free(s, p, "free"); /* the claim there catches a racing double free */
     } else if ((s = object_span(p, "free")) != NULL) {
         size_t usable = ga_opts.clobberfree ? usable_size(s, p, "free") : 1;
@@ -326,6 +342,8 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
             goto out;
         if (ga_opts.clobberfree)
             memset(ptr, GA_FREED_BYTE, usable);
+        if (GA_UNLIKELY(ga_profiling))
+            ga_prof_free(s, p);
         if (s->spc == 0)
             large_free(s, p, "free");
         else if (s->spc == GA_TINY_SPC)
@@ -387,13 +405,13 @@ void *ga_realloc(void *ptr, size_t n)
     }
     if (s->spc == GA_TINY_SPC) {
         if (n <= old)
-            return ptr;
+            return resized_in_place(s, ptr, n);
     } else if (s->spc != 0) {
         if (n >= ga_tiny_limit && n <= GA_MAX_SMALL_SIZE && ga_size_to_class(n) == s->spc)
-            return ptr;
+            return resized_in_place(s, ptr, n);
     } else if (n > GA_MAX_SMALL_SIZE && n <= GA_MAX_ALLOC) {
         if (ga_mheap_resize(s, (n + PAGE - 1) >> GA_PAGE_SHIFT))
-            return ptr;
+            return resized_in_place(s, ptr, n);
     }
     void *q = ga_malloc(n);
     if (q == NULL)
@@ -423,14 +441,18 @@ size_t ga_malloc_usable_size(void *ptr)
 }
 
 /* align is a power of two. What malloc(n) already guarantees is used as
- * is; page-or-smaller alignments take the first class whose size is a
- * multiple of align (objects start at page-aligned bases); the rest get a
- * large span from an aligned page run. */
+ * is: the largest power of two <= n, up to the table's alignment (16, or 8
+ * with align=8); page-or-smaller alignments take the first class whose size
+ * is a multiple of align (objects start at page-aligned bases; the last
+ * class, 32768, always is); the rest get a large span from an aligned page
+ * run. */
 static void *aligned_alloc_impl(size_t align, size_t n)
 {
     ga_ensure_init();
     size_t m = n ? n : 1;
-    size_t natural = m >= 16 ? 16 : (size_t)1 << (63 - __builtin_clzll(m));
+    size_t natural = (size_t)1 << (63 - __builtin_clzll(m));
+    if (natural > ga_classes.align)
+        natural = ga_classes.align;
     if (align <= natural)
         return ga_malloc(n);
     if (n > GA_MAX_ALLOC || align > GA_MAX_ALLOC / 2 + 1) {
@@ -440,9 +462,9 @@ static void *aligned_alloc_impl(size_t align, size_t n)
     if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE) {
         for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
             if (ga_classes.size[c] % align == 0)
-                return small_alloc(c);
+                return profiled(small_alloc(c), n);
     }
-    return large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
+    return profiled(large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1), n);
 }
 
 static bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
