@@ -407,3 +407,44 @@ def test_cpython_and_sqlite_on_other_tables(table: str, debug_lib: str, tmp_path
                            timeout=300, env=full)
     assert ours2.returncode == base.returncode == 0, ours2.stderr
     assert (ours2.stdout, ours2.stderr) == (base.stdout, base.stderr)
+
+
+# --------------------------------------------------------------------------
+# goalloc sizeclasses
+
+
+def sizeclasses_cli(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GOALLOC")}
+    full.update(env or {}, COLUMNS="120")
+    return subprocess.run([sys.executable, "-m", "goalloc_ffi.cli", "sizeclasses", *args], capture_output=True,
+                          text=True, timeout=60, env=full)
+
+
+def cli_rows(out: str) -> List[List[str]]:
+    return [[c.strip() for c in ln.split("│")[1:7]] for ln in out.splitlines() if ln.count("│") >= 6]
+
+
+def test_cli_prints_a_named_or_filed_table(tmp_path: Path) -> None:
+    r = sizeclasses_cli("--set", "sizeclasses=go1.16", "--set", "align=8")
+    assert r.returncode == 0, r.stderr
+    rows = cli_rows(r.stdout)
+    assert len(rows) == len(read("go1.16", 8)) and rows[2][:2] == ["3", "24"]
+    path = write(tmp_path, table_text(pairs(SMALL_SIZES)))
+    r = sizeclasses_cli("--set", f"sizeclasses={path}")
+    assert r.returncode == 0 and [int(row[1]) for row in cli_rows(r.stdout)] == SMALL_SIZES
+
+
+def test_cli_shows_the_table_goalloc_chooses() -> None:
+    r = sizeclasses_cli(env={"GOALLOC": "sizeclasses=go1.16,align=8"})
+    assert r.returncode == 0 and "go1.16 (in use; malloc alignment 8)" in r.stdout
+    assert len(cli_rows(r.stdout)) == len(read("go1.16", 8))
+
+
+def test_cli_refuses_bad_tables_and_keys(tmp_path: Path) -> None:
+    r = sizeclasses_cli("--set", "sizeclasses=go1.16")
+    assert r.returncode == 1 and "class 3 (24 B): only 8-byte aligned" in r.stderr
+    text, _, _ = BAD["unsorted rows"]
+    r = sizeclasses_cli("--set", f"sizeclasses={write(tmp_path, text)}")
+    assert r.returncode == 1 and "line 7 (class 5, 64 B): sizes must strictly increase" in r.stderr
+    r = sizeclasses_cli("--set", "tiny=0")
+    assert r.returncode == 2 and "only sizeclasses and align" in r.stderr
