@@ -329,6 +329,21 @@ void *ga_malloc(size_t n)
     return malloc_slow(n);
 }
 
+/* What clobberfree and the size profile do before a free (ga_hardened).
+ * False for a reported bad tiny pointer. */
+static GA_NOINLINE bool harden_free(ga_span_t *s, uintptr_t p)
+{
+    if (ga_opts.clobberfree) {
+        size_t usable = usable_size(s, p, "free");
+        if (usable == 0)
+            return false;
+        memset((void *)p, GA_FREED_BYTE, usable);
+    }
+    if (ga_profiling)
+        ga_prof_free(s, p);
+    return true;
+}
+
 static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
 {
     uintptr_t p = (uintptr_t)ptr;
@@ -336,19 +351,12 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
         return;
     int saved = errno;
     if (s != NULL && s->spc == 0 && atomic_load(&s->state) == GA_SPAN_LARGE && p == s->base) {
-        if (ga_opts.clobberfree)
-            memset(ptr, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
-        if (GA_UNLIKELY(ga_profiling))
-            ga_prof_free(s, p);
+        if (GA_UNLIKELY(ga_hardened))
+            harden_free(s, p);
         large_free(s, p, "free"); /* the claim there catches a racing double free */
     } else if ((s = object_span(p, "free")) != NULL) {
-        size_t usable = ga_opts.clobberfree ? usable_size(s, p, "free") : 1;
-        if (usable == 0) /* a reported bad tiny pointer */
+        if (GA_UNLIKELY(ga_hardened) && !harden_free(s, p))
             goto out;
-        if (ga_opts.clobberfree)
-            memset(ptr, GA_FREED_BYTE, usable);
-        if (GA_UNLIKELY(ga_profiling))
-            ga_prof_free(s, p);
         if (s->spc == 0)
             large_free(s, p, "free");
         else if (s->spc == GA_TINY_SPC)
