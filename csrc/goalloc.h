@@ -84,6 +84,25 @@ GA_API const char *ga_sizeclass_table_name(void);
 GA_API size_t ga_page_size(void);
 GA_API size_t ga_max_small_size(void);
 GA_API size_t ga_tiny_size(void);
+/* The compiled maximum of classes in a table, class 0 included. */
+GA_API unsigned ga_sizeclass_max(void);
+/* The alignment malloc(n) guarantees for n >= 16: 16, or 8 when the table
+ * in use has a class of 16 B or more that is not a multiple of 16 (which
+ * GOALLOC=align=8 accepts). */
+GA_API size_t ga_malloc_alignment(void);
+/* Reads and checks a table without using it: spec is go1.12, go1.16 or the
+ * path of a file in the generator's TSV format (see README), align 16 or 8
+ * as GOALLOC=align. Fills size, npages and objects of classes 0..n-1 and
+ * returns n; or returns -1 with the reason (a file's: "line N: ...") in
+ * why. cap is the length of the arrays (ga_sizeclass_max() suffices). */
+GA_API int ga_sizeclass_table_read(const char *spec, unsigned align, uint32_t *size,
+                                   uint32_t *npages, uint32_t *objects, unsigned cap, char *why,
+                                   size_t len);
+
+/* Size profile (GOALLOC_PROFILE=PATH): the JSON document written at exit,
+ * schema version ga_profile_version(); -1 when not profiling. */
+GA_API unsigned ga_profile_version(void);
+GA_API int ga_profile_write_json(int fd);
 
 /* Writes a short human-readable census of the heap (arenas, pages, spans
  * and live objects per size class) to file descriptor fd, without

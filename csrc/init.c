@@ -24,6 +24,9 @@ ga_options_t ga_opts = {
     .fillnew = false,
     .uafcheck = 0,
     .mcache_keep = 512,
+    .sizeclasses = "",
+    .align8 = false,
+    .refill = 1,
 };
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
 bool ga_hardened;
@@ -33,17 +36,18 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- options ---------------------------------------------------------------- */
 
-typedef enum { OPT_BOOL, OPT_UINT, OPT_BYTES, OPT_ENUM, OPT_ENUM_BOOL } opt_kind_t;
+typedef enum { OPT_BOOL, OPT_UINT, OPT_BYTES, OPT_ENUM, OPT_ENUM_BOOL, OPT_STRING } opt_kind_t;
 
 static const char *const scavenger_names[] = {"off", "sync", "background", NULL};
 static const char *const madvise_names[] = {"dontneed", "free", NULL};
 static const char *const on_error_names[] = {"abort", "report", NULL};
+static const char *const align_names[] = {"16", "8", NULL};
 
 typedef struct option {
     const char *key;
     opt_kind_t kind;
-    void *value;                /* bool * for OPT_BOOL, uint64_t * or unsigned * (enum) */
-    uint64_t min, max;          /* OPT_UINT and OPT_BYTES */
+    void *value;                /* bool * for OPT_BOOL, uint64_t * or unsigned * (enum), char[] */
+    uint64_t min, max;          /* OPT_UINT and OPT_BYTES; OPT_STRING: max = longest value */
     const char *const *names;   /* OPT_ENUM */
     const char *expect;         /* said when a value is refused */
 } option_t;
@@ -62,6 +66,10 @@ static const option_t options[] = {
     {"fillnew", OPT_BOOL, &ga_opts.fillnew, 0, 1, NULL, "0 or 1"},
     {"uafcheck", OPT_UINT, &ga_opts.uafcheck, 0, 1000000000, NULL, "N: check 1 in N reused slots, 0 = off"},
     {"mcache_keep", OPT_UINT, &ga_opts.mcache_keep, 0, 1u << 20, NULL, "pages, 0..1048576 (0 = Go: none)"},
+    {"sizeclasses", OPT_STRING, ga_opts.sizeclasses, 1, sizeof ga_opts.sizeclasses - 1, NULL,
+     "go1.12, go1.16 or the path of a table file"},
+    {"align", OPT_ENUM_BOOL, &ga_opts.align8, 0, 0, align_names, "16 or 8"},
+    {"refill", OPT_UINT, &ga_opts.refill, 1, GA_MAX_REFILL, NULL, "spans per refill, 1..16"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,
@@ -129,6 +137,12 @@ static bool set_option(const option_t *o, const char *v, size_t n)
                 return true;
             }
         return false;
+    case OPT_STRING:
+        if (n < o->min || n > o->max)
+            return false;
+        memcpy(o->value, v, n);
+        ((char *)o->value)[n] = '\0';
+        return true;
     }
     return false;
 }
@@ -163,8 +177,26 @@ void ga_parse_options(const char *s)
     }
 }
 
-/* The value of option key (enums as their index), or -1 when there is no
- * such option. */
+/* A value of option key that start-up could not use: one line naming it,
+ * the reason and what is done instead. */
+void ga_option_refused(const char *key, const char *value, const char *why, const char *instead)
+{
+    char line[512];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "goalloc: GOALLOC: ");
+    ga_buf_str(&b, key);
+    ga_buf_str(&b, "=");
+    ga_buf_str(&b, value);
+    ga_buf_str(&b, ": ");
+    ga_buf_str(&b, why);
+    ga_buf_str(&b, " (");
+    ga_buf_str(&b, instead);
+    ga_buf_str(&b, ")\n");
+    ga_write_all(2, line, b.len);
+}
+
+/* The value of option key (enums as their index, strings as their
+ * length), or -1 when there is no such option. */
 long long ga_option_value(const char *key)
 {
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
@@ -177,6 +209,8 @@ long long ga_option_value(const char *key)
             return *(bool *)o->value;
         case OPT_ENUM:
             return *(unsigned *)o->value;
+        case OPT_STRING:
+            return (long long)strlen((const char *)o->value);
         default:
             return (long long)*(uint64_t *)o->value;
         }
@@ -185,12 +219,13 @@ long long ga_option_value(const char *key)
 }
 
 /* Derives what the fast paths read from the options. uafcheck implies
- * clobberfree; any hardening option closes the inline malloc path. */
+ * clobberfree; any hardening option, and the size profile, close the
+ * inline malloc and free paths. */
 void ga_apply_options(void)
 {
     if (ga_opts.uafcheck)
         ga_opts.clobberfree = true;
-    ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck;
+    ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck || ga_profiling;
     ga_tiny_limit = ga_opts.tiny ? GA_TINY_SIZE : 0;
     ga_fast_lo = ga_hardened ? SIZE_MAX : ga_tiny_limit;
     ga_fast_span = ga_hardened ? 0 : GA_SMALL_SIZE_MAX - ga_tiny_limit;
@@ -199,13 +234,15 @@ void ga_apply_options(void)
 /* ---- fork ------------------------------------------------------------------- */
 
 /* Lock order, everywhere: shared mcache, mcache list, mcentral[1..] and
- * the tiny mcentral, span bitmaps, page heap, persistent chunks. (The
+ * the tiny mcentral, span bitmaps, size profile, page heap, persistent
+ * chunks. (The
  * bitmap and mcache pools fall back to heap pages when mmap fails.) */
 static void fork_prepare(void)
 {
     ga_mcache_lock_all();
     ga_mcentral_lock_all();
     ga_span_bits_lock();
+    ga_prof_lock();
     ga_mheap_lock();
     ga_persistent_lock();
 }
@@ -214,6 +251,7 @@ static void fork_parent(void)
 {
     ga_persistent_unlock();
     ga_mheap_unlock();
+    ga_prof_unlock();
     ga_span_bits_unlock();
     ga_mcentral_unlock_all();
     ga_mcache_unlock_all();
@@ -224,6 +262,7 @@ static void fork_child(void)
     ga_scavenger_fork_child();
     ga_persistent_fork_child();
     ga_span_bits_fork_child();
+    ga_prof_fork_child();
     ga_mheap_fork_child();
     ga_mcentral_fork_child();
     ga_mcache_fork_child();
@@ -251,9 +290,10 @@ void ga_init_slow(void)
     }
     ga_parse_options(ga_sys_getenv("GOALLOC"));
     ga_opts.stats_path = ga_sys_getenv("GOALLOC_STATS");
-    ga_classes_load(&ga_sizeclasses_go1_12);
+    ga_classes_init();
     ga_cpu_popcnt = cpu_has_popcnt();
     ga_mheap_init();
+    ga_prof_init(ga_sys_getenv("GOALLOC_PROFILE"));
     ga_mcentral_init();
     ga_mcache_init();
     ga_apply_options();
@@ -276,6 +316,7 @@ __attribute__((destructor)) static void ga_destructor(void)
     if (ga_opts.summary)
         ga_print_summary(2);
     ga_stats_write_at_exit();
+    ga_prof_write_at_exit();
 }
 
 /* Locks taken by ga_check_heap and ga_print_summary: the fork order. */

@@ -125,6 +125,12 @@ typedef struct ga_span {
     bool kept_empty;             /* partial span kept with no live object (mcentral.nempty) */
     uint64_t sub_oldest;         /* treap: oldest unused_since of a run with unreleased
                                     pages in this subtree (UINT64_MAX: none) */
+    /* Size profile (mprof.c), under its lock: the requested size of each
+     * slot (uint16_t per slot; tiny spans: uint8_t per byte), GA_PROF_UNKNOWN
+     * where not recorded; NULL until profiling records into the span, freed
+     * with the bitmaps. Large objects: requested bytes + 1, 0 = unknown. */
+    void *prof_table;
+    size_t prof_request;
     /* Written by remote frees; kept off the owner's cache line. */
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
@@ -252,6 +258,7 @@ GA_INLINE void *ga_span_next_free_fast(ga_span_t *s)
  * ---------------------------------------------------------------------- */
 typedef struct ga_classes {
     uint32_t nclasses;                      /* table entries, class 0 included */
+    uint32_t align;                         /* malloc(n >= 16) alignment: 16, or 8 (align=8) */
     uint32_t size[GA_NUM_SPC];              /* by span class; GA_TINY_SPC = 16 */
     uint32_t npages[GA_NUM_SPC];
     uint32_t nelems[GA_NUM_SPC];
@@ -263,6 +270,21 @@ typedef struct ga_classes {
 
 extern ga_classes_t ga_classes;
 void ga_classes_load(const ga_sizeclass_table_t *t);
+/* Start-up: loads the table GOALLOC chose, or the default after a message. */
+void ga_classes_init(void);
+/* Checks t's sizes and page counts against the rules of msize.c for
+ * malloc alignment align (8 or 16), then derives its magics and lookup
+ * tables. Returns 0, or -1 with the reason in why and the offending class
+ * in *bad (0 when the reason concerns the whole table). */
+int ga_sizeclass_table_complete(ga_sizeclass_table_t *t, unsigned align, unsigned *bad, char *why,
+                                size_t len);
+/* A checked table from a name (go1.12, go1.16) or a file path; 0, or -1
+ * with the reason in why. t->name points to spec. */
+int ga_sizeclass_resolve(const char *spec, unsigned align, ga_sizeclass_table_t *t, char *why,
+                         size_t len);
+/* sizeclass_file.c: a checked table from a TSV file; why: "line N: ...". */
+int ga_sizeclass_file_read(const char *path, unsigned align, ga_sizeclass_table_t *t, char *why,
+                           size_t len);
 
 GA_INLINE unsigned ga_size_to_class(size_t n)
 {
@@ -435,7 +457,9 @@ typedef struct ga_mcentral {
 
 extern ga_mcentral_t ga_central[GA_NUM_SPC];
 void ga_mcentral_init(void);
-ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, struct ga_mcache *mc);
+/* Hands mc up to want spans with a free slot, linked through next; NULL
+ * with errno = ENOMEM when there is none. */
+ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, struct ga_mcache *mc, unsigned want);
 ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, struct ga_mcache *mc);
 void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s);
 void ga_mcentral_remote_transition(ga_span_t *s);
@@ -474,6 +498,11 @@ typedef struct ga_mcache {
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
     struct ga_mcache *next_all, *prev_all; /* every live mcache */
+    /* Spans taken at a refill beyond the one allocated from (GOALLOC=refill
+     * > 1), linked through next: CACHED, owned by this cache, folded when
+     * taken and not allocated from since; nstash[i] < GA_MAX_REFILL. */
+    ga_span_t *stash[GA_NUM_SPC];
+    uint8_t nstash[GA_NUM_SPC];
 } ga_mcache_t;
 
 extern ga_mcache_t ga_empty_mcache; /* threads that have not allocated yet */
@@ -512,7 +541,7 @@ typedef struct ga_class_counters {
     _Atomic uint64_t mallocs;       /* slots handed out, counted when folded */
     _Atomic uint64_t frees;         /* frees folded, or pending when a span went back */
     _Atomic uint64_t remote_frees;  /* of those, by a thread other than the owner */
-    _Atomic uint64_t refills;       /* spans handed to a thread cache */
+    _Atomic uint64_t refills;       /* thread-cache refills (GOALLOC=refill spans each) */
     _Atomic uint64_t grows;         /* spans taken from the page heap */
 } ga_class_counters_t;
 
@@ -533,6 +562,30 @@ typedef struct ga_census {
 } ga_census_t;
 void ga_census_locked(ga_census_t *c);
 void ga_stats_write_at_exit(void);
+/* tmpl with every %p replaced by the pid, into out (truncated to cap). */
+void ga_path_with_pid(const char *tmpl, char *out, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Size profile (mprof.c): GOALLOC_PROFILE
+ * ---------------------------------------------------------------------- */
+#define GA_PROFILE_VERSION 1     /* of the JSON document */
+#define GA_PROF_UNKNOWN8 0xFFu   /* tiny table entry: no request recorded */
+#define GA_PROF_UNKNOWN16 0xFFFFu /* small table entry: no request recorded */
+extern bool ga_profiling;        /* set at start-up (tests: ga_prof_restart) */
+void ga_prof_init(const char *path);
+/* Records a new object of n requested bytes; returns ptr. */
+void *ga_prof_new(void *ptr, size_t n);
+/* Records the end of live object p of span s (before it is freed). */
+void ga_prof_free(ga_span_t *s, uintptr_t p);
+/* realloc in place: p now holds a request of n bytes. */
+void ga_prof_resize(ga_span_t *s, uintptr_t p, size_t n);
+/* Releases s's request table (with its bitmaps). */
+void ga_prof_span_free(ga_span_t *s);
+void ga_prof_write_at_exit(void);
+int ga_prof_restart(int on);
+void ga_prof_lock(void);
+void ga_prof_unlock(void);
+void ga_prof_fork_child(void);
 
 /* ------------------------------------------------------------------------
  * Options, start-up and fork (init.c)
@@ -554,7 +607,14 @@ typedef struct ga_options {
     uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
     uint64_t mcache_keep;    /* mcache_keep: pages of exhausted spans a thread keeps, 0 = Go */
     const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
+    char sizeclasses[1024];  /* sizeclasses: go1.12 | go1.16 | a file path ("" = default);
+                                read at start-up only */
+    bool align8;             /* align: 16 (default) | 8: accept classes only 8-byte aligned */
+    uint64_t refill;         /* refill: spans an mcache takes from mcentral at a refill
+                                (1 = Go; 1..GA_MAX_REFILL) */
 } ga_options_t;
+
+#define GA_MAX_REFILL 16
 
 #define GA_FREED_BYTE 0xDF /* Go clobberfree fills with 0xdeadbeef; one byte suffices */
 #define GA_NEW_BYTE 0xD0
@@ -571,6 +631,7 @@ extern _Atomic int ga_initialized;
 extern size_t ga_tiny_limit; /* requests below it take the tiny path: 16 or 0 */
 void ga_init_slow(void);
 void ga_parse_options(const char *s); /* reports bad items on stderr */
+void ga_option_refused(const char *key, const char *value, const char *why, const char *instead);
 long long ga_option_value(const char *key);
 void ga_lock_all(void);   /* every allocator lock, in the documented order */
 void ga_unlock_all(void);

@@ -229,6 +229,34 @@ static ga_span_t *take_kept(ga_mcache_t *mc, unsigned spc)
     return s;
 }
 
+static ga_span_t *stash_pop(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->stash[spc];
+    mc->stash[spc] = s->next;
+    mc->nstash[spc]--;
+    s->next = NULL;
+    if (ga_span_has_pending_frees(s))
+        ga_span_fold(s);
+    return s;
+}
+
+/* Go mcache.refill: GOALLOC=refill spans from mcentral, the first to
+ * allocate from, the others stashed. */
+static ga_span_t *refill(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = ga_mcentral_cache_span(&ga_central[spc], mc, (unsigned)ga_opts.refill);
+    if (s == NULL)
+        return NULL;
+    for (ga_span_t *x = s->next, *next; x != NULL; x = next) {
+        next = x->next;
+        x->next = mc->stash[spc];
+        mc->stash[spc] = x;
+        mc->nstash[spc]++;
+    }
+    s->next = NULL;
+    return s;
+}
+
 /* Go mcache.nextFree + refill: the next slot of span class spc when the
  * fast path found none. Folds pending frees into an exhausted span before
  * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
@@ -260,7 +288,7 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
     if (s == NULL || ga_span_next_free_index(s) >= s->nelems) {
         if (s != NULL) /* counted remote frees whose bits were not yet set: keep it */
             retire(mc, spc, s);
-        s = ga_mcentral_cache_span(&ga_central[spc], mc);
+        s = mc->stash[spc] != NULL ? stash_pop(mc, spc) : refill(mc, spc);
     }
     if (s == NULL)
         return NULL;
@@ -322,6 +350,22 @@ size_t ga_mcache_reclaim_own(void)
             }
         }
     }
+    /* Stashed spans with no live object, fresh ones included. */
+    for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+        for (ga_span_t **link = &mc->stash[i], *s; (s = *link) != NULL;) {
+            if (ga_span_has_pending_frees(s))
+                ga_span_fold(s);
+            if (s->alloc_count != 0) {
+                link = &s->next;
+                continue;
+            }
+            *link = s->next;
+            s->next = NULL;
+            mc->nstash[i]--;
+            pages += s->npages;
+            ga_mcentral_uncache_span(&ga_central[i], s);
+        }
+    }
     return pages;
 }
 
@@ -339,6 +383,13 @@ void ga_mcache_release_all(ga_mcache_t *mc)
             unkeep(mc, s);
             ga_mcentral_uncache_span(&ga_central[i], s);
         }
+        while (mc->stash[i] != NULL) {
+            s = mc->stash[i];
+            mc->stash[i] = s->next;
+            s->next = NULL;
+            ga_mcentral_uncache_span(&ga_central[i], s);
+        }
+        mc->nstash[i] = 0;
     }
 }
 
@@ -423,6 +474,17 @@ int ga_mcache_check_all(size_t *ncached, char *msg, size_t len)
         int rc = check_kept(mc, ncached, msg, len);
         if (rc != 0)
             return rc;
+        for (unsigned i = 0; i < GA_NUM_SPC; i++) {
+            unsigned n = 0;
+            for (ga_span_t *s = mc->stash[i]; s != NULL && n <= GA_MAX_REFILL; s = s->next, n++)
+                if (atomic_load(&s->state) != GA_SPAN_CACHED || atomic_load(&s->owner) != mc ||
+                    s->spc != i || s == mc->alloc[i])
+                    return ga_fail(msg, len, "mcache: stashed span not owned by its cache",
+                                   s->base, i);
+            if (n != mc->nstash[i])
+                return ga_fail(msg, len, "mcache: stash length disagrees with nstash", i, n);
+            *ncached += n;
+        }
         if (mc->tiny != 0) {
             ga_span_t *s = ga_span_of(mc->tiny);
             if (s == NULL || s->spc != GA_TINY_SPC || (mc->tiny - s->base) % GA_TINY_SIZE != 0)

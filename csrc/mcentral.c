@@ -154,15 +154,18 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
     return s;
 }
 
-/* Hands mc a span with a free slot (Go mcentral.cacheSpan): a partial span,
- * folded, or a new one. NULL with errno = ENOMEM when memory is exhausted.
- * Takes c->lock, then the heap lock when it grows. */
-ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
+/* Hands mc spans with a free slot (Go mcentral.cacheSpan, which takes one;
+ * GOALLOC=refill=N takes N): partial spans first, folded, then new ones
+ * from the page heap to make up want. The spans come back linked through
+ * next, the one to allocate from first. NULL with errno = ENOMEM when not
+ * even one can be had. Takes c->lock, then the heap lock when it grows. */
+ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc, unsigned want)
 {
+    ga_span_t *first = NULL, **tail = &first, *s;
+    unsigned got = 0;
     atomic_fetch_add_explicit(&ga_class_counters[c->spc].refills, 1, memory_order_relaxed);
     pthread_mutex_lock(&c->lock);
-    ga_span_t *s = c->partial.first;
-    if (s != NULL) {
+    while (got < want && (s = c->partial.first) != NULL) {
         ga_span_list_remove(&c->partial, s);
         unpurge(s);
         if (s->kept_empty) {
@@ -172,13 +175,25 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc)
         atomic_store(&s->published, GA_UNPUBLISHED);
         ga_span_set_owner(s, mc);
         atomic_store(&s->state, GA_SPAN_CACHED);
-        pthread_mutex_unlock(&c->lock);
-        ga_span_fold(s);
-        ga_assert(s->alloc_count < s->nelems); /* partial: a free slot once folded */
-        return s;
+        *tail = s;
+        tail = &s->next;
+        got++;
     }
     pthread_mutex_unlock(&c->lock);
-    return ga_mcentral_grow(c, mc);
+    for (s = first; s != NULL; s = s->next) {
+        ga_span_fold(s);
+        ga_assert(s->alloc_count < s->nelems); /* partial: a free slot once folded */
+    }
+    int saved = errno; /* a batch cut short by ENOMEM still succeeds */
+    while (got < want && (s = ga_mcentral_grow(c, mc)) != NULL) {
+        s->next = NULL;
+        *tail = s;
+        tail = &s->next;
+        got++;
+    }
+    if (first != NULL)
+        errno = saved;
+    return first;
 }
 
 /* Takes back a span from its owner (Go mcentral.uncacheSpan): folds it and

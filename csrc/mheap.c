@@ -426,6 +426,7 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
         return NULL;
     }
     s->spc = spc;
+    s->prof_request = 0; /* no request recorded (mprof.c) */
     ga_span_set_owner(s, NULL);
     atomic_store_explicit(&s->state, state, memory_order_release);
     pthread_mutex_unlock(&ga_heap.lock);

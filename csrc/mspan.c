@@ -64,6 +64,7 @@ bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny)
 
 void ga_span_bits_free(ga_span_t *s)
 {
+    ga_prof_span_free(s);
     pthread_mutex_lock(&bits_lock);
     ga_fixalloc_free(&bits_pool[s->bits_order], s->alloc_bits);
     pthread_mutex_unlock(&bits_lock);

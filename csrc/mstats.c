@@ -265,24 +265,29 @@ int ga_stats_write_json(int fd)
     return 0;
 }
 
-/* GOALLOC_STATS=PATH at exit; every %p in PATH becomes the pid. */
-void ga_stats_write_at_exit(void)
+void ga_path_with_pid(const char *tmpl, char *out, size_t cap)
 {
-    const char *tmpl = ga_opts.stats_path;
-    char path[512];
-    ga_buf_t b = {path, 0, sizeof path};
-    if (tmpl == NULL || *tmpl == '\0')
-        return;
-    path[0] = '\0';
+    ga_buf_t b = {out, 0, cap};
+    out[0] = '\0';
     for (const char *p = tmpl; *p != '\0' && b.len + 24 < b.cap; p++) {
         if (p[0] == '%' && p[1] == 'p') {
             ga_buf_uint(&b, (uint64_t)ga_sys_getpid());
             p++;
         } else {
-            path[b.len++] = *p;
-            path[b.len] = '\0';
+            out[b.len++] = *p;
+            out[b.len] = '\0';
         }
     }
+}
+
+/* GOALLOC_STATS=PATH at exit; every %p in PATH becomes the pid. */
+void ga_stats_write_at_exit(void)
+{
+    const char *tmpl = ga_opts.stats_path;
+    char path[512];
+    if (tmpl == NULL || *tmpl == '\0')
+        return;
+    ga_path_with_pid(tmpl, path, sizeof path);
     int fd = ga_sys_open(path, 1);
     if (fd < 0) {
         ga_warn("GOALLOC_STATS: cannot write ", path, NULL);

@@ -41,7 +41,7 @@
     X(tiny_objects, "live tiny sub-objects")                                                       \
     X(tiny_bytes_saved, "bytes saved by packing tiny objects, against one 16-byte slot each")      \
     X(remote_frees, "frees by a thread other than the span's owner")                               \
-    X(mcache_refills, "spans handed to a thread cache by mcentral")                                \
+    X(mcache_refills, "thread-cache refills from mcentral (each takes GOALLOC=refill spans)")     \
     X(mcentral_grows, "spans taken from the page heap by mcentral")                                \
     X(misuse_errors, "heap misuse reported (double free, invalid pointer, ...)")
 
@@ -55,7 +55,7 @@
     X(spans_cached, "spans held by thread caches")                                                 \
     X(spans_partial, "spans on the mcentral partial list")                                         \
     X(spans_full, "spans on the mcentral full list")                                               \
-    X(mcache_refills, "spans of this class handed to a thread cache")                              \
+    X(mcache_refills, "thread-cache refills of this class from mcentral")                         \
     X(mcentral_grows, "spans of this class taken from the page heap")
 
 #define GA_STAT_ENUM(name, doc) GA_STAT_##name,

@@ -18,12 +18,15 @@
 #define GA_LARGE_SIZE_DIV 128u                 /* granularity of size_to_class128 */
 #define GA_MAX_SIZE_CLASSES 128u               /* compiled maximum, class 0 included */
 #define GA_MAX_OBJS_PER_SPAN 1024u             /* pageSize/8: the 8-byte class in one page */
+#define GA_MAX_SPAN_PAGES 32u                  /* longest span of a class (Go's longest: 10) */
+#define GA_DEFAULT_SIZECLASSES "go1.12"        /* GOALLOC=sizeclasses default */
 #define GA_SIZE_TO_CLASS8_LEN (GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1)
 #define GA_SIZE_TO_CLASS128_LEN ((GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX) / GA_LARGE_SIZE_DIV + 1)
 
 /* One size-class table. Invariants (checked by the generator's test and by
- * the loader): class 0 is the dummy (size 0); sizes strictly increase; the
- * last class is GA_MAX_SMALL_SIZE; npages[c] * GA_PAGE_SIZE / size[c] >= 1;
+ * the loader, msize.c, which lists every rule): class 0 is the dummy (size
+ * 0); sizes strictly increase; the last class is GA_MAX_SMALL_SIZE;
+ * npages[c] * GA_PAGE_SIZE / size[c] >= 1;
  * magic[c] = floor((2^32-1)/size[c]) + 1, so that the object index of byte
  * offset o in a span is (o * magic[c]) >> 32, exact for o <= span bytes;
  * size_to_class8[i] is the first class with size >= 8*i, and

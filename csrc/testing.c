@@ -165,6 +165,22 @@ void ga_test_parse_options(const char *s)
 }
 long long ga_test_option(const char *key) { return ga_option_value(key); }
 
+void ga_test_fast_paths(size_t *lo, size_t *span, int *hardened)
+{
+    ga_ensure_init();
+    *lo = ga_fast_lo;
+    *span = ga_fast_span;
+    *hardened = ga_hardened;
+}
+
+int ga_test_profile(int on) { return ga_prof_restart(on); }
+
+unsigned ga_test_cache_stash(unsigned spc)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    return spc < GA_NUM_SPC ? mc->nstash[spc] : 0;
+}
+
 void ga_test_advance_clock(uint64_t ns) { atomic_fetch_add(&ga_clock_offset, ns); }
 
 void ga_test_scavenge_for_growth(size_t npages)

@@ -81,5 +81,14 @@ long long ga_test_option(const char *key);
 /* Checks ga_span_slot_of (the inline free path's index) against division
  * for every byte offset of a span of class spc; returns the mismatches. */
 unsigned long ga_test_check_slot_index(unsigned spc);
+/* The inline paths' bounds (ga_fast_lo, ga_fast_span) and ga_hardened:
+ * malloc's inline path serves n when n - lo <= span. */
+void ga_test_fast_paths(size_t *lo, size_t *span, int *hardened);
+/* Starts a new size profile of the private heap (on = 1; objects live now
+ * are not in it) or stops profiling (on = 0). 0, or -1 without memory. */
+int ga_test_profile(int on);
+/* Spans the calling thread's cache holds for span class spc beyond the
+ * one it allocates from (refill > 1). */
+unsigned ga_test_cache_stash(unsigned spc);
 
 #endif

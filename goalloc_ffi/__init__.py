@@ -26,9 +26,12 @@ __all__ = [
     "lib",
     "lib_path",
     "malloc",
+    "malloc_alignment",
     "memalign",
     "realloc",
     "set_errno",
+    "read_sizeclass_table",
+    "SizeClassTableError",
     "sizeclass_table_name",
     "sizeclasses",
     "usable_size",
@@ -112,3 +115,25 @@ def sizeclasses() -> List[SizeClass]:
 
 def sizeclass_table_name() -> str:
     return ffi.string(lib.ga_sizeclass_table_name()).decode()
+
+
+def malloc_alignment() -> int:
+    """What malloc(n >= 16) is aligned to with the table in use: 16, or 8."""
+    return int(lib.ga_malloc_alignment())
+
+
+class SizeClassTableError(ValueError):
+    """The C loader refused a table; the message is its reason."""
+
+
+def read_sizeclass_table(spec: str, align: int = 16) -> List[SizeClass]:
+    """The small classes of a table as GOALLOC=sizeclasses=SPEC,align=ALIGN
+    would load it (SPEC: go1.12, go1.16 or a TSV file), read and checked by
+    the C loader without being used; raises SizeClassTableError."""
+    cap = int(lib.ga_sizeclass_max())
+    size, npages, objects = (ffi.new("uint32_t[]", cap) for _ in range(3))
+    why = ffi.new("char[]", 512)
+    n = lib.ga_sizeclass_table_read(spec.encode(), align, size, npages, objects, cap, why, len(why))
+    if n < 0:
+        raise SizeClassTableError(f"{spec}: {ffi.string(why).decode(errors='replace')}")
+    return [SizeClass(c, size[c], npages[c], objects[c]) for c in range(1, n)]

@@ -6,7 +6,9 @@
     goalloc demo [-n N]                         CPython on glibc and goalloc
     goalloc run --stats FILE --report -- CMD    statistics of CMD
     goalloc stats FILE                          render a statistics file
-    goalloc sizeclasses                         the size-class table in use
+    goalloc run --profile-sizes FILE -- CMD     record the sizes CMD requests
+    goalloc sizeclasses [--set sizeclasses=SPEC --set align=8]
+                                                the size-class table in use, or SPEC
     goalloc bench [--quick] [-n N] [-a LIST] ...
                                                 the benchmark suite (bench/README.md)
 """
@@ -24,6 +26,7 @@ from ._paths import lib_path
 
 OPTIONS_ENV = "GOALLOC"  # comma-separated KEY=VALUE options read by the library
 STATS_ENV = "GOALLOC_STATS"  # where the library writes its statistics at exit
+PROFILE_ENV = "GOALLOC_PROFILE"  # where the library writes its size profile at exit
 
 
 def _library(debug: bool) -> str:
@@ -86,9 +89,12 @@ def lib(debug: bool) -> None:
 @click.option("--stats", "stats_path", metavar="FILE",
               help="Write goalloc's statistics as JSON when CMD exits (%p: the pid).")
 @click.option("--report", is_flag=True, help="Print a summary of the statistics when CMD ends.")
+@click.option("--profile-sizes", "profile_path", metavar="FILE",
+              help="Record the sizes CMD requests and how many were live at the peak, as JSON "
+                   "(%p: the pid, one file per process; without %p, CMD's own process's only).")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool,
-        cmd: Tuple[str, ...]) -> None:
+        profile_path: Optional[str], cmd: Tuple[str, ...]) -> None:
     """Run CMD with goalloc preloaded.
 
     Prepends the library to LD_PRELOAD and merges the --set options into
@@ -114,9 +120,20 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
         stats_path = os.path.join(tmp, "stats-%p.json")
     if stats_path:
         env[STATS_ENV] = stats_path
+    # Without %p every process would write FILE: the children write into a
+    # temporary directory and only CMD's own file is kept.
+    profile_one = bool(profile_path) and "%p" not in profile_path
+    if profile_path:
+        if profile_one:
+            import tempfile
+
+            profile_tmp = tempfile.mkdtemp(prefix="goalloc-profile-")
+            env[PROFILE_ENV] = os.path.join(profile_tmp, "profile-%p.json")
+        else:
+            env[PROFILE_ENV] = profile_path
     sys.stdout.flush()
     sys.stderr.flush()
-    if not report:
+    if not report and not profile_one:
         _exec(cmd, env)
     import subprocess
 
@@ -126,9 +143,19 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
         click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
         sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
     status = child.wait()
-    from .report import print_report
+    if profile_one:
+        import shutil
 
-    print_report(stats_path.replace("%p", str(child.pid)))
+        written = os.path.join(profile_tmp, f"profile-{child.pid}.json")
+        if os.path.exists(written):
+            shutil.move(written, profile_path)
+        else:
+            click.echo(f"goalloc run: {cmd[0]} left no size profile (did it exit normally?)", err=True)
+        shutil.rmtree(profile_tmp, ignore_errors=True)
+    if report:
+        from .report import print_report
+
+        print_report(stats_path.replace("%p", str(child.pid)))
     if tmp:
         import shutil
 
@@ -155,11 +182,34 @@ def stats(file: str, classes: int) -> None:
 
 
 @main.command()
-def sizeclasses() -> None:
-    """Print the size-class table in use, in Go's format."""
+@click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
+    help="sizeclasses=go1.12|go1.16|FILE and align=16|8, as in $GOALLOC: show that table instead.",
+)
+def sizeclasses(settings: List[Tuple[str, str]]) -> None:
+    """Print a size-class table in Go's format: the one in use (as $GOALLOC
+    chooses it), or the one the --set options name, read and checked by the
+    library's own loader (exit status 1 with its reason if it refuses it)."""
+    from . import SizeClassTableError, read_sizeclass_table, sizeclass_table_name
     from .report import print_sizeclasses
 
-    print_sizeclasses()
+    if not settings:
+        print_sizeclasses()
+        return
+    chosen = dict(settings)
+    unknown = sorted(set(chosen) - {"sizeclasses", "align"})
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: only sizeclasses and align choose a table",
+                                 param_hint="--set")
+    spec = chosen.get("sizeclasses", sizeclass_table_name())
+    align = chosen.get("align", "16")
+    if align not in ("8", "16"):
+        raise click.BadParameter(f"align={align}: expected 16 or 8", param_hint="--set")
+    try:
+        classes = read_sizeclass_table(spec, int(align))
+    except SizeClassTableError as e:
+        raise click.ClickException(str(e)) from None
+    print_sizeclasses(name=f"{spec} (align={align})", classes=classes)
 
 
 @main.command()

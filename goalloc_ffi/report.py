@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from rich.console import Console
 from rich.table import Table
 
 from . import stats as st
+
+if TYPE_CHECKING:
+    from . import SizeClass
 
 
 def _mib(v: int) -> str:
@@ -52,18 +55,22 @@ def print_report(path: str, classes: int = 15, console: Optional[Console] = None
     console.print(table)
 
 
-def print_sizeclasses(console: Optional[Console] = None) -> None:
-    """The table in use, with Go's columns (tail waste and max waste as in
-    Go's generated sizeclasses.go)."""
-    from . import sizeclass_table_name, sizeclasses
+def print_sizeclasses(console: Optional[Console] = None, name: Optional[str] = None,
+                      classes: "Optional[List[SizeClass]]" = None) -> None:
+    """A table with Go's columns (tail waste and max waste as in Go's
+    generated sizeclasses.go): the one in use, or *classes* named *name*."""
+    from . import lib, malloc_alignment, sizeclass_table_name, sizeclasses
 
     console = console or Console()
-    table = Table(title=f"size classes {sizeclass_table_name()}")
-    for name in ("class", "bytes/obj", "bytes/span", "objects", "tail waste", "max waste"):
-        table.add_column(name, justify="right")
+    if classes is None:
+        name, classes = f"{sizeclass_table_name()} (in use; malloc alignment {malloc_alignment()})", sizeclasses()
+    table = Table(title=f"size classes {name}")
+    for col in ("class", "bytes/obj", "bytes/span", "objects", "tail waste", "max waste"):
+        table.add_column(col, justify="right")
     prev = 0
-    for c in sizeclasses():
-        span = c.npages * 8192
+    page = int(lib.ga_page_size())
+    for c in classes:
+        span = c.npages * page
         max_waste = ((c.size - prev - 1) * c.objects + c.tail_waste) / span * 100
         table.add_row(str(c.cls), str(c.size), str(span), str(c.objects), str(c.tail_waste), f"{max_waste:.2f}%")
         prev = c.size

@@ -29,10 +29,22 @@ Usage::
     python3 tools/mksizeclasses.py              # (re)write csrc/sizeclasses.c
     python3 tools/mksizeclasses.py --out -      # print to stdout
     python3 tools/mksizeclasses.py --check      # exit 1 with a diff if stale
+    python3 tools/mksizeclasses.py --tsv go1.16 # the table in the TSV format
+                                                # (GOALLOC=sizeclasses=FILE reads it)
 
 The module is importable (tests load it from tools/): ``generate``,
-``classes_for_sizes``, ``lookup_tables``, ``build_table`` and ``render_c`` are
-the building blocks for other tables, e.g. one fitted to a workload.
+``classes_for_sizes``, ``lookup_tables``, ``build_table``, ``make_table``,
+``render_c`` and ``render_tsv`` are the building blocks for other tables, e.g.
+one fitted to a workload and loaded with GOALLOC=sizeclasses=FILE.
+
+The TSV format ("the generator's format", also that of Go's reference tables):
+``#`` comment lines, then a header line of tab-separated column names, then
+one line per class from the dummy class 0::
+
+    class bytes_per_obj npages bytes_per_span objects tail_waste max_waste_pct magic32
+
+The library needs only class, bytes_per_obj and npages; the other columns,
+when present, must agree with what it derives from those.
 """
 
 from __future__ import annotations
@@ -285,6 +297,12 @@ def build_table(variant: Variant) -> Table:
     return Table(variant.name, variant.summary, tuple(classes), tuple(class8), tuple(class128))
 
 
+def make_table(name: str, summary: str, classes: Sequence[SizeClass]) -> Table:
+    """A ``Table`` from finished classes (``finish``/``classes_for_sizes``)."""
+    class8, class128 = lookup_tables(classes)
+    return Table(name, summary, tuple(classes), tuple(class8), tuple(class128))
+
+
 def build_tables() -> list[Table]:
     """All tables written to csrc/sizeclasses.c, in ``VARIANTS`` order."""
     return [build_table(v) for v in VARIANTS]
@@ -369,6 +387,34 @@ def render_c(tables: Sequence[Table]) -> str:
 
 
 # --------------------------------------------------------------------------
+# TSV output (GOALLOC=sizeclasses=FILE)
+# --------------------------------------------------------------------------
+
+TSV_COLUMNS = (
+    "class", "bytes_per_obj", "npages", "bytes_per_span", "objects", "tail_waste", "max_waste_pct",
+    "magic32",
+)
+
+
+def render_tsv(table: Table) -> str:
+    """The table in the generator's TSV format, class 0 included."""
+    lines = [
+        f"# goalloc size classes {table.name}: {table.summary}",
+        f"# {len(table.classes)} entries including the dummy class 0; written by tools/mksizeclasses.py",
+        f"# page = {PAGE_SIZE} bytes; objects = bytes_per_span // bytes_per_obj;"
+        " tail_waste = bytes_per_span - objects*bytes_per_obj",
+        "# max_waste_pct = ((bytes_per_obj - previous_class_bytes - 1)*objects + tail_waste)"
+        " / bytes_per_span * 100",
+        "# magic32 = floor((2**32-1)/bytes_per_obj)+1",
+        "\t".join(TSV_COLUMNS),
+    ]
+    for i, c in enumerate(table.classes):
+        cells = (i, c.size, c.npages, c.span_bytes, c.objects, c.tail_waste, f"{c.max_waste_pct:.2f}", c.magic)
+        lines.append("\t".join(str(v) for v in cells))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
 
@@ -400,8 +446,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--out",
-        default=str(DEFAULT_OUT),
-        help="output file, '-' for stdout (default: %(default)s)",
+        default=None,
+        help=f"output file, '-' for stdout (default: {DEFAULT_OUT}; stdout with --tsv)",
+    )
+    parser.add_argument(
+        "--tsv",
+        metavar="NAME",
+        choices=[v.name for v in VARIANTS],
+        help="write table NAME in the TSV format instead of the C file",
     )
     parser.add_argument(
         "--check",
@@ -409,6 +461,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="do not write; exit 1 with a diff if --out differs from the generated text",
     )
     args = parser.parse_args(argv)
+    if args.tsv:
+        if args.check:
+            parser.error("--check compares the C file; it does not apply to --tsv")
+        (variant,) = [v for v in VARIANTS if v.name == args.tsv]
+        text = render_tsv(build_table(variant))
+        if args.out in (None, "-"):
+            sys.stdout.write(text)
+        else:
+            Path(args.out).write_text(text)
+        return 0
+    if args.out is None:
+        args.out = str(DEFAULT_OUT)
     text = render_c(build_tables())
     if args.check:
         if args.out == "-":
