@@ -7,6 +7,8 @@
     goalloc run --stats FILE --report -- CMD    statistics of CMD
     goalloc stats FILE                          render a statistics file
     goalloc sizeclasses                         the size-class table in use
+    goalloc sizeclasses --fit PROFILE [-o T.tsv] a table fitted to a size profile
+    goalloc compare -n N --config C ... -- CMD  CMD under several configurations
     goalloc bench [--quick] [-n N] [-a LIST] ...
                                                 the benchmark suite (bench/README.md)
 """
@@ -155,11 +157,43 @@ def stats(file: str, classes: int) -> None:
 
 
 @main.command()
-def sizeclasses() -> None:
-    """Print the size-class table in use, in Go's format."""
-    from .report import print_sizeclasses
+@click.option("--fit", "profile", type=click.Path(exists=True, dir_okay=False), metavar="PROFILE.json",
+              help="Instead: fit a table to a size profile (GOALLOC_PROFILE) and compare it with Go's.")
+@click.option("--max-classes", type=click.IntRange(1), metavar="N",
+              help="With --fit: at most N classes, class 0 not counted [default: as Go's table: "
+                   "66 with --align 16, 67 with --align 8].")
+@click.option("--weight", type=click.Choice(["live", "count"]), default="live", show_default=True,
+              help="With --fit: minimise the waste at the recorded peak (live) or over every request (count).")
+@click.option("--align", type=click.Choice(["16", "8"]), default="16", show_default=True,
+              help="With --fit: alignment of classes of 16 B or more (8: as Go >= 1.16, needs align=8).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="TABLE.tsv",
+              help="With --fit: write the table in the generator's TSV format (GOALLOC=sizeclasses=FILE).")
+@click.option("--no-table", is_flag=True, help="With --fit: print only the comparison, not the classes.")
+def sizeclasses(profile: Optional[str], max_classes: Optional[int], weight: str, align: str,
+                output: Optional[str], no_table: bool) -> None:
+    """Print the size-class table in use, in Go's format; or, with --fit,
+    fit one to a size profile (see `goalloc_ffi.sizeclass_fit`)."""
+    if profile is None:
+        ctx = click.get_current_context()
+        given = [p.opts[-1] for p in ctx.command.params
+                 if p.name != "profile" and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --fit")
+        from .report import print_sizeclasses
 
-    print_sizeclasses()
+        print_sizeclasses()
+        return
+    from . import sizeclass_fit as sf
+
+    try:
+        prof = sf.load_profile(profile)
+        fitted = sf.fit(prof, max_classes, weight, int(align))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    sf.print_fit(fitted, prof, profile, show_table=not no_table)
+    if output:
+        sf.write_tsv(fitted, output, profile)
+        click.echo(f"wrote {output}")
 
 
 @main.command()

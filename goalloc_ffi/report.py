@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -52,19 +52,25 @@ def print_report(path: str, classes: int = 15, console: Optional[Console] = None
     console.print(table)
 
 
-def print_sizeclasses(console: Optional[Console] = None) -> None:
-    """The table in use, with Go's columns (tail waste and max waste as in
-    Go's generated sizeclasses.go)."""
-    from . import sizeclass_table_name, sizeclasses
-
-    console = console or Console()
-    table = Table(title=f"size classes {sizeclass_table_name()}")
+def sizeclass_table(classes: Sequence[Any], title: str) -> Table:
+    """Real classes (class 1 first; anything with size, npages, objects and
+    tail_waste) in Go's columns: tail waste and max waste as in Go's
+    generated sizeclasses.go."""
+    table = Table(title=title)
     for name in ("class", "bytes/obj", "bytes/span", "objects", "tail waste", "max waste"):
         table.add_column(name, justify="right")
     prev = 0
-    for c in sizeclasses():
-        span = c.npages * 8192
+    for i, c in enumerate(classes, start=1):
+        span = c.objects * c.size + c.tail_waste
         max_waste = ((c.size - prev - 1) * c.objects + c.tail_waste) / span * 100
-        table.add_row(str(c.cls), str(c.size), str(span), str(c.objects), str(c.tail_waste), f"{max_waste:.2f}%")
+        table.add_row(str(i), str(c.size), str(span), str(c.objects), str(c.tail_waste), f"{max_waste:.2f}%")
         prev = c.size
-    console.print(table)
+    return table
+
+
+def print_sizeclasses(console: Optional[Console] = None) -> None:
+    """The table in use, in Go's columns."""
+    from . import sizeclass_table_name, sizeclasses
+
+    console = console or Console()
+    console.print(sizeclass_table(sizeclasses(), f"size classes {sizeclass_table_name()}"))
