@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
@@ -194,6 +194,54 @@ def sizeclasses(profile: Optional[str], max_classes: Optional[int], weight: str,
     if output:
         sf.write_tsv(fitted, output, profile)
         click.echo(f"wrote {output}")
+
+
+def _configs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> List[Any]:
+    from .compare import parse_config
+
+    out = []
+    for v in values:
+        try:
+            out.append(parse_config(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e), ctx, param) from None
+    labels = [c.label for c in out]
+    if len(set(labels)) != len(labels):
+        raise click.BadParameter(f"a configuration is given twice: {labels}", ctx, param)
+    return out
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--reps", "-n", type=click.IntRange(1), default=3, show_default=True,
+              help="Interleaved repetitions.")
+@click.option("--config", "-c", "configs", multiple=True, required=True, callback=_configs, metavar="CONFIG",
+              help="default, glibc or KEY=VALUE[,KEY=VALUE...] for $GOALLOC (repeatable; the first is "
+                   "the baseline of the ratios).")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+              help="Draw one panel per metric, error bars from the repetitions.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.json",
+              help="Write every run and the summary as JSON.")
+@click.option("--stdin", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Feed this file to every run's standard input [default: /dev/null].")
+@click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True, help="Seconds per run.")
+@click.option("--ignore-output", is_flag=True, help="Do not require the same standard output from every run.")
+@click.option("--debug", is_flag=True, help="Preload the debug build (GA_DEBUG=3).")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def compare(reps: int, configs: List[Any], chart: Optional[Path], json_path: Optional[Path],
+            stdin: Optional[Path], timeout: float, ignore_output: bool, debug: bool, cmd: Tuple[str, ...]) -> None:
+    """Run CMD under several configurations and compare them side by side.
+
+    Interleaved (A B C A B C ...): wall time, peak RSS, and from goalloc's
+    statistics at exit peak heap, internal fragmentation (when the
+    statistics carry requested bytes), spans and pages released; medians,
+    spread and ratios to the first configuration. Every run must exit 0
+    with the same output. Exits 1 if a run failed, 2 if nothing could run.
+
+    Example: goalloc compare -n 5 -c default -c tiny=0 -c glibc -- python3 script.py
+    """
+    from .compare import main as compare_main
+
+    sys.exit(compare_main(list(cmd), configs, reps, chart, json_path, timeout, stdin, ignore_output, debug))
 
 
 @main.command()
