@@ -49,9 +49,10 @@ Algorithm
     The fewest classes reaching the optimum are kept.
 Filling
     Classes left in the budget are filled with classes of the Go table of
-    the same alignment that serve no requested size (they sit between a
-    class and the first requested size above it), widest gap first, so
-    that sizes the profile never saw still round as in Go. They change
+    the same alignment that take no size of weight > 0 from its class
+    (they sit between a class and the first such size above it), widest
+    gap first, so that sizes the profile never saw (or, with weight live,
+    saw none of live at the peak) still round as in Go. They change
     nothing in W.
 """
 
@@ -347,13 +348,14 @@ def fit(profile: Profile, max_classes: Optional[int] = None, weight: str = "live
     assert j == 0
     pairs.reverse()
     fitted = len(pairs)
-    pairs = _fill(pairs, atoms, budget, align)
+    pairs = _fill(pairs, [v for v in atoms if acc[v][0] > 0], budget, align)
     classes = tuple(sct.finish(pairs, g))
     return Fit(classes, weight, align, budget, fitted, optimum)
 
 
 def _fill(pairs: List[Tuple[int, int]], atoms: Sequence[int], budget: int, align: int) -> List[Tuple[int, int]]:
-    """Adds classes of Go's table that serve no requested size (module docstring)."""
+    """Adds classes of Go's table that take no size of ``atoms`` (the class
+    grid sizes with weight) from its class: W does not change."""
     sizes = [s for s, _ in pairs]
     spare = [(c.size, c.npages) for c in go_classes(GO_TABLE_FOR_ALIGN[align])[1:] if c.size not in sizes]
     out = list(pairs)
@@ -364,7 +366,7 @@ def _fill(pairs: List[Tuple[int, int]], atoms: Sequence[int], budget: int, align
             below = sizes[pos - 1] if pos else 0
             nxt = bisect.bisect_right(atoms, below)  # first requested size above the class below
             if nxt < len(atoms) and atoms[nxt] <= size:
-                continue  # would take requests from the class above
+                continue  # would take weighted requests from the class above
             above = sizes[pos]
             gap = above / max(below, 1)
             off = abs(math.log(size / math.sqrt(max(below, 1) * above)))
@@ -390,7 +392,7 @@ def write_tsv(f: Fit, path: "str | Path", source: str = "") -> None:
     """Writes the fitted table in the generator's TSV format."""
     notes = [f"fitted by goalloc sizeclasses --fit{f' to {source}' if source else ''}: weight {f.weight}, "
              f"align {f.align}, at most {f.max_classes} classes ({f.fitted} fitted, "
-             f"{len(f.classes) - 1 - f.fitted} from {GO_TABLE_FOR_ALIGN[f.align]} where nothing was requested)"]
+             f"{len(f.classes) - 1 - f.fitted} from {GO_TABLE_FOR_ALIGN[f.align]} where the profile has no weight)"]
     Path(path).write_text(sct.tsv_text(f.classes, "goalloc fitted size classes", geometry(), notes))
 
 
@@ -430,7 +432,7 @@ def print_fit(f: Fit, profile: Profile, source: str = "", show_table: bool = Tru
     filled = len(f.classes) - 1 - f.fitted
     title = (f"fitted size classes{f' for {source}' if source else ''}: weight {f.weight}, align {f.align}, "
              f"{len(f.classes) - 1} classes ({f.fitted} fitted, {filled} from "
-             f"{GO_TABLE_FOR_ALIGN[f.align]} where nothing was requested)")
+             f"{GO_TABLE_FOR_ALIGN[f.align]} where the profile has no weight)")
     if show_table:
         console.print(sizeclass_table(f.classes[1:], title))
     else:

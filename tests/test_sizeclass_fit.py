@@ -263,6 +263,16 @@ def test_sizes_never_requested_round_as_in_go() -> None:
     assert sf.evaluate(f.classes, p).peak == pytest.approx(f.objective)
 
 
+@pytest.mark.parametrize("align", sf.ALIGNS)
+def test_a_profile_without_weight_gives_gos_table(align: int) -> None:
+    """Nothing live at the peak: every class is spare, and Go's table fills the budget."""
+    p = sf.Profile(tuple(sf.Request(s, 5, 0) for s in (1, 24, 100, 3000, 20000)))
+    f = sf.fit(p, align=align)
+    assert f.objective == 0 and f.fitted == 1
+    assert f.classes == sf.go_classes(sf.GO_TABLE_FOR_ALIGN[align])
+    assert sf.fit(p, weight="count", align=align).objective > 0
+
+
 def test_fit_rejects_bad_parameters() -> None:
     p = sf.Profile((sf.Request(24, 1, 1),))
     with pytest.raises(ValueError, match="1..127"):
