@@ -32,7 +32,7 @@ GOALLOC_DEBUG ?= 2
 export GOALLOC_DEBUG
 
 VENV_PACKAGES := 'setuptools>=64' wheel 'cffi>=1.17' 'click>=8' 'rich>=13' 'pytest>=7' 'hypothesis>=6' \
-	'matplotlib>=3.5' 'pytest-benchmark>=4'
+	'matplotlib>=3.5' 'numpy>=1.21' 'pytest-benchmark>=4'
 DEBIAN_PACKAGES := sqlite3 lua5.4 git perl bash gcc libc6-dev valgrind python3.11 libpython3.11-testsuite
 BENCH_DEBIAN_PACKAGES := libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 redis-server lua5.4 sqlite3 valgrind
 

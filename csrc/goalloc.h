@@ -104,6 +104,17 @@ GA_API int ga_sizeclass_table_read(const char *spec, unsigned align, uint32_t *s
 GA_API unsigned ga_profile_version(void);
 GA_API int ga_profile_write_json(int fd);
 
+/* The rules every size-class table obeys (the macros of sizeclasses.h):
+ * sizes up to small_size_max are multiples of small_size_div, larger ones
+ * multiples of large_size_div; the last class is max_small_size; a table
+ * has at most max_size_classes entries (class 0 included) and at most
+ * max_objs_per_span objects per span of whole page_size pages. */
+typedef struct ga_sizeclass_geometry {
+    unsigned page_size, max_small_size, small_size_div, small_size_max, large_size_div;
+    unsigned max_size_classes, max_objs_per_span;
+} ga_sizeclass_geometry_t;
+GA_API void ga_sizeclass_geometry(ga_sizeclass_geometry_t *out);
+
 /* Writes a short human-readable census of the heap (arenas, pages, spans
  * and live objects per size class) to file descriptor fd, without
  * allocating. GOALLOC=summary=1 calls it at exit with fd 2. */

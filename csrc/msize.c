@@ -276,3 +276,17 @@ unsigned ga_sizeclass_max(void) { return GA_MAX_SIZE_CLASSES; }
 size_t ga_page_size(void) { return GA_PAGE_SIZE; }
 size_t ga_max_small_size(void) { return GA_MAX_SMALL_SIZE; }
 size_t ga_tiny_size(void) { return GA_TINY_SIZE; }
+
+/* The rules every table obeys (sizeclasses.h), for tools that build
+ * tables outside C (`goalloc sizeclasses --fit`), so that they take them
+ * from here instead of restating them. */
+void ga_sizeclass_geometry(ga_sizeclass_geometry_t *out)
+{
+    out->page_size = GA_PAGE_SIZE;
+    out->max_small_size = GA_MAX_SMALL_SIZE;
+    out->small_size_div = GA_SMALL_SIZE_DIV;
+    out->small_size_max = GA_SMALL_SIZE_MAX;
+    out->large_size_div = GA_LARGE_SIZE_DIV;
+    out->max_size_classes = GA_MAX_SIZE_CLASSES;
+    out->max_objs_per_span = GA_MAX_OBJS_PER_SPAN;
+}

@@ -228,8 +228,9 @@ def _first_line(cmd: List[str]) -> str:
 # Building the workloads
 
 
-def build_programs(bindir: Path) -> Dict[str, Path]:
-    """Compiles the C programs and the glibc shim into *bindir* when stale."""
+def build_programs(bindir: Path, names: Optional[Sequence[str]] = None) -> Dict[str, Path]:
+    """Compiles the C programs (*names*, default all, plus the glibc shim)
+    into *bindir* when stale."""
     cc = os.environ.get("CC") or "cc"
     if shutil.which(cc.split()[0]) is None:
         raise BenchError(f"goalloc bench compiles its workloads and needs a C compiler: {cc!r} "
@@ -238,14 +239,15 @@ def build_programs(bindir: Path) -> Dict[str, Path]:
     common = C_DIR / "common.h"
     out: Dict[str, Path] = {}
     jobs: List[Tuple[Path, List[str], List[Path]]] = []
-    for name in C_PROGRAMS:
+    for name in names or C_PROGRAMS:
         src, exe = C_DIR / f"{name}.c", bindir / f"ga-{name}"
         jobs.append((exe, [*cc.split(), *CFLAGS, "-o", str(exe), str(src)], [src, common]))
         out[name] = exe
-    shim = bindir / SHIM
-    jobs.append((shim, [*cc.split(), "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
-                        "-o", str(shim), str(C_DIR / "glibc_shim.c"), "-ldl"], [C_DIR / "glibc_shim.c"]))
-    out["shim"] = shim
+    if names is None:
+        shim = bindir / SHIM
+        jobs.append((shim, [*cc.split(), "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
+                            "-o", str(shim), str(C_DIR / "glibc_shim.c"), "-ldl"], [C_DIR / "glibc_shim.c"]))
+        out["shim"] = shim
     for exe, cmd, inputs in jobs:
         if exe.exists() and exe.stat().st_mtime >= max(p.stat().st_mtime for p in inputs):
             continue
@@ -430,8 +432,9 @@ def _first_lines(text: str, n: int = 2) -> str:
 
 def launch(launcher: Path, argv: List[str], preload: Optional[str], env: Dict[str, str], timeout: float,
            workdir: Path, stdin: Optional[Path] = None, pidfile: Optional[Path] = None,
-           ) -> Tuple[Dict[str, float], str, str]:
-    """Runs *argv* through the launcher; returns (measurements, stdout, stderr)."""
+           cwd: Optional[Path] = None) -> Tuple[Dict[str, float], str, str]:
+    """Runs *argv* through the launcher (in *cwd*, default *workdir*);
+    returns (measurements, stdout, stderr)."""
     result = workdir / "result.txt"
     result.unlink(missing_ok=True)
     cmd = [str(launcher), "-o", str(result), "-t", str(max(1, math.ceil(timeout)))]
@@ -442,7 +445,7 @@ def launch(launcher: Path, argv: List[str], preload: Optional[str], env: Dict[st
     cmd += ["--", *argv]
     with tempfile.TemporaryFile("w+b") as out, tempfile.TemporaryFile("w+b") as err, \
             open(stdin or os.devnull, "rb") as fin:
-        proc = subprocess.run(cmd, stdin=fin, stdout=out, stderr=err, env=env, cwd=workdir,
+        proc = subprocess.run(cmd, stdin=fin, stdout=out, stderr=err, env=env, cwd=cwd or workdir,
                               timeout=timeout + 30)
         out.seek(0)
         err.seek(0)

@@ -9,6 +9,8 @@
     goalloc run --profile-sizes FILE -- CMD     record the sizes CMD requests
     goalloc sizeclasses [--set sizeclasses=SPEC --set align=8]
                                                 the size-class table in use, or SPEC
+    goalloc sizeclasses --fit PROFILE [-o T.tsv] a table fitted to a size profile
+    goalloc compare -n N --config C ... -- CMD  CMD under several configurations
     goalloc bench [--quick] [-n N] [-a LIST] ...
                                                 the benchmark suite (bench/README.md)
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
@@ -186,10 +188,50 @@ def stats(file: str, classes: int) -> None:
     "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
     help="sizeclasses=go1.12|go1.16|FILE and align=16|8, as in $GOALLOC: show that table instead.",
 )
-def sizeclasses(settings: List[Tuple[str, str]]) -> None:
+@click.option("--fit", "profile", type=click.Path(exists=True, dir_okay=False), metavar="PROFILE.json",
+              help="Instead: fit a table to a size profile (GOALLOC_PROFILE) and compare it with Go's.")
+@click.option("--max-classes", type=click.IntRange(1), metavar="N",
+              help="With --fit: at most N classes, class 0 not counted [default: as Go's table: "
+                   "66 with --align 16, 67 with --align 8].")
+@click.option("--weight", type=click.Choice(["live", "count"]), default="live", show_default=True,
+              help="With --fit: minimise the waste at the recorded peak (live) or over every request (count).")
+@click.option("--align", type=click.Choice(["16", "8"]), default="16", show_default=True,
+              help="With --fit: alignment of classes of 16 B or more (8: as Go >= 1.16, needs align=8).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="TABLE.tsv",
+              help="With --fit: write the table in the generator's TSV format (GOALLOC=sizeclasses=FILE).")
+@click.option("--no-table", is_flag=True, help="With --fit: print only the comparison, not the classes.")
+def sizeclasses(settings: List[Tuple[str, str]], profile: Optional[str], max_classes: Optional[int],
+                weight: str, align: str, output: Optional[str], no_table: bool) -> None:
     """Print a size-class table in Go's format: the one in use (as $GOALLOC
     chooses it), or the one the --set options name, read and checked by the
-    library's own loader (exit status 1 with its reason if it refuses it)."""
+    library's own loader (exit status 1 with its reason if it refuses it);
+    or, with --fit, fit one to a size profile (see
+    `goalloc_ffi.sizeclass_fit`)."""
+    if profile is None:
+        ctx = click.get_current_context()
+        given = [p.opts[-1] for p in ctx.command.params
+                 if p.name not in ("profile", "settings")
+                 and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --fit")
+        _show_sizeclasses(settings)
+        return
+    if settings:
+        raise click.UsageError("--set: not with --fit (the fit writes a table; --set shows one)")
+    from . import sizeclass_fit as sf
+
+    try:
+        prof = sf.load_profile(profile)
+        fitted = sf.fit(prof, max_classes, weight, int(align))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    sf.print_fit(fitted, prof, profile, show_table=not no_table)
+    if output:
+        sf.write_tsv(fitted, output, profile)
+        click.echo(f"wrote {output}")
+
+
+def _show_sizeclasses(settings: Sequence[Tuple[str, str]]) -> None:
     from . import SizeClassTableError, read_sizeclass_table, sizeclass_table_name
     from .report import print_sizeclasses
 
@@ -210,6 +252,54 @@ def sizeclasses(settings: List[Tuple[str, str]]) -> None:
     except SizeClassTableError as e:
         raise click.ClickException(str(e)) from None
     print_sizeclasses(name=f"{spec} (align={align})", classes=classes)
+
+
+def _configs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> List[Any]:
+    from .compare import parse_config
+
+    out = []
+    for v in values:
+        try:
+            out.append(parse_config(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e), ctx, param) from None
+    labels = [c.label for c in out]
+    if len(set(labels)) != len(labels):
+        raise click.BadParameter(f"a configuration is given twice: {labels}", ctx, param)
+    return out
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--reps", "-n", type=click.IntRange(1), default=3, show_default=True,
+              help="Interleaved repetitions.")
+@click.option("--config", "-c", "configs", multiple=True, required=True, callback=_configs, metavar="CONFIG",
+              help="default, glibc or KEY=VALUE[,KEY=VALUE...] for $GOALLOC (repeatable; the first is "
+                   "the baseline of the ratios).")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+              help="Draw one panel per metric, error bars from the repetitions.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.json",
+              help="Write every run and the summary as JSON.")
+@click.option("--stdin", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Feed this file to every run's standard input [default: /dev/null].")
+@click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True, help="Seconds per run.")
+@click.option("--ignore-output", is_flag=True, help="Do not require the same standard output from every run.")
+@click.option("--debug", is_flag=True, help="Preload the debug build (GA_DEBUG=3).")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def compare(reps: int, configs: List[Any], chart: Optional[Path], json_path: Optional[Path],
+            stdin: Optional[Path], timeout: float, ignore_output: bool, debug: bool, cmd: Tuple[str, ...]) -> None:
+    """Run CMD under several configurations and compare them side by side.
+
+    Interleaved (A B C A B C ...): wall time, peak RSS, and from goalloc's
+    statistics at exit peak heap, internal fragmentation (when the
+    statistics carry requested bytes), spans and pages released; medians,
+    spread and ratios to the first configuration. Every run must exit 0
+    with the same output. Exits 1 if a run failed, 2 if nothing could run.
+
+    Example: goalloc compare -n 5 -c default -c tiny=0 -c glibc -- python3 script.py
+    """
+    from .compare import main as compare_main
+
+    sys.exit(compare_main(list(cmd), configs, reps, chart, json_path, timeout, stdin, ignore_output, debug))
 
 
 @main.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -55,23 +55,28 @@ def print_report(path: str, classes: int = 15, console: Optional[Console] = None
     console.print(table)
 
 
+def sizeclass_table(classes: Sequence[Any], title: str) -> Table:
+    """Real classes (class 1 first; anything with size, npages, objects and
+    tail_waste) in Go's columns: tail waste and max waste as in Go's
+    generated sizeclasses.go."""
+    table = Table(title=title)
+    for name in ("class", "bytes/obj", "bytes/span", "objects", "tail waste", "max waste"):
+        table.add_column(name, justify="right")
+    prev = 0
+    for i, c in enumerate(classes, start=1):
+        span = c.objects * c.size + c.tail_waste
+        max_waste = ((c.size - prev - 1) * c.objects + c.tail_waste) / span * 100
+        table.add_row(str(i), str(c.size), str(span), str(c.objects), str(c.tail_waste), f"{max_waste:.2f}%")
+        prev = c.size
+    return table
+
+
 def print_sizeclasses(console: Optional[Console] = None, name: Optional[str] = None,
                       classes: "Optional[List[SizeClass]]" = None) -> None:
-    """A table with Go's columns (tail waste and max waste as in Go's
-    generated sizeclasses.go): the one in use, or *classes* named *name*."""
-    from . import lib, malloc_alignment, sizeclass_table_name, sizeclasses
+    """The table in use (or *classes* named *name*) in Go's columns."""
+    from . import malloc_alignment, sizeclass_table_name, sizeclasses
 
     console = console or Console()
     if classes is None:
         name, classes = f"{sizeclass_table_name()} (in use; malloc alignment {malloc_alignment()})", sizeclasses()
-    table = Table(title=f"size classes {name}")
-    for col in ("class", "bytes/obj", "bytes/span", "objects", "tail waste", "max waste"):
-        table.add_column(col, justify="right")
-    prev = 0
-    page = int(lib.ga_page_size())
-    for c in classes:
-        span = c.npages * page
-        max_waste = ((c.size - prev - 1) * c.objects + c.tail_waste) / span * 100
-        table.add_row(str(c.cls), str(c.size), str(span), str(c.objects), str(c.tail_waste), f"{max_waste:.2f}%")
-        prev = c.size
-    console.print(table)
+    console.print(sizeclass_table(classes, f"size classes {name}"))

@@ -1,0 +1,210 @@
+"""`goalloc compare`: configurations, runs under each, table, JSON and chart.
+
+End to end on real programs (CPython with PYTHONMALLOC=malloc, sqlite3),
+with tiny repetition counts; then the error paths: a malformed
+configuration, one the library rejects, a failing command, output that
+differs between configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from goalloc_ffi import compare, stats
+from goalloc_ffi.bench import python_exe
+
+pytestmark = pytest.mark.preload
+GOALLOC = [sys.executable, "-m", "goalloc_ffi.cli"]
+PY_LOOP = ("d = {}\n"
+           "for i in range(60000):\n"
+           "    d[i] = ('x' * (i % 90), [i] * (i % 7))\n"
+           "    if i % 3 == 0: del d[i // 2]\n"
+           "print(len(d), sum(len(v[0]) for v in d.values()))\n")
+
+
+def goalloc(*args: str, env: Dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ, COLUMNS="200", PYTHONMALLOC="malloc", PYTHONHASHSEED="0", **(env or {}))
+    return subprocess.run([*GOALLOC, *args], capture_output=True, text=True, timeout=300, env=e, cwd=cwd)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+# --------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------
+
+
+def test_parse_config() -> None:
+    assert compare.parse_config("default") == compare.Config("default", True)
+    assert compare.parse_config("glibc") == compare.Config("glibc", False)
+    c = compare.parse_config("tiny=0,sizeclasses=fitted.tsv")
+    assert c.preload and c.options == (("tiny", "0"), ("sizeclasses", "fitted.tsv"))
+    assert c.goalloc_env == "tiny=0,sizeclasses=fitted.tsv"
+    for bad, message in [("", "empty"), ("tiny", "not KEY=VALUE"), ("tiny=", "no value"),
+                         ("=1", "not an option name"), ("tiny=0,,reclaim=1", "empty item"),
+                         ("tiny=0,tiny=1", "given twice"), ("ti ny=0", "not an option name")]:
+        with pytest.raises(ValueError, match=message):
+            compare.parse_config(bad)
+
+
+def test_run_environment_replaces_inherited_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOALLOC", "tiny=0")
+    monkeypatch.setenv("GOALLOC_STATS", "/elsewhere")
+    env = compare.run_env(compare.parse_config("default"), "/tmp/s-%p.json")
+    assert "GOALLOC" not in env and env["GOALLOC_STATS"] == "/tmp/s-%p.json" and "LD_PRELOAD" not in env
+    env = compare.run_env(compare.parse_config("glibc"), "/tmp/s-%p.json")
+    assert "GOALLOC" not in env and "GOALLOC_STATS" not in env
+    assert compare.run_env(compare.parse_config("reclaim=0"), None)["GOALLOC"] == "reclaim=0"
+
+
+def test_metrics_read_statistics_the_library_writes() -> None:
+    for m in compare.METRICS:
+        if m.total is not None:
+            assert m.total in stats.TOTAL_NAMES, m
+
+
+def test_internal_fragmentation_from_whatever_the_statistics_carry() -> None:
+    rows = [{"class": 1, "size": 8, "bytes_in_use": 800}, {"class": 2, "size": 16, "bytes_in_use": 1600}]
+    assert compare.internal_fragmentation({"totals": {}, "classes": rows}) is None
+    with_requested = [dict(r, requested_bytes_in_use=r["bytes_in_use"] - 10 * r["class"]) for r in rows]
+    assert compare.internal_fragmentation({"totals": {}, "classes": with_requested}) == 30
+    assert compare.internal_fragmentation({"totals": {"internal_fragmentation_bytes": 77}, "classes": rows}) == 77
+
+
+# --------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def python_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    d = tmp_path_factory.mktemp("compare")
+    r = goalloc("compare", "-n", "2", "-c", "default", "-c", "tiny=0", "-c", "glibc", "--json", str(d / "out.json"),
+                "--chart", str(d / "out.png"), "--", python_exe(), "-c", PY_LOOP)
+    return {"r": r, "dir": d}
+
+
+def test_compare_runs_every_configuration_interleaved(python_run: Dict[str, Any]) -> None:
+    r = python_run["r"]
+    assert r.returncode == 0, r.stdout + r.stderr
+    header = next(ln for ln in r.stdout.splitlines() if "metric" in ln)
+    assert header.index("default") < header.index("tiny=0") < header.index("glibc")
+    for title in ("wall time", "peak RSS", "peak heap in use", "internal fragmentation", "spans", "pages released"):
+        assert title in r.stdout
+    runs_row = next(ln for ln in r.stdout.splitlines() if ln.strip("│ ").startswith("runs"))
+    assert runs_row.count("2 ok") == 3
+    doc = json.loads((python_run["dir"] / "out.json").read_text())
+    assert doc["schema"] == compare.SCHEMA and doc["reps"] == 2
+    assert [c["label"] for c in doc["configs"]] == ["default", "tiny=0", "glibc"]
+    order = [(run["rep"], run["config"]) for run in doc["runs"]]
+    assert order == [(rep, c) for rep in range(2) for c in ("default", "tiny=0", "glibc")]
+    assert len({run["stdout_sha256"] for run in doc["runs"]}) == 1 and doc["failed"] == 0
+
+
+def test_compare_reads_each_runs_statistics(python_run: Dict[str, Any]) -> None:
+    doc = json.loads((python_run["dir"] / "out.json").read_text())
+    for run in doc["runs"]:
+        assert run["ok"] and run["wall"] > 0 and run["maxrss_kib"] > 0
+        if run["config"] == "glibc":
+            assert run["stats"] is None
+        else:
+            s = stats.from_json(run["stats"])  # the library's own document, as written
+            assert s.pid == run["pid"]
+            assert s.totals.small_mallocs > 1000 and s.totals.peak_heap_bytes > 0
+    m = doc["metrics"]
+    assert m["peak_heap"]["glibc"]["median"] is None and m["peak_heap"]["tiny=0"]["median"] > 0
+    assert m["wall"]["default"]["ratio"] == 1.0 and m["peak_rss"]["glibc"]["ratio"] > 0
+    for name in ("wall", "peak_rss"):
+        for label in ("default", "tiny=0", "glibc"):
+            v = m[name][label]
+            assert v["n"] == 2 and v["min"] <= v["median"] <= v["max"]
+    # tiny=0 reached the library: no tiny blocks, and every request under 16 B took a slot of its own
+    tiny0 = [run["stats"]["totals"] for run in doc["runs"] if run["config"] == "tiny=0"]
+    default = [run["stats"]["totals"] for run in doc["runs"] if run["config"] == "default"]
+    assert all(t["tiny_blocks"] == 0 == t["tiny_objects"] for t in tiny0)
+    assert max(t["small_mallocs"] for t in default) < min(t["small_mallocs"] for t in tiny0)
+
+
+def test_compare_draws_a_png(python_run: Dict[str, Any]) -> None:
+    from matplotlib import image
+
+    path = python_run["dir"] / "out.png"
+    width, height = png_size(path)
+    assert width >= 600 and height >= 400
+    assert image.imread(str(path)).shape[:2] == (height, width)
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 not installed")
+def test_compare_sqlite_with_stdin(tmp_path: Path) -> None:
+    sql = tmp_path / "q.sql"
+    sql.write_text("CREATE TABLE t(a, b);\n"
+                   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) "
+                   "INSERT INTO t SELECT x, printf('%0*d', x % 200 + 1, 0) FROM c;\n"
+                   "SELECT count(*), sum(length(b)) FROM t;\n")
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "glibc", "--stdin", str(sql), "--json",
+                str(tmp_path / "s.json"), "--", "sqlite3", ":memory:")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "s.json").read_text())
+    want = f"5000|{sum(x % 200 + 1 for x in range(1, 5001))}"
+    assert [run["stdout_head"] for run in doc["runs"]] == [want] * 2
+    assert doc["runs"][0]["stats"]["totals"]["small_mallocs"] > 5000
+
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+
+def test_bad_configuration_strings() -> None:
+    for bad in ("tiny", "tiny=0,,reclaim=1", "=0"):
+        r = goalloc("compare", "-c", "default", "-c", bad, "--", "true")
+        assert r.returncode == 2 and repr(bad) in r.stderr, r.stderr
+    r = goalloc("compare", "-c", "tiny=0", "-c", "tiny=0", "--", "true")
+    assert r.returncode == 2 and "given twice" in r.stderr
+
+
+def test_options_the_library_rejects_stop_everything(tmp_path: Path) -> None:
+    r = goalloc("compare", "-c", "default", "-c", "no_such_option=1", "-c", "tiny=7", "--json",
+                str(tmp_path / "x.json"), "--", python_exe(), "-c", "pass")
+    assert r.returncode == 2
+    assert "no_such_option" in r.stdout and "tiny=7" in r.stdout
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_a_failing_command_fails_the_comparison(tmp_path: Path) -> None:
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "glibc", "--json", str(tmp_path / "f.json"),
+                "--", python_exe(), "-c", "raise SystemExit(3)")
+    assert r.returncode == 1
+    assert "FAIL 1/1" in r.stdout and "exit status 3" in r.stdout
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["failed"] == 2 and all(run["exit"] == 3 for run in doc["runs"])
+    r = goalloc("compare", "-c", "default", "--", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "not found" in r.stdout
+
+
+def test_output_that_differs_between_configurations() -> None:
+    probe = "import os; print(os.environ.get('GOALLOC'))"
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "reclaim=0", "--", python_exe(), "-c", probe)
+    assert r.returncode == 1 and "output differs from default's" in r.stdout
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "reclaim=0", "--ignore-output", "--",
+                python_exe(), "-c", probe)
+    assert r.returncode == 0, r.stdout
+    exit_probe = "import os, sys; sys.exit(1 if os.environ.get('GOALLOC') else 0)"
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "reclaim=0", "--ignore-output", "--",
+                python_exe(), "-c", exit_probe)
+    assert r.returncode == 1 and "exit status 1 where default had 0" in r.stdout
