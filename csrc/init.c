@@ -57,6 +57,7 @@ static const option_t options[] = {
     {"clobberfree", OPT_BOOL, &ga_opts.clobberfree, 0, 1, NULL, "0 or 1"},
     {"fillnew", OPT_BOOL, &ga_opts.fillnew, 0, 1, NULL, "0 or 1"},
     {"uafcheck", OPT_UINT, &ga_opts.uafcheck, 0, 1000000000, NULL, "N: check 1 in N reused slots, 0 = off"},
+    {"live", OPT_BOOL, &ga_opts.live, 0, 1, NULL, "0 or 1"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,
@@ -222,6 +223,8 @@ static void fork_child(void)
     ga_mheap_fork_child();
     ga_mcentral_fork_child();
     ga_mcache_fork_child();
+    ga_stats_fork_child();
+    ga_live_fork_child();
 }
 
 /* ---- start-up ----------------------------------------------------------------- */
@@ -250,6 +253,7 @@ __attribute__((constructor)) static void ga_constructor(void)
 {
     ga_ensure_init();
     ga_scavenger_start(); /* here, not at start-up: threads need libc up */
+    ga_live_start();
 }
 
 __attribute__((destructor)) static void ga_destructor(void)
@@ -259,6 +263,7 @@ __attribute__((destructor)) static void ga_destructor(void)
     if (ga_opts.summary)
         ga_print_summary(2);
     ga_stats_write_at_exit();
+    ga_live_exit();
 }
 
 /* Locks taken by ga_check_heap and ga_print_summary: the fork order. */

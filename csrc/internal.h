@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "goalloc.h"
+#include "mstats.h"
 #include "sizeclasses.h"
 
 /* ------------------------------------------------------------------------
@@ -98,6 +99,11 @@ typedef struct ga_span {
     uint32_t alloc_count;        /* allocated slots as of the last fold */
     _Atomic uint8_t state;       /* ga_span_state_t */
     uint8_t bits_order;          /* size bucket of the bits block (mspan.c) */
+#if GA_STATS
+    uint32_t requested;          /* bytes requested of the slots handed out since the last
+                                    fold (owner only; at most nelems * elemsize), added to
+                                    ga_class_counters[spc].requested by the fold */
+#endif
     size_t npages;
     /* Links: mcentral lists (next/prev) or the page heap treap (left/right). */
     struct ga_span *next, *prev;
@@ -404,6 +410,13 @@ typedef struct ga_mcache {
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
     struct ga_mcache *next_all, *prev_all; /* every live mcache */
+#if GA_STATS
+    /* Bytes requested by this thread's tiny mallocs not yet added to
+     * ga_class_counters[GA_TINY_SPC].requested: plain adds by the owner,
+     * flushed on its next span slow path and when the cache is released. A
+     * snapshot adds what is still here. (Small classes count in the span.) */
+    uint64_t tiny_requested;
+#endif
 } ga_mcache_t;
 
 extern ga_mcache_t ga_empty_mcache; /* threads that have not allocated yet */
@@ -433,6 +446,8 @@ int ga_mcache_check_all(size_t *ncached, char *msg, size_t len);
 void ga_mcache_lock_all(void);
 void ga_mcache_unlock_all(void);
 void ga_mcache_fork_child(void);
+/* Every mcache's unflushed tiny requested bytes. REQUIRES: the mcache locks. */
+uint64_t ga_mcache_tiny_requested_locked(void);
 
 /* ------------------------------------------------------------------------
  * Statistics (mstats.c; the list of counters is in mstats.h)
@@ -444,6 +459,9 @@ typedef struct ga_class_counters {
     _Atomic uint64_t remote_frees;  /* of those, by a thread other than the owner */
     _Atomic uint64_t refills;       /* spans handed to a thread cache */
     _Atomic uint64_t grows;         /* spans taken from the page heap */
+    _Atomic uint64_t releases;      /* spans given back to the page heap (grows - releases
+                                       spans of the class exist) */
+    _Atomic uint64_t requested;     /* bytes requested, flushed from the mcaches */
 } ga_class_counters_t;
 
 extern ga_class_counters_t ga_class_counters[GA_NUM_SPC];
@@ -457,12 +475,30 @@ typedef struct ga_census {
     uint64_t pending_mallocs[GA_NUM_SPC]; /* handed out since the last fold */
     uint64_t pending_frees[GA_NUM_SPC];   /* recorded, not yet folded */
     uint64_t pending_remote[GA_NUM_SPC];
+    uint64_t pending_requested[GA_NUM_SPC]; /* cached spans' requested bytes */
     size_t tiny_objects;              /* live tiny sub-objects */
     size_t tiny_bytes;                /* their bytes (up to the next start) */
     size_t large, large_bytes;
 } ga_census_t;
 void ga_census_locked(ga_census_t *c);
 void ga_stats_write_at_exit(void);
+void ga_stats_fork_child(void);
+/* The figures of ga_stats_snapshot as far as they can be had without a
+ * lock or a heap walk (the live view, mlive.c): objects count when their
+ * span is folded, tiny objects by 16-byte block, and figures that need the
+ * census are GA_LIVE_UNAVAILABLE. classes: nrows x GA_STAT_NCLASS. */
+void ga_stats_quick(uint64_t *totals, uint64_t *classes, unsigned nrows);
+
+/* ------------------------------------------------------------------------
+ * Live statistics in shared memory (mlive.c)
+ * ---------------------------------------------------------------------- */
+/* Publishes the counters if live=1 and the last update is older than the
+ * interval; now is a clock reading the caller already has. No lock. */
+#define GA_LIVE_UNAVAILABLE UINT64_MAX /* the header's `unavailable` */
+void ga_live_tick(uint64_t now);
+void ga_live_start(void);      /* library constructor: the file of this process */
+void ga_live_exit(void);       /* destructor: removes it */
+void ga_live_fork_child(void); /* the child publishes in a file of its own */
 
 /* ------------------------------------------------------------------------
  * Options, start-up and fork (init.c)
@@ -482,6 +518,7 @@ typedef struct ga_options {
     bool clobberfree;        /* clobberfree: fill freed objects with GA_FREED_BYTE */
     bool fillnew;            /* fillnew: fill new objects with GA_NEW_BYTE */
     uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
+    bool live;               /* live: publish counters in /dev/shm/goalloc-<pid> (mlive.c) */
     const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
 } ga_options_t;
 

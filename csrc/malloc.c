@@ -75,13 +75,16 @@
 
 /* ---- small and tiny allocation ----------------------------------------------- */
 
-static void *small_alloc(unsigned spc)
+/* An object of span class spc for a request of n bytes. */
+static void *small_alloc(unsigned spc, size_t n)
 {
     bool locked;
     ga_mcache_t *mc = ga_mcache_get(&locked);
     void *p = ga_span_next_free_fast(mc->alloc[spc]);
     if (p == NULL)
         p = ga_mcache_next_free(mc, spc);
+    if (p != NULL)
+        GA_STAT_REQUESTED(mc->alloc[spc], n);
     if (locked)
         ga_mcache_put_shared();
     if (p == NULL)
@@ -134,6 +137,8 @@ static void *tiny_alloc(size_t size)
     } else {
         p = tiny_new_block(mc, n);
     }
+    if (p != NULL)
+        GA_STAT_TINY_REQUESTED(mc, size);
     if (locked)
         ga_mcache_put_shared();
     if (p == NULL)
@@ -183,7 +188,7 @@ static void *large_alloc(size_t n, size_t align_pages)
     ga_span_t *s = ga_mheap_alloc(npages ? npages : 1, align_pages, GA_SPAN_LARGE, 0);
     if (s == NULL)
         return NULL; /* errno = ENOMEM */
-    atomic_fetch_add_explicit(&ga_large_mallocs, 1, memory_order_relaxed);
+    GA_STAT_ADD(ga_large_mallocs, 1);
     s->nelems = 1;
     s->elemsize = 0;
     return (void *)s->base;
@@ -200,7 +205,7 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
         ga_misuse(fn, "double free of", p, s);
         return;
     }
-    atomic_fetch_add_explicit(&ga_large_frees, 1, memory_order_relaxed);
+    GA_STAT_ADD(ga_large_frees, 1);
     ga_mheap_free(s);
 }
 
@@ -293,7 +298,7 @@ static GA_NOINLINE void *malloc_slow(size_t n)
     if (n < ga_tiny_limit)
         p = tiny_alloc(n);
     else if (n <= GA_MAX_SMALL_SIZE)
-        p = small_alloc(ga_size_to_class(n ? n : 1));
+        p = small_alloc(ga_size_to_class(n ? n : 1), n);
     else
         p = large_alloc(n, 1);
     return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
@@ -305,7 +310,7 @@ void *ga_malloc(size_t n)
         ga_span_t *s = ga_tls_mcache->alloc[ga_classes.size_to_class8[(n + 7) >> 3]];
         void *p = ga_span_next_free_fast(s);
         if (GA_LIKELY(p != NULL))
-            return p;
+            return GA_STAT_REQUESTED(s, n), p;
     }
     return malloc_slow(n);
 }
@@ -440,7 +445,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
     if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE) {
         for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
             if (ga_classes.size[c] % align == 0)
-                return small_alloc(c);
+                return small_alloc(c, n);
     }
     return large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
 }
