@@ -15,6 +15,19 @@ def _mib(v: int) -> str:
     return f"{v / 2**20:.1f}"
 
 
+#: Short column headings of the totals tables (the names are C's).
+_SHORT = {"small_mallocs": "mallocs", "small_frees": "frees", "large_mallocs": "large mallocs",
+          "large_frees": "large frees", "remote_frees": "remote frees", "tiny_objects": "tiny objects",
+          "objects_in_use": "live objects", "mcache_refills": "refills", "mcentral_grows": "grows",
+          "scavenged_pages": "scavenged pages", "reclaimed_pages": "reclaimed pages", "misuse_errors": "misuse"}
+
+
+def _heading(name: str) -> str:
+    if name in _SHORT:
+        return _SHORT[name]
+    return name.replace("_bytes", "").replace("bytes_", "").replace("_", " ")
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
@@ -37,14 +50,14 @@ def print_report(path: str, classes: int = 15, console: Optional[Console] = None
     names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
              "bytes_metadata", "rss_bytes", "peak_rss_bytes", "peak_heap_bytes")
     for name in names:
-        where.add_column(name.replace("_bytes", "").replace("bytes_", ""), justify="right")
+        where.add_column(_heading(name), justify="right")
     where.add_row(*(_mib(getattr(t, n)) for n in names))
     console.print(where)
     counts = Table(title="counts")
     names = ("small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees", "tiny_objects",
              "mcache_refills", "mcentral_grows", "scavenged_pages", "reclaimed_pages", "misuse_errors")
     for name in names:
-        counts.add_column(name, justify="right")
+        counts.add_column(_heading(name), justify="right")
     counts.add_row(*(str(getattr(t, n)) for n in names))
     console.print(counts)
     handed = t.requested_bytes + t.frag_cumulative_bytes
@@ -62,9 +75,9 @@ CLASS_COLUMNS = (("size", "size"), ("mallocs", "mallocs"), ("objects_in_use", "l
 
 def class_table(rows: Sequence[Any], n: int, title: str) -> Table:
     """The n classes of rows (ClassStats or live dicts) with the most bytes
-    in use, with the internal fragmentation columns: over all mallocs
-    (exact; "frag %" of the bytes handed out) and in the live objects (an
-    estimate); spans: cached/partial/full."""
+    in use (then the most bytes handed out), with the internal fragmentation
+    columns: over all mallocs (exact; "frag %" of the bytes handed out) and
+    in the live objects (an estimate); spans: cached/partial/full."""
     def get(r: Any, name: str) -> Any:
         return r[name] if isinstance(r, dict) else getattr(r, name)
 
@@ -75,7 +88,10 @@ def class_table(rows: Sequence[Any], n: int, title: str) -> Table:
         table.add_column(heading, justify="right")
     table.add_column("frag %", justify="right")
     table.add_column("spans c/p/f", justify="right")
-    for r in sorted(used, key=lambda r: -(get(r, "bytes_in_use") or 0))[:n]:
+    def order(r: Any) -> tuple[int, int]:
+        return -(get(r, "bytes_in_use") or 0), -get(r, "mallocs") * get(r, "size")
+
+    for r in sorted(used, key=order)[:n]:
         handed = get(r, "mallocs") * get(r, "size")
         table.add_row(str(get(r, "class") if isinstance(r, dict) else r.cls),
                       *("-" if get(r, f) is None else str(get(r, f)) for f, _ in CLASS_COLUMNS),
@@ -101,13 +117,13 @@ def live_view(snap: Any, classes: int = 12) -> Group:
     names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
              "bytes_metadata", "rss_bytes", "frag_live_estimate_bytes")
     for name in names:
-        mem.add_column(name.replace("_bytes", "").replace("bytes_", ""), justify="right")
+        mem.add_column(_heading(name), justify="right")
     mem.add_row(*("-" if t.get(n) is None else _mib(t[n]) for n in names))
     counts = Table(title="counts")
     names = ("objects_in_use", "small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees",
              "mcache_refills", "mcentral_grows", "scavenged_pages", "misuse_errors")
     for name in names:
-        counts.add_column(name, justify="right")
+        counts.add_column(_heading(name), justify="right")
     counts.add_row(*("-" if t.get(n) is None else str(t[n]) for n in names))
     used = sum(1 for c in snap.classes if c.get("mallocs"))
     return Group(head, mem, counts, class_table(snap.classes, classes, f"busiest size classes (of {used} used)"))

@@ -201,8 +201,9 @@ def preloaded_stats() -> Stats:
 
 
 def busiest(s: Stats, n: int = 10) -> List[Any]:
-    """The n classes with the most bytes in use."""
-    return sorted((c for c in s.classes if c.mallocs), key=lambda c: -c.bytes_in_use)[:n]
+    """The n classes with the most bytes in use, then the most bytes
+    handed out (at exit little may be in use)."""
+    return sorted((c for c in s.classes if c.mallocs), key=lambda c: (-c.bytes_in_use, -c.mallocs * c.size))[:n]
 
 
 def is_bytes(name: str) -> bool:
