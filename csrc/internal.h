@@ -80,7 +80,8 @@ struct ga_mcache;
  * Free runs map their first and last page in the page map; in-use spans map
  * every page. */
 typedef struct ga_span {
-    /* Owner's allocation state: the fast path reads and writes only these. */
+    /* Owner's allocation state: the fast path reads and writes only these
+     * (and, with GA_STATS, adds to requested below). */
     uint64_t alloc_cache;        /* complement window of alloc_bits at freeindex */
     uint32_t freeindex;          /* every slot below it is allocated */
     uint32_t nelems;             /* objects in the span (1 for large) */

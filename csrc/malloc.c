@@ -24,6 +24,8 @@
  *                 pools over mmap, never from malloc.
  *   OS            mem.h / mem_linux.c: the only OS calls (mmap, munmap,
  *                 madvise); print.c writes diagnostics with write(2).
+ *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;
+ *                 mlive.c publishes them to other processes (live=1).
  *
  * ALLOCATION LADDER (malloc)
  *   1. 16 <= n <= 1024 (inline, ga_malloc): class from size_to_class8,

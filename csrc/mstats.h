@@ -1,9 +1,11 @@
 /* The statistics, defined once (Go's mstats.go): each X-macro below yields
  * the snapshot struct's fields, their names (which are also the JSON keys
  * and the Python dataclass fields) and a one-line description. Counting
- * costs the fast paths nothing: allocations are counted when a span's
- * handed-out slots are folded, frees from the folded bits, and the rest is
- * read off the heap when a snapshot is taken. See malloc.c for the overview. */
+ * costs the free fast path nothing and the malloc fast path one add (the
+ * requested size, into the cached span: GA_STAT_REQUESTED): allocations are
+ * counted when a span's handed-out slots are folded, frees from the folded
+ * bits, and the rest is read off the heap when a snapshot is taken. See
+ * malloc.c for the overview. */
 #ifndef GA_MSTATS_H
 #define GA_MSTATS_H
 
