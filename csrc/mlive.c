@@ -12,15 +12,18 @@
  * finds seq odd skips its update. Nothing is added to the fast paths.
  * The file is created by the library constructor, removed by the
  * destructor (a process killed or ending in _exit leaves it behind: readers
- * check the pid), and after fork the child unmaps its parent's file and
- * creates its own on its first update, so a child that only execs leaves
- * none. See malloc.c for the overview. */
+ * check the pid, `goalloc top` removes such files), and after fork the
+ * child unmaps its parent's file and creates its own on its first update
+ * once it has run for LIVE_CHILD_DELAY_MS, so that a child that only execs,
+ * or does a little work and _exits (the common fork pattern), leaves none.
+ * See malloc.c for the overview. */
 #include <string.h>
 
 #include "internal.h"
 
 #define LIVE_PREFIX "/dev/shm/goalloc-"
 #define LIVE_INTERVAL_MS 10u
+#define LIVE_CHILD_DELAY_MS 100u
 #define MS 1000000ull
 
 enum { LIVE_CLOSED, LIVE_OPENING, LIVE_OPEN, LIVE_OFF };
@@ -29,6 +32,7 @@ static ga_live_header_t *live; /* this process's mapping once LIVE_OPEN */
 static size_t live_bytes;
 static _Atomic int live_state; /* LIVE_*; LIVE_OFF: failed or exited */
 static _Atomic uint64_t last_update; /* ga_now_ns of the last update */
+static uint64_t forked_at;           /* ga_now_ns of the fork that made this process, or 0 */
 
 size_t ga_live_path(int pid, char *buf, size_t len)
 {
@@ -132,7 +136,7 @@ void ga_live_tick(uint64_t now)
     int st = atomic_load(&live_state);
     if (st == LIVE_OPEN) {
         publish(live);
-    } else if (st == LIVE_CLOSED) {
+    } else if (st == LIVE_CLOSED && now - forked_at >= LIVE_CHILD_DELAY_MS * MS) {
         if (atomic_compare_exchange_strong(&live_state, &st, LIVE_OPENING))
             live_open();
     }
@@ -169,6 +173,7 @@ void ga_live_fork_child(void)
     live = NULL;
     live_bytes = 0;
     atomic_store(&last_update, 0);
+    forked_at = ga_now_ns();
     if (ga_opts.live && atomic_load(&live_state) != LIVE_OFF)
         atomic_store(&live_state, LIVE_CLOSED);
 }

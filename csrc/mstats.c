@@ -193,7 +193,11 @@ static void heap_totals(uint64_t *t)
     t[GA_STAT_large_mallocs] = atomic_load(&ga_large_mallocs);
     t[GA_STAT_large_frees] = atomic_load(&ga_large_frees);
     t[GA_STAT_misuse_errors] = atomic_load(&ga_misuse_count);
-    t[GA_STAT_rss_bytes] = proc_value("/proc/self/statm", NULL) * ga_sys_page_size();
+}
+
+static uint64_t rss_bytes(void)
+{
+    return proc_value("/proc/self/statm", NULL) * ga_sys_page_size();
 }
 
 /* Resident bytes of in-use spans not covered by live objects (tiny
@@ -281,6 +285,7 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
     t[GA_STAT_frag_cumulative_bytes] = waste;
     t[GA_STAT_frag_live_estimate_bytes] = live_waste;
     ga_unlock_all();
+    t[GA_STAT_rss_bytes] = rss_bytes();
     t[GA_STAT_peak_rss_bytes] = proc_value("/proc/self/status", "VmHWM:") << 10;
     memcpy(totals, t, sizeof t);
     return 0;
@@ -341,6 +346,7 @@ void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
     t[GA_STAT_bytes_in_use] = small_bytes + blocks * GA_TINY_SIZE + (large_pages << GA_PAGE_SHIFT);
     t[GA_STAT_objects_in_use] = small_objects + blocks + large_objects;
     t[GA_STAT_bytes_free_in_spans] = free_in_spans(span_pages, small_bytes + blocks * GA_TINY_SIZE);
+    t[GA_STAT_rss_bytes] = rss_bytes();
     t[GA_STAT_peak_rss_bytes] = GA_LIVE_UNAVAILABLE;
     t[GA_STAT_small_mallocs] = mallocs;
     t[GA_STAT_small_frees] = frees;

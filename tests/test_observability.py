@@ -317,6 +317,21 @@ def test_top_once_sees_a_live_process_advance() -> None:
 
 
 @pytest.mark.preload
+def test_top_removes_the_file_of_a_killed_process() -> None:
+    env = clean_env(LD_PRELOAD=goalloc_ffi.lib_path(), PYTHONMALLOC="malloc", GOALLOC="live=1")
+    p = subprocess.Popen([sys.executable, "-c", ALLOCATOR], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    pid = int(p.stdout.readline())
+    p.kill()
+    p.wait()
+    assert Path(live.live_path(pid)).exists()  # no destructor ran
+    r = goalloc("top", str(pid), "--once")
+    assert r.returncode == 1 and f"process {pid} is gone" in r.stderr
+    assert not Path(live.live_path(pid)).exists()
+
+
+@pytest.mark.preload
 def test_top_explains_a_process_without_live_statistics() -> None:
     p = subprocess.Popen(["sleep", "30"])
     try:
@@ -331,10 +346,15 @@ FORKER = r"""
 import os, sys, time
 def work():
     keep = [str(i) * 3 for i in range(30000)]
-    time.sleep(0.03)
+    time.sleep(0.15)                   # a child publishes after 100 ms
     keep += [[i] for i in range(3000)]
     return keep
 keep = work()
+quick = os.fork()
+if quick == 0:                         # a little work, then _exit: no file left
+    keep3 = [str(i) for i in range(30000)]
+    os._exit(0)
+os.waitpid(quick, 0)
 r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
@@ -345,7 +365,7 @@ if pid == 0:
     sys.exit(0)
 os.close(w)
 os.read(r, 1)
-print(os.getpid(), pid, flush=True)
+print(os.getpid(), pid, quick, flush=True)
 sys.stdin.read()
 os.waitpid(pid, 0)
 """
@@ -360,7 +380,8 @@ def test_fork_child_publishes_in_its_own_file() -> None:
                          text=True)
     try:
         assert p.stdout is not None and p.stdin is not None
-        parent, kid = map(int, p.stdout.readline().split())
+        parent, kid, quick = map(int, p.stdout.readline().split())
+        assert not Path(live.live_path(quick)).exists()
         a, b = live.read(parent), live.read(kid)
         assert (a.pid, b.pid) == (parent, kid)
         assert a.totals["small_mallocs"] > 0 and b.totals["small_mallocs"] > 0
