@@ -100,17 +100,20 @@ typedef struct ga_span {
     uint32_t alloc_count;        /* allocated slots as of the last fold */
     _Atomic uint8_t state;       /* ga_span_state_t */
     uint8_t bits_order;          /* size bucket of the bits block (mspan.c) */
-#if GA_STATS
-    uint32_t requested;          /* bytes requested of the slots handed out since the last
-                                    fold (owner only; at most nelems * elemsize), added to
-                                    ga_class_counters[spc].requested by the fold */
-#endif
     size_t npages;
     /* Links: mcentral lists (next/prev) or the page heap treap (left/right). */
     struct ga_span *next, *prev;
     struct ga_span *left, *right;
     size_t max_pages;            /* treap: largest run in this subtree */
     uint32_t prio;               /* treap priority */
+#if GA_STATS
+    /* Bytes requested of the slots handed out since the last fold (owner
+     * only, the one statistics add of the malloc fast path; at most nelems *
+     * elemsize), added to ga_class_counters[spc].requested by the fold. On
+     * a line that other threads do not read while the span is cached (remote
+     * frees read state and the bitmaps' pointers), so no false sharing. */
+    uint32_t requested;
+#endif
     size_t nscav;                /* free run: pages released to the OS */
     uint64_t unused_since;       /* free run: when it last grew by a free; partial span:
                                     when it went on the partial list (ns) */
