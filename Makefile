@@ -3,7 +3,7 @@
 # venv   .venv with the build and test tools (once; rm -rf .venv to redo)
 # deps   Debian packages the tests use (apt-get, when root and any is missing)
 # build  pip install --no-build-isolation -e . : the cffi extension
-#        goalloc_ffi/_goalloc*.so plus goalloc_ffi/libgoalloc{,-debug}.so
+#        goalloc_ffi/_goalloc*.so plus goalloc_ffi/libgoalloc{,-debug,-nostats}.so
 #        (setup.py); redone when csrc/ or the build files change
 # test   pytest (extra arguments: PYTEST_ARGS=...)
 # demo   goalloc demo

@@ -1,8 +1,8 @@
-"""setuptools entry: the cffi extension plus the two LD_PRELOAD libraries.
+"""setuptools entry: the cffi extension plus the LD_PRELOAD libraries.
 
 Metadata is in pyproject.toml; ``cffi_modules`` cannot go there. build_ext
-first builds goalloc_ffi._goalloc (cffi), then compiles libgoalloc.so and
-libgoalloc-debug.so from all of csrc/*.c with $CC (default ``cc``) into the
+first builds goalloc_ffi._goalloc (cffi), then compiles libgoalloc.so, libgoalloc-debug.so and
+libgoalloc-nostats.so from all of csrc/*.c with $CC (default ``cc``) into the
 package directory of the build: build_lib/goalloc_ffi/ for a normal build,
 the source goalloc_ffi/ for --inplace and editable installs. Flags live in
 goalloc_ffi/_flags.py. Run from the project root (pip does).

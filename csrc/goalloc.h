@@ -52,7 +52,8 @@ GA_API size_t ga_pages_released(void);
  * one array; per-class figures one row per size class 1..nclasses (row r
  * is class r+1), each row of nclass_fields values. A snapshot takes every
  * allocator lock; it is exact when no other thread is allocating. Returns
- * 0, or -1 when the arrays are too small. */
+ * 0, -1 when the arrays are too small, -2 when statistics are compiled out
+ * (ga_stats_enabled). */
 GA_API unsigned ga_stats_version(void);
 GA_API unsigned ga_stats_ntotals(void);
 GA_API const char *ga_stats_total_name(unsigned i);
@@ -65,6 +66,51 @@ GA_API int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *class
                              unsigned nrows, unsigned nfields);
 /* The JSON document of GOALLOC_STATS (schema version ga_stats_version()). */
 GA_API int ga_stats_write_json(int fd);
+/* The same document into buf, NUL-terminated if it fits: returns its length
+ * without the NUL, so a return value >= len asks for a larger buffer (the
+ * figures move between calls: leave room). Never allocates. */
+GA_API size_t ga_stats_json(char *buf, size_t len);
+/* 1, or 0 in a library built with GA_STATS=0 (libgoalloc-nostats.so): its
+ * counters are compiled out, ga_stats_snapshot returns -2 and the JSON
+ * document says "stats": "compiled out". */
+GA_API int ga_stats_enabled(void);
+
+/* Live statistics (GOALLOC=live=1): each process publishes its counters in
+ * the file ga_live_path(pid) (/dev/shm/goalloc-<pid>), updated on slow
+ * paths at most every interval_ms without a lock, removed at exit. The file
+ * is this header, then the names (NUL-terminated: ntotals names of totals,
+ * then nclass_fields names of per-class fields, as in mstats.h and the
+ * JSON), then uint64_t totals[ntotals], then uint64_t
+ * classes[nrows][nclass_fields] (row r is size class r + 1). Offsets are
+ * from the start of the file. A reader checks magic and layout, reads seq
+ * (odd: an update is in progress; 0: none yet), copies the values, and
+ * retries if seq changed meanwhile. Values follow the JSON definitions with
+ * three differences: objects count when their span is folded (a lag of at
+ * most one span per class and thread), tiny objects count by 16-byte block,
+ * and figures that need a heap walk hold the value `unavailable`. */
+enum { GA_LIVE_MAGIC = 0x474c5631, GA_LIVE_LAYOUT = 1 };
+typedef struct ga_live_header {
+    uint32_t magic;         /* GA_LIVE_MAGIC, stored last when the file is set up */
+    uint32_t layout;        /* GA_LIVE_LAYOUT: this struct and the order of the parts */
+    uint32_t stats_version; /* ga_stats_version(): what the names mean */
+    uint32_t pid;           /* the publishing process */
+    uint64_t seq;           /* seqlock: odd while the values are written */
+    uint64_t updated_ns;    /* CLOCK_MONOTONIC of the last update */
+    uint64_t updates;       /* updates so far */
+    uint64_t unavailable;   /* the value of a figure the live view cannot give */
+    uint32_t size;          /* bytes of the file */
+    uint32_t interval_ms;   /* least time between two updates */
+    uint32_t ntotals;
+    uint32_t nclass_fields;
+    uint32_t nrows;
+    uint32_t names_off;
+    uint32_t names_len;
+    uint32_t totals_off;
+    uint32_t classes_off;
+    char size_classes[28];  /* the size-class table, NUL-terminated */
+} ga_live_header_t;
+/* The live file of process pid into buf; returns the path's length. */
+GA_API size_t ga_live_path(int pid, char *buf, size_t len);
 
 /* Walks every invariant of the heap (page map, free page runs, mcentral
  * lists, span bitmaps, tiny blocks, mcaches). Returns 0 when all hold;

@@ -70,6 +70,7 @@ static const option_t options[] = {
      "go1.12, go1.16 or the path of a table file"},
     {"align", OPT_ENUM_BOOL, &ga_opts.align8, 0, 0, align_names, "16 or 8"},
     {"refill", OPT_UINT, &ga_opts.refill, 1, GA_MAX_REFILL, NULL, "spans per refill, 1..16"},
+    {"live", OPT_BOOL, &ga_opts.live, 0, 1, NULL, "0 or 1"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,
@@ -266,6 +267,8 @@ static void fork_child(void)
     ga_mheap_fork_child();
     ga_mcentral_fork_child();
     ga_mcache_fork_child();
+    ga_stats_fork_child();
+    ga_live_fork_child();
 }
 
 /* ---- start-up ----------------------------------------------------------------- */
@@ -307,6 +310,7 @@ __attribute__((constructor)) static void ga_constructor(void)
 {
     ga_ensure_init();
     ga_scavenger_start(); /* here, not at start-up: threads need libc up */
+    ga_live_start();
 }
 
 __attribute__((destructor)) static void ga_destructor(void)
@@ -317,6 +321,7 @@ __attribute__((destructor)) static void ga_destructor(void)
         ga_print_summary(2);
     ga_stats_write_at_exit();
     ga_prof_write_at_exit();
+    ga_live_exit();
 }
 
 /* Locks taken by ga_check_heap and ga_print_summary: the fork order. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "goalloc.h"
+#include "mstats.h"
 #include "sizeclasses.h"
 
 /* Everything declared below is internal to the library: telling the
@@ -85,7 +86,7 @@ struct ga_mcache;
  * every page. */
 typedef struct ga_span {
     /* The first cache line holds everything the inline malloc and free
-     * paths touch. */
+     * paths touch (and, with GA_STATS, malloc adds to requested below). */
     uint64_t alloc_cache;        /* complement window of alloc_bits at freeindex */
     uint32_t freeindex;          /* every slot below it is allocated */
     uint32_t nelems;             /* objects in the span (1 for large) */
@@ -117,6 +118,14 @@ typedef struct ga_span {
     struct ga_span *left, *right;
     size_t max_pages;            /* treap: largest run in this subtree */
     uint32_t prio;               /* treap priority */
+#if GA_STATS
+    /* Bytes requested of the slots handed out since the last fold (owner
+     * only, the one statistics add of the malloc fast path; at most nelems *
+     * elemsize), added to ga_class_counters[spc].requested by the fold. On
+     * a line that other threads do not read while the span is cached (remote
+     * frees read state and the bitmaps' pointers), so no false sharing. */
+    uint32_t requested;
+#endif
     size_t nscav;                /* free run: pages released to the OS */
     uint64_t unused_since;       /* free run: when it last grew by a free; partial span:
                                     when it went on the partial list (ns) */
@@ -503,6 +512,13 @@ typedef struct ga_mcache {
      * taken and not allocated from since; nstash[i] < GA_MAX_REFILL. */
     ga_span_t *stash[GA_NUM_SPC];
     uint8_t nstash[GA_NUM_SPC];
+#if GA_STATS
+    /* Bytes requested by this thread's tiny mallocs not yet added to
+     * ga_class_counters[GA_TINY_SPC].requested: plain adds by the owner,
+     * flushed on its next span slow path and when the cache is released. A
+     * snapshot adds what is still here. (Small classes count in the span.) */
+    uint64_t tiny_requested;
+#endif
 } ga_mcache_t;
 
 extern ga_mcache_t ga_empty_mcache; /* threads that have not allocated yet */
@@ -532,6 +548,8 @@ int ga_mcache_check_all(size_t *ncached, char *msg, size_t len);
 void ga_mcache_lock_all(void);
 void ga_mcache_unlock_all(void);
 void ga_mcache_fork_child(void);
+/* Every mcache's unflushed tiny requested bytes. REQUIRES: the mcache locks. */
+uint64_t ga_mcache_tiny_requested_locked(void);
 
 /* ------------------------------------------------------------------------
  * Statistics (mstats.c; the list of counters is in mstats.h)
@@ -543,6 +561,9 @@ typedef struct ga_class_counters {
     _Atomic uint64_t remote_frees;  /* of those, by a thread other than the owner */
     _Atomic uint64_t refills;       /* thread-cache refills (GOALLOC=refill spans each) */
     _Atomic uint64_t grows;         /* spans taken from the page heap */
+    _Atomic uint64_t releases;      /* spans given back to the page heap (grows - releases
+                                       spans of the class exist) */
+    _Atomic uint64_t requested;     /* bytes requested, flushed from the mcaches */
 } ga_class_counters_t;
 
 extern ga_class_counters_t ga_class_counters[GA_NUM_SPC];
@@ -556,6 +577,7 @@ typedef struct ga_census {
     uint64_t pending_mallocs[GA_NUM_SPC]; /* handed out since the last fold */
     uint64_t pending_frees[GA_NUM_SPC];   /* recorded, not yet folded */
     uint64_t pending_remote[GA_NUM_SPC];
+    uint64_t pending_requested[GA_NUM_SPC]; /* cached spans' requested bytes */
     size_t tiny_objects;              /* live tiny sub-objects */
     size_t tiny_bytes;                /* their bytes (up to the next start) */
     size_t large, large_bytes;
@@ -586,6 +608,23 @@ int ga_prof_restart(int on);
 void ga_prof_lock(void);
 void ga_prof_unlock(void);
 void ga_prof_fork_child(void);
+void ga_stats_fork_child(void);
+/* The figures of ga_stats_snapshot as far as they can be had without a
+ * lock or a heap walk (the live view, mlive.c): objects count when their
+ * span is folded, tiny objects by 16-byte block, and figures that need the
+ * census are GA_LIVE_UNAVAILABLE. classes: nrows x GA_STAT_NCLASS. */
+void ga_stats_quick(uint64_t *totals, uint64_t *classes, unsigned nrows);
+
+/* ------------------------------------------------------------------------
+ * Live statistics in shared memory (mlive.c)
+ * ---------------------------------------------------------------------- */
+/* Publishes the counters if live=1 and the last update is older than the
+ * interval; now is a clock reading the caller already has. No lock. */
+#define GA_LIVE_UNAVAILABLE UINT64_MAX /* the header's `unavailable` */
+void ga_live_tick(uint64_t now);
+void ga_live_start(void);      /* library constructor: the file of this process */
+void ga_live_exit(void);       /* destructor: removes it */
+void ga_live_fork_child(void); /* the child publishes in a file of its own */
 
 /* ------------------------------------------------------------------------
  * Options, start-up and fork (init.c)
@@ -606,6 +645,7 @@ typedef struct ga_options {
     bool fillnew;            /* fillnew: fill new objects with GA_NEW_BYTE */
     uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
     uint64_t mcache_keep;    /* mcache_keep: pages of exhausted spans a thread keeps, 0 = Go */
+    bool live;               /* live: publish counters in /dev/shm/goalloc-<pid> (mlive.c) */
     const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
     char sizeclasses[1024];  /* sizeclasses: go1.12 | go1.16 | a file path ("" = default);
                                 read at start-up only */

@@ -31,6 +31,8 @@
  *                 madvise); print.c writes diagnostics with write(2).
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
  *                 requested size, recorded on the slow paths only).
+ *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;
+ *                 mlive.c publishes them to other processes (live=1).
  *
  * ALLOCATION LADDER (malloc)
  *   1. 16 <= n <= 1024 (inline, ga_malloc): class from size_to_class8,
@@ -88,13 +90,16 @@
 
 /* ---- small and tiny allocation ----------------------------------------------- */
 
-static void *small_alloc(unsigned spc)
+/* An object of span class spc for a request of n bytes. */
+static void *small_alloc(unsigned spc, size_t n)
 {
     bool locked;
     ga_mcache_t *mc = ga_mcache_get(&locked);
     void *p = ga_span_next_free_fast(mc->alloc[spc]);
     if (p == NULL)
         p = ga_mcache_next_free(mc, spc);
+    if (p != NULL)
+        GA_STAT_REQUESTED(mc->alloc[spc], n);
     if (locked)
         ga_mcache_put_shared();
     if (p == NULL)
@@ -147,6 +152,8 @@ static void *tiny_alloc(size_t size)
     } else {
         p = tiny_new_block(mc, n);
     }
+    if (p != NULL)
+        GA_STAT_TINY_REQUESTED(mc, size);
     if (locked)
         ga_mcache_put_shared();
     if (p == NULL)
@@ -196,7 +203,7 @@ static void *large_alloc(size_t n, size_t align_pages)
     ga_span_t *s = ga_mheap_alloc(npages ? npages : 1, align_pages, GA_SPAN_LARGE, 0);
     if (s == NULL)
         return NULL; /* errno = ENOMEM */
-    atomic_fetch_add_explicit(&ga_large_mallocs, 1, memory_order_relaxed);
+    GA_STAT_ADD(ga_large_mallocs, 1);
     s->nelems = 1;
     s->elemsize = 0;
     return (void *)s->base;
@@ -213,7 +220,7 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
         ga_misuse(fn, "double free of", p, s);
         return;
     }
-    atomic_fetch_add_explicit(&ga_large_frees, 1, memory_order_relaxed);
+    GA_STAT_ADD(ga_large_frees, 1);
     ga_mheap_free(s);
 }
 
@@ -320,7 +327,7 @@ static GA_NOINLINE void *malloc_slow(size_t n)
     if (n < ga_tiny_limit)
         p = tiny_alloc(n);
     else if (n <= GA_MAX_SMALL_SIZE)
-        p = small_alloc(ga_size_to_class(n ? n : 1));
+        p = small_alloc(ga_size_to_class(n ? n : 1), n);
     else
         p = large_alloc(n, 1);
     return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
@@ -334,7 +341,7 @@ void *ga_malloc(size_t n)
         ga_span_t *s = ga_tls_mcache->alloc[ga_classes.size_to_class8[(n + 7) >> 3]];
         uint64_t c = s->alloc_cache;
         if (GA_LIKELY(c != 0))
-            return ga_span_take(s, c);
+            return GA_STAT_REQUESTED(s, n), ga_span_take(s, c);
     }
     return malloc_slow(n);
 }
@@ -496,7 +503,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
     if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE) {
         for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
             if (ga_classes.size[c] % align == 0)
-                return profiled(small_alloc(c), n);
+                return profiled(small_alloc(c, n), n);
     }
     return profiled(large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1), n);
 }

@@ -257,13 +257,39 @@ static ga_span_t *refill(ga_mcache_t *mc, unsigned spc)
     return s;
 }
 
+/* Adds mc's tiny requested bytes to the class counter. REQUIRES: mc is
+ * the caller's own (or the shared one, locked). */
+static void flush_tiny_requested(ga_mcache_t *mc)
+{
+#if GA_STATS
+    if (mc->tiny_requested != 0) {
+        GA_STAT_ADD(ga_class_counters[GA_TINY_SPC].requested, mc->tiny_requested);
+        mc->tiny_requested = 0;
+    }
+#else
+    (void)mc;
+#endif
+}
+
+uint64_t ga_mcache_tiny_requested_locked(void)
+{
+    uint64_t n = 0;
+#if GA_STATS
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        n += mc->tiny_requested;
+#endif
+    return n;
+}
+
 /* Go mcache.nextFree + refill: the next slot of span class spc when the
  * fast path found none. Folds pending frees into an exhausted span before
  * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
 void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
 {
-    if ((++mc->slow_paths & 15) == 0) /* the clock is read on one slow path in 16 */
+    if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
+        flush_tiny_requested(mc);
         ga_scavenge_tick();
+    }
     uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
     if (GA_UNLIKELY(mc->gen != gen)) {
         /* Idle for two epochs or more (Go's flushGen): hand everything back
@@ -373,6 +399,7 @@ size_t ga_mcache_reclaim_own(void)
 void ga_mcache_release_all(ga_mcache_t *mc)
 {
     ga_mcache_release_tiny(mc);
+    flush_tiny_requested(mc);
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
         ga_span_t *s = mc->alloc[i];
         if (s != &ga_emptyspan) {

@@ -77,10 +77,10 @@ void ga_mcentral_release_span(ga_span_t *s)
 {
     uint64_t pending = (uint64_t)atomic_load(&s->nremote); /* frees never folded */
     if (pending != 0) {
-        atomic_fetch_add_explicit(&ga_class_counters[s->spc].frees, pending, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ga_class_counters[s->spc].remote_frees, pending,
-                                  memory_order_relaxed);
+        GA_STAT_ADD(ga_class_counters[s->spc].frees, pending);
+        GA_STAT_ADD(ga_class_counters[s->spc].remote_frees, pending);
     }
+    GA_STAT_ADD(ga_class_counters[s->spc].releases, 1);
     unpurge(s);
     ga_span_bits_free(s);
     ga_mheap_free(s);
@@ -144,7 +144,7 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
         return NULL;
     }
     ga_span_init_small(s, spc);
-    atomic_fetch_add_explicit(&ga_class_counters[spc].grows, 1, memory_order_relaxed);
+    GA_STAT_ADD(ga_class_counters[spc].grows, 1);
     if (ga_opts.uafcheck) { /* every free slot holds the freed pattern */
         memset((void *)s->base, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
         s->needzero = 1;
@@ -163,7 +163,7 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc, unsigned wa
 {
     ga_span_t *first = NULL, **tail = &first, *s;
     unsigned got = 0;
-    atomic_fetch_add_explicit(&ga_class_counters[c->spc].refills, 1, memory_order_relaxed);
+    GA_STAT_ADD(ga_class_counters[c->spc].refills, 1);
     pthread_mutex_lock(&c->lock);
     while (got < want && (s = c->partial.first) != NULL) {
         ga_span_list_remove(&c->partial, s);

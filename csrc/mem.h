@@ -36,6 +36,11 @@ int ga_sys_open(const char *path, int write);
 long ga_sys_read(int fd, char *buf, unsigned long n);
 void ga_sys_close(int fd);
 int ga_sys_getpid(void);
+/* Shared memory for the live statistics: creates (or truncates) the file
+ * path with mode 0644, sizes it to size bytes and maps it shared, read and
+ * write; NULL on error. ga_sys_free unmaps it. */
+void *ga_sys_map_shared_file(const char *path, size_t size);
+int ga_sys_unlink(const char *path);
 /* The value of environment variable name, or NULL; never allocates. */
 const char *ga_sys_getenv(const char *name);
 

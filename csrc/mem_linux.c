@@ -111,6 +111,31 @@ int ga_sys_getpid(void)
     return (int)getpid();
 }
 
+void *ga_sys_map_shared_file(const char *path, size_t size)
+{
+    int saved = errno;
+    void *p = NULL;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0) {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            p = NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (p == NULL && fd >= 0)
+        unlink(path);
+    errno = saved;
+    return p;
+}
+
+int ga_sys_unlink(const char *path)
+{
+    int saved = errno, rc = unlink(path) == 0 ? 0 : errno;
+    errno = saved;
+    return rc;
+}
+
 const char *ga_sys_getenv(const char *name)
 {
     size_t n = strlen(name);

@@ -30,7 +30,7 @@ void *ga_persistent_alloc(size_t size)
         size_t bytes = (size + page - 1) & ~(page - 1);
         void *p = ga_sys_reserve(0, bytes, page);
         if (p != NULL)
-            atomic_fetch_add_explicit(&ga_metadata_bytes, bytes, memory_order_relaxed);
+            GA_STAT_ADD(ga_metadata_bytes, bytes);
         return p;
     }
     pthread_mutex_lock(&persistent_lock);
@@ -42,7 +42,7 @@ void *ga_persistent_alloc(size_t size)
         }
         persistent_next = (uintptr_t)chunk;
         persistent_left = GA_PERSISTENT_CHUNK;
-        atomic_fetch_add_explicit(&ga_metadata_bytes, GA_PERSISTENT_CHUNK, memory_order_relaxed);
+        GA_STAT_ADD(ga_metadata_bytes, GA_PERSISTENT_CHUNK);
     }
     void *p = (void *)persistent_next;
     persistent_next += size;

@@ -102,6 +102,8 @@ static void *background_main(void *arg)
         uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
         ga_sys_sleep_ns(sleep > interval ? sleep : interval);
         uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
+        if (ga_opts.live)
+            ga_live_tick(now);
         if (now > delay_ns())
             ga_mcentral_purge(now - delay_ns(), true);
         size_t done;
@@ -144,9 +146,13 @@ void ga_scavenger_fork_child(void)
 
 void ga_scavenge_tick(void)
 {
-    if (ga_opts.scavenger == GA_SCAVENGER_OFF)
+    if (ga_opts.scavenger == GA_SCAVENGER_OFF && !ga_opts.live)
         return;
     uint64_t now = ga_now_ns(), last = atomic_load_explicit(&last_tick, memory_order_relaxed);
+    if (ga_opts.live) /* the live statistics file (mlive.c) shares the clock reading */
+        ga_live_tick(now);
+    if (ga_opts.scavenger == GA_SCAVENGER_OFF)
+        return;
     uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
     if (now - last < interval || !atomic_compare_exchange_strong(&last_tick, &last, now))
         return;

@@ -96,6 +96,9 @@ void ga_span_init_small(ga_span_t *s, unsigned spc)
     s->alloc_cache = ~s->alloc_bits[0];
     s->nlocal = 0;
     s->alloc_count = 0;
+#if GA_STATS
+    s->requested = 0;
+#endif
     atomic_store_explicit(&s->nremote, 0, memory_order_relaxed);
     atomic_store_explicit(&s->published, GA_UNPUBLISHED, memory_order_relaxed);
 }
@@ -171,11 +174,16 @@ GA_INLINE void fold(ga_span_t *s)
     if (taken != 0)
         atomic_fetch_sub_explicit(&s->nremote, taken, memory_order_relaxed);
     ga_class_counters_t *k = &ga_class_counters[s->spc];
-    if (handed != 0)
-        atomic_fetch_add_explicit(&k->mallocs, handed, memory_order_relaxed);
+    if (handed != 0) {
+        GA_STAT_ADD(k->mallocs, handed);
+#if GA_STATS
+        GA_STAT_ADD(k->requested, s->requested);
+        s->requested = 0;
+#endif
+    }
     if (any != 0) {
-        atomic_fetch_add_explicit(&k->frees, nfreed, memory_order_relaxed);
-        atomic_fetch_add_explicit(&k->remote_frees, (uint64_t)taken, memory_order_relaxed);
+        GA_STAT_ADD(k->frees, nfreed);
+        GA_STAT_ADD(k->remote_frees, (uint64_t)taken);
     }
     s->nlocal = 0;
     s->alloc_count = s->alloc_count + handed - nfreed;

@@ -1,7 +1,10 @@
 /* Statistics (Go's mstats.go): the census of the heap, snapshots of every
- * counter listed in mstats.h, and the JSON document written at exit
- * (GOALLOC_STATS=PATH, %p = pid). Nothing here runs on a fast path; a
- * snapshot takes every allocator lock. See malloc.c for the overview. */
+ * counter listed in mstats.h, the lock-free quick view the live file
+ * publishes (mlive.c), and the JSON document written at exit
+ * (GOALLOC_STATS=PATH, %p = pid) or into a caller's buffer. Nothing here
+ * runs on a fast path; a snapshot takes every allocator lock. With
+ * GA_STATS=0 the API stays and says that nothing was counted. See malloc.c
+ * for the overview. */
 #include <string.h>
 
 #include "internal.h"
@@ -21,6 +24,7 @@ static const char *const class_docs[] = {GA_STAT_CLASS(DOC)};
 #undef DOC
 
 unsigned ga_stats_version(void) { return GA_STATS_VERSION; }
+int ga_stats_enabled(void) { return GA_STATS; }
 unsigned ga_stats_ntotals(void) { return GA_STAT_NTOTALS; }
 unsigned ga_stats_nclass_fields(void) { return GA_STAT_NCLASS; }
 const char *ga_stats_total_name(unsigned i) { return i < GA_STAT_NTOTALS ? total_names[i] : NULL; }
@@ -90,6 +94,9 @@ static void census_span(ga_span_t *s, void *arg)
     c->pending_mallocs[spc] += cached ? handed_since_fold(s) : 0;
     c->pending_frees[spc] += s->nlocal + (uint64_t)(nremote > 0 ? nremote : 0);
     c->pending_remote[spc] += (uint64_t)(nremote > 0 ? nremote : 0);
+#if GA_STATS
+    c->pending_requested[spc] += cached ? s->requested : 0;
+#endif
     if (spc == GA_TINY_SPC)
         census_tiny(s, c);
 }
@@ -132,12 +139,84 @@ static uint64_t proc_value(const char *path, const char *key)
     return v;
 }
 
+/* The per-class figures every view derives the same way. */
+static void class_row(uint64_t *row, unsigned spc, uint64_t mallocs, uint64_t frees,
+                      uint64_t objects, uint64_t requested)
+{
+    uint64_t size = ga_classes.size[spc];
+    uint64_t waste = mallocs * size > requested ? mallocs * size - requested : 0;
+    row[GA_CSTAT_size] = size;
+    row[GA_CSTAT_mallocs] = mallocs;
+    row[GA_CSTAT_frees] = frees;
+    row[GA_CSTAT_objects_in_use] = objects;
+    row[GA_CSTAT_bytes_in_use] = objects * size;
+    row[GA_CSTAT_requested_bytes] = requested;
+    row[GA_CSTAT_frag_cumulative_bytes] = waste;
+    row[GA_CSTAT_frag_live_estimate_bytes] =
+        mallocs ? (uint64_t)((unsigned __int128)objects * waste / mallocs) : 0;
+}
+
+/* The tiny class's internal fragmentation: 16-byte blocks handed out
+ * against the bytes requested, and its live share (live blocks). */
+static void tiny_frag(uint64_t blocks, uint64_t live_blocks, uint64_t requested, uint64_t *waste,
+                      uint64_t *live_estimate)
+{
+    uint64_t handed = blocks * GA_TINY_SIZE;
+    *waste = handed > requested ? handed - requested : 0;
+    *live_estimate = blocks ? (uint64_t)((unsigned __int128)live_blocks * *waste / blocks) : 0;
+}
+
+/* Figures read off the page heap; the quick view reads them without the
+ * lock, one word at a time (x86-64 loads of aligned words do not tear). */
+#define HEAP(field) __atomic_load_n(&ga_heap.field, __ATOMIC_RELAXED)
+#define CENTRAL_LIST(spc, list) __atomic_load_n(&ga_central[spc].list.n, __ATOMIC_RELAXED)
+
+static void heap_totals(uint64_t *t)
+{
+    size_t nfree = HEAP(pages_free), released = HEAP(pages_released);
+    t[GA_STAT_bytes_mapped] = HEAP(narenas) * GA_ARENA_SIZE;
+    t[GA_STAT_bytes_released] = (uint64_t)released << GA_PAGE_SHIFT;
+    t[GA_STAT_bytes_free_resident] =
+        nfree > released ? (uint64_t)(nfree - released) << GA_PAGE_SHIFT : 0;
+    t[GA_STAT_bytes_metadata] = atomic_load(&ga_metadata_bytes);
+    t[GA_STAT_peak_heap_bytes] = (uint64_t)HEAP(peak_inuse_ever) << GA_PAGE_SHIFT;
+    t[GA_STAT_heap_pages_in_use] = HEAP(pages_inuse);
+    t[GA_STAT_heap_pages_free] = nfree;
+    t[GA_STAT_heap_pages_released] = released;
+    t[GA_STAT_heap_free_runs] = HEAP(nfree_runs);
+    t[GA_STAT_arenas] = HEAP(narenas);
+    t[GA_STAT_reclaimed_pages] = HEAP(reclaimed_total);
+    t[GA_STAT_reclaim_credit_pages] = HEAP(reclaim_credit);
+    t[GA_STAT_scavenged_pages] = HEAP(scavenged_total);
+    t[GA_STAT_scavenge_credit_pages] = HEAP(scav_credit);
+    t[GA_STAT_purged_os_pages] = atomic_load(&ga_purged_os_pages);
+    t[GA_STAT_large_mallocs] = atomic_load(&ga_large_mallocs);
+    t[GA_STAT_large_frees] = atomic_load(&ga_large_frees);
+    t[GA_STAT_misuse_errors] = atomic_load(&ga_misuse_count);
+}
+
+static uint64_t rss_bytes(void)
+{
+    return proc_value("/proc/self/statm", NULL) * ga_sys_page_size();
+}
+
+/* Resident bytes of in-use spans not covered by live objects (tiny
+ * blocks count whole): slot_bytes are the bytes of the live slots. */
+static uint64_t free_in_spans(uint64_t span_pages, uint64_t slot_bytes)
+{
+    uint64_t held = span_pages << GA_PAGE_SHIFT;
+    uint64_t purged = atomic_load(&ga_purged_os_pages) * ga_sys_page_size();
+    return held > slot_bytes + purged ? held - slot_bytes - purged : 0;
+}
+
 static ga_census_t snap_census; /* under every lock */
 
 int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, unsigned nrows,
                       unsigned nfields)
 {
     ga_ensure_init();
+    if (!GA_STATS)
+        return -2;
     unsigned rows = ga_classes.nclasses - 1;
     if (ntotals < GA_STAT_NTOTALS || (classes != NULL && (nrows < rows || nfields < GA_STAT_NCLASS)))
         return -1;
@@ -145,59 +224,55 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
     uint64_t t[GA_STAT_NTOTALS] = {0};
     ga_lock_all();
     ga_census_locked(c);
+    c->pending_requested[GA_TINY_SPC] += ga_mcache_tiny_requested_locked();
     uint64_t small_bytes = 0, small_objects = 0, mallocs = 0, frees = 0, remote = 0, refills = 0,
-             grows = 0;
+             grows = 0, requested = 0, waste = 0, live_waste = 0, span_pages = 0;
     for (unsigned spc = 1; spc < GA_NUM_SPC; spc++) {
         ga_class_counters_t *k = &ga_class_counters[spc];
         uint64_t m = atomic_load(&k->mallocs) + c->pending_mallocs[spc];
         uint64_t f = atomic_load(&k->frees) + c->pending_frees[spc];
+        uint64_t req = atomic_load(&k->requested) + c->pending_requested[spc];
         mallocs += m;
         frees += f;
+        requested += req;
         remote += atomic_load(&k->remote_frees) + c->pending_remote[spc];
         refills += atomic_load(&k->refills);
         grows += atomic_load(&k->grows);
-        if (spc != GA_TINY_SPC) {
-            small_objects += c->objects[spc];
-            small_bytes += (uint64_t)c->objects[spc] * ga_classes.size[spc];
-        }
-        if (classes == NULL || spc >= ga_classes.nclasses)
+        span_pages += (uint64_t)(c->spans[spc][0] + c->spans[spc][1] + c->spans[spc][2]) *
+                      ga_classes.npages[spc];
+        if (spc == GA_TINY_SPC || spc >= ga_classes.nclasses) {
+            if (spc == GA_TINY_SPC) {
+                uint64_t w, lw;
+                tiny_frag(m, c->objects[spc], req, &w, &lw);
+                waste += w;
+                live_waste += lw;
+            }
             continue;
-        uint64_t *row = classes + (size_t)(spc - 1) * nfields;
-        row[GA_CSTAT_size] = ga_classes.size[spc];
-        row[GA_CSTAT_mallocs] = m;
-        row[GA_CSTAT_frees] = f;
-        row[GA_CSTAT_objects_in_use] = c->objects[spc];
-        row[GA_CSTAT_bytes_in_use] = (uint64_t)c->objects[spc] * ga_classes.size[spc];
+        }
+        uint64_t row[GA_STAT_NCLASS];
+        class_row(row, spc, m, f, c->objects[spc], req);
+        small_objects += c->objects[spc];
+        small_bytes += row[GA_CSTAT_bytes_in_use];
+        waste += row[GA_CSTAT_frag_cumulative_bytes];
+        live_waste += row[GA_CSTAT_frag_live_estimate_bytes];
+        if (classes == NULL)
+            continue;
         row[GA_CSTAT_spans_cached] = c->spans[spc][0];
         row[GA_CSTAT_spans_partial] = c->spans[spc][1];
         row[GA_CSTAT_spans_full] = c->spans[spc][2];
         row[GA_CSTAT_mcache_refills] = atomic_load(&k->refills);
         row[GA_CSTAT_mcentral_grows] = atomic_load(&k->grows);
+        memcpy(classes + (size_t)(spc - 1) * nfields, row, sizeof row);
     }
+    heap_totals(t);
     t[GA_STAT_bytes_in_use] = small_bytes + c->tiny_bytes + c->large_bytes;
     t[GA_STAT_objects_in_use] = small_objects + c->tiny_objects + c->large;
-    t[GA_STAT_bytes_mapped] = ga_heap.narenas * GA_ARENA_SIZE;
-    t[GA_STAT_bytes_released] = (uint64_t)ga_heap.pages_released << GA_PAGE_SHIFT;
-    t[GA_STAT_bytes_free_resident] = (uint64_t)(ga_heap.pages_free - ga_heap.pages_released)
-                                     << GA_PAGE_SHIFT;
-    t[GA_STAT_bytes_metadata] = atomic_load(&ga_metadata_bytes);
-    t[GA_STAT_peak_heap_bytes] = (uint64_t)ga_heap.peak_inuse_ever << GA_PAGE_SHIFT;
-    t[GA_STAT_heap_pages_in_use] = ga_heap.pages_inuse;
-    t[GA_STAT_heap_pages_free] = ga_heap.pages_free;
-    t[GA_STAT_heap_pages_released] = ga_heap.pages_released;
-    t[GA_STAT_heap_free_runs] = ga_heap.nfree_runs;
-    t[GA_STAT_arenas] = ga_heap.narenas;
-    t[GA_STAT_reclaimed_pages] = ga_heap.reclaimed_total;
-    t[GA_STAT_reclaim_credit_pages] = ga_heap.reclaim_credit;
-    t[GA_STAT_scavenged_pages] = ga_heap.scavenged_total;
-    t[GA_STAT_scavenge_credit_pages] = ga_heap.scav_credit;
-    t[GA_STAT_purged_os_pages] = atomic_load(&ga_purged_os_pages);
+    t[GA_STAT_bytes_free_in_spans] =
+        free_in_spans(span_pages, small_bytes + (uint64_t)c->objects[GA_TINY_SPC] * GA_TINY_SIZE);
     t[GA_STAT_small_mallocs] = mallocs;
     t[GA_STAT_small_frees] = frees;
     t[GA_STAT_large_objects] = c->large;
     t[GA_STAT_large_bytes] = c->large_bytes;
-    t[GA_STAT_large_mallocs] = atomic_load(&ga_large_mallocs);
-    t[GA_STAT_large_frees] = atomic_load(&ga_large_frees);
     t[GA_STAT_tiny_blocks] = c->objects[GA_TINY_SPC];
     t[GA_STAT_tiny_objects] = c->tiny_objects;
     t[GA_STAT_tiny_bytes_saved] = c->tiny_objects > c->objects[GA_TINY_SPC]
@@ -206,63 +281,189 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
     t[GA_STAT_remote_frees] = remote;
     t[GA_STAT_mcache_refills] = refills;
     t[GA_STAT_mcentral_grows] = grows;
+    t[GA_STAT_requested_bytes] = requested;
+    t[GA_STAT_frag_cumulative_bytes] = waste;
+    t[GA_STAT_frag_live_estimate_bytes] = live_waste;
     ga_unlock_all();
-    t[GA_STAT_misuse_errors] = atomic_load(&ga_misuse_count);
-    t[GA_STAT_rss_bytes] = proc_value("/proc/self/statm", NULL) * ga_sys_page_size();
+    t[GA_STAT_rss_bytes] = rss_bytes();
     t[GA_STAT_peak_rss_bytes] = proc_value("/proc/self/status", "VmHWM:") << 10;
     memcpy(totals, t, sizeof t);
     return 0;
 }
 
+/* No lock, no heap walk: the counters as folded and flushed so far. */
+void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
+{
+    uint64_t small_bytes = 0, small_objects = 0, mallocs = 0, frees = 0, remote = 0, refills = 0,
+             grows = 0, requested = 0, waste = 0, live_waste = 0, span_pages = 0, blocks = 0;
+    for (unsigned spc = 1; spc < GA_NUM_SPC; spc++) {
+        if (spc >= ga_classes.nclasses && spc != GA_TINY_SPC)
+            continue;
+        ga_class_counters_t *k = &ga_class_counters[spc];
+        uint64_t m = atomic_load_explicit(&k->mallocs, memory_order_relaxed);
+        uint64_t f = atomic_load_explicit(&k->frees, memory_order_relaxed);
+        uint64_t req = atomic_load_explicit(&k->requested, memory_order_relaxed);
+        uint64_t g = atomic_load_explicit(&k->grows, memory_order_relaxed);
+        uint64_t spans = g - atomic_load_explicit(&k->releases, memory_order_relaxed);
+        uint64_t objects = m > f ? m - f : 0;
+        mallocs += m;
+        frees += f;
+        requested += req;
+        remote += atomic_load_explicit(&k->remote_frees, memory_order_relaxed);
+        refills += atomic_load_explicit(&k->refills, memory_order_relaxed);
+        grows += g;
+        span_pages += spans * ga_classes.npages[spc];
+        if (spc == GA_TINY_SPC) {
+            uint64_t w, lw;
+            tiny_frag(m, objects, req, &w, &lw);
+            waste += w;
+            live_waste += lw;
+            blocks = objects;
+            continue;
+        }
+        uint64_t row[GA_STAT_NCLASS];
+        class_row(row, spc, m, f, objects, req);
+        small_objects += objects;
+        small_bytes += row[GA_CSTAT_bytes_in_use];
+        waste += row[GA_CSTAT_frag_cumulative_bytes];
+        live_waste += row[GA_CSTAT_frag_live_estimate_bytes];
+        if (spc > nrows)
+            continue;
+        uint64_t partial = CENTRAL_LIST(spc, partial), full = CENTRAL_LIST(spc, full);
+        row[GA_CSTAT_spans_cached] = spans > partial + full ? spans - partial - full : 0;
+        row[GA_CSTAT_spans_partial] = partial;
+        row[GA_CSTAT_spans_full] = full;
+        row[GA_CSTAT_mcache_refills] = atomic_load_explicit(&k->refills, memory_order_relaxed);
+        row[GA_CSTAT_mcentral_grows] = g;
+        memcpy(classes + (size_t)(spc - 1) * GA_STAT_NCLASS, row, sizeof row);
+    }
+    heap_totals(t);
+    uint64_t large_pages = HEAP(pages_inuse);
+    large_pages = large_pages > span_pages ? large_pages - span_pages : 0;
+    uint64_t large_objects = t[GA_STAT_large_mallocs] > t[GA_STAT_large_frees]
+                                 ? t[GA_STAT_large_mallocs] - t[GA_STAT_large_frees]
+                                 : 0;
+    t[GA_STAT_bytes_in_use] = small_bytes + blocks * GA_TINY_SIZE + (large_pages << GA_PAGE_SHIFT);
+    t[GA_STAT_objects_in_use] = small_objects + blocks + large_objects;
+    t[GA_STAT_bytes_free_in_spans] = free_in_spans(span_pages, small_bytes + blocks * GA_TINY_SIZE);
+    t[GA_STAT_rss_bytes] = rss_bytes();
+    t[GA_STAT_peak_rss_bytes] = GA_LIVE_UNAVAILABLE;
+    t[GA_STAT_small_mallocs] = mallocs;
+    t[GA_STAT_small_frees] = frees;
+    t[GA_STAT_large_objects] = large_objects;
+    t[GA_STAT_large_bytes] = large_pages << GA_PAGE_SHIFT;
+    t[GA_STAT_tiny_blocks] = blocks;
+    t[GA_STAT_tiny_objects] = GA_LIVE_UNAVAILABLE;
+    t[GA_STAT_tiny_bytes_saved] = GA_LIVE_UNAVAILABLE;
+    t[GA_STAT_remote_frees] = remote;
+    t[GA_STAT_mcache_refills] = refills;
+    t[GA_STAT_mcentral_grows] = grows;
+    t[GA_STAT_requested_bytes] = requested;
+    t[GA_STAT_frag_cumulative_bytes] = waste;
+    t[GA_STAT_frag_live_estimate_bytes] = live_waste;
+}
+
 /* ---- JSON ------------------------------------------------------------------ */
 
-static void json_flush(int fd, ga_buf_t *b)
+/* Where the document goes: a file descriptor (fd >= 0), or a caller's
+ * buffer (dst, cap), whose part past the end is dropped but counted. */
+typedef struct json_out {
+    int fd;
+    char *dst;
+    size_t cap, total;
+    ga_buf_t b; /* the line being formatted */
+} json_out_t;
+
+static void json_flush(json_out_t *o)
 {
-    ga_write_all(fd, b->p, b->len);
-    b->len = 0;
-    b->p[0] = '\0';
+    if (o->fd >= 0) {
+        ga_write_all(o->fd, o->b.p, o->b.len);
+    } else if (o->total < o->cap) {
+        size_t n = o->cap - o->total < o->b.len ? o->cap - o->total : o->b.len;
+        memcpy(o->dst + o->total, o->b.p, n);
+    }
+    o->total += o->b.len;
+    o->b.len = 0;
+    o->b.p[0] = '\0';
 }
 
-static void json_field(int fd, ga_buf_t *b, const char *sep, const char *name, uint64_t v)
+static void json_str(json_out_t *o, const char *s)
 {
-    if (b->len + 96 > b->cap)
-        json_flush(fd, b);
-    ga_buf_str(b, sep);
-    ga_buf_str(b, "\"");
-    ga_buf_str(b, name);
-    ga_buf_str(b, "\": ");
-    ga_buf_uint(b, v);
+    if (o->b.len + strlen(s) + 1 >= o->b.cap)
+        json_flush(o);
+    ga_buf_str(&o->b, s);
 }
 
+static void json_field(json_out_t *o, const char *sep, const char *name, uint64_t v)
+{
+    json_str(o, sep);
+    json_str(o, "\"");
+    json_str(o, name);
+    json_str(o, "\": ");
+    if (o->b.len + 24 >= o->b.cap)
+        json_flush(o);
+    ga_buf_uint(&o->b, v);
+}
+
+static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER; /* the arrays below */
 static uint64_t json_totals[GA_STAT_NTOTALS];
 static uint64_t json_classes[GA_MAX_SIZE_CLASSES * GA_STAT_NCLASS];
+
+void ga_stats_fork_child(void) { pthread_mutex_init(&json_lock, NULL); }
+
+static int json_write(json_out_t *o)
+{
+    pthread_mutex_lock(&json_lock);
+    int rc = ga_stats_snapshot(json_totals, GA_STAT_NTOTALS, json_classes, GA_MAX_SIZE_CLASSES,
+                               GA_STAT_NCLASS);
+    if (rc == -1) {
+        pthread_mutex_unlock(&json_lock);
+        return -1;
+    }
+    json_field(o, "{\n  ", "version", GA_STATS_VERSION);
+    json_field(o, ",\n  ", "pid", (uint64_t)ga_sys_getpid());
+    if (rc == -2) { /* GA_STATS=0 */
+        json_str(o, ",\n  \"stats\": \"compiled out\"\n}\n");
+        json_flush(o);
+        pthread_mutex_unlock(&json_lock);
+        return 0;
+    }
+    json_str(o, ",\n  \"size_classes\": \"");
+    json_str(o, ga_classes.name);
+    json_str(o, "\",\n  \"totals\": {");
+    for (unsigned i = 0; i < GA_STAT_NTOTALS; i++)
+        json_field(o, i ? ", " : "", total_names[i], json_totals[i]);
+    json_str(o, "},\n  \"classes\": [");
+    for (unsigned r = 0; r < ga_classes.nclasses - 1; r++) {
+        json_field(o, r ? ",\n    {" : "\n    {", "class", r + 1);
+        for (unsigned i = 0; i < GA_STAT_NCLASS; i++)
+            json_field(o, ", ", class_names[i], json_classes[r * GA_STAT_NCLASS + i]);
+        json_str(o, "}");
+    }
+    json_str(o, "\n  ]\n}\n");
+    json_flush(o);
+    pthread_mutex_unlock(&json_lock);
+    return 0;
+}
 
 int ga_stats_write_json(int fd)
 {
     char line[1024];
-    ga_buf_t b = {line, 0, sizeof line};
-    if (ga_stats_snapshot(json_totals, GA_STAT_NTOTALS, json_classes, GA_MAX_SIZE_CLASSES,
-                          GA_STAT_NCLASS) != 0)
-        return -1;
-    ga_buf_str(&b, "{\n  \"version\": ");
-    ga_buf_uint(&b, GA_STATS_VERSION);
-    ga_buf_str(&b, ",\n  \"pid\": ");
-    ga_buf_uint(&b, (uint64_t)ga_sys_getpid());
-    ga_buf_str(&b, ",\n  \"size_classes\": \"");
-    ga_buf_str(&b, ga_classes.name);
-    ga_buf_str(&b, "\",\n  \"totals\": {");
-    for (unsigned i = 0; i < GA_STAT_NTOTALS; i++)
-        json_field(fd, &b, i ? ", " : "", total_names[i], json_totals[i]);
-    ga_buf_str(&b, "},\n  \"classes\": [");
-    for (unsigned r = 0; r < ga_classes.nclasses - 1; r++) {
-        json_field(fd, &b, r ? ",\n    {" : "\n    {", "class", r + 1);
-        for (unsigned i = 0; i < GA_STAT_NCLASS; i++)
-            json_field(fd, &b, ", ", class_names[i], json_classes[r * GA_STAT_NCLASS + i]);
-        ga_buf_str(&b, "}");
-    }
-    ga_buf_str(&b, "\n  ]\n}\n");
-    json_flush(fd, &b);
-    return 0;
+    json_out_t o = {fd, NULL, 0, 0, {line, 0, sizeof line}};
+    line[0] = '\0';
+    return json_write(&o);
+}
+
+size_t ga_stats_json(char *buf, size_t len)
+{
+    char line[1024];
+    json_out_t o = {-1, buf, len, 0, {line, 0, sizeof line}};
+    line[0] = '\0';
+    if (json_write(&o) != 0)
+        return 0;
+    if (buf != NULL && len > 0)
+        buf[o.total < len ? o.total : len - 1] = '\0';
+    return o.total;
 }
 
 void ga_path_with_pid(const char *tmpl, char *out, size_t cap)

@@ -1,13 +1,42 @@
 /* The statistics, defined once (Go's mstats.go): each X-macro below yields
  * the snapshot struct's fields, their names (which are also the JSON keys
  * and the Python dataclass fields) and a one-line description. Counting
- * costs the fast paths nothing: allocations are counted when a span's
- * handed-out slots are folded, frees from the folded bits, and the rest is
- * read off the heap when a snapshot is taken. See malloc.c for the overview. */
+ * costs the free fast path nothing and the malloc fast path one add (the
+ * requested size, into the cached span: GA_STAT_REQUESTED): allocations are
+ * counted when a span's handed-out slots are folded, frees from the folded
+ * bits, and the rest is read off the heap when a snapshot is taken. See
+ * malloc.c for the overview. */
 #ifndef GA_MSTATS_H
 #define GA_MSTATS_H
 
-#define GA_STATS_VERSION 1 /* of the JSON schema; bump when a field changes meaning */
+/* Version of the JSON schema (and of the live file's names); bump when a
+ * field is added, removed or changes meaning.
+ *   1  the first schema.
+ *   2  requested_bytes, frag_cumulative_bytes, frag_live_estimate_bytes (totals and
+ *      per class) and bytes_free_in_spans; a library built with GA_STATS=0 writes
+ *      {"version", "pid", "stats": "compiled out"} and nothing else. */
+#define GA_STATS_VERSION 2
+
+/* GA_STATS=0 compiles the counters out (libgoalloc-nostats.so): the macros
+ * below become no-ops, the per-thread requested-bytes array disappears, and
+ * the statistics API reports that nothing was counted. */
+#ifndef GA_STATS
+#define GA_STATS 1
+#endif
+#if GA_STATS
+/* counter += v (relaxed atomic; slow paths only). */
+#define GA_STAT_ADD(counter, v) atomic_fetch_add_explicit(&(counter), (v), memory_order_relaxed)
+/* n bytes requested of an object of the cached span s: one plain add, the
+ * only statistics work on the malloc fast path (folded into
+ * ga_class_counters with the span's mallocs, mspan.c). */
+#define GA_STAT_REQUESTED(s, n) ((s)->requested += (uint32_t)(n))
+/* n bytes requested of a tiny object by mcache mc (mcache.c flushes). */
+#define GA_STAT_TINY_REQUESTED(mc, n) ((mc)->tiny_requested += (n))
+#else
+#define GA_STAT_ADD(counter, v) ((void)sizeof(counter), (void)sizeof(v))
+#define GA_STAT_REQUESTED(s, n) ((void)sizeof(s), (void)sizeof(n))
+#define GA_STAT_TINY_REQUESTED(mc, n) ((void)sizeof(mc), (void)sizeof(n))
+#endif
 
 /* Process-wide figures. */
 #define GA_STAT_TOTALS(X)                                                                          \
@@ -43,7 +72,14 @@
     X(remote_frees, "frees by a thread other than the span's owner")                               \
     X(mcache_refills, "thread-cache refills from mcentral (each takes GOALLOC=refill spans)")     \
     X(mcentral_grows, "spans taken from the page heap by mcentral")                                \
-    X(misuse_errors, "heap misuse reported (double free, invalid pointer, ...)")
+    X(misuse_errors, "heap misuse reported (double free, invalid pointer, ...)")                  \
+    X(bytes_free_in_spans, "bytes of free slots and span tails in in-use spans, still resident")  \
+    X(requested_bytes, "bytes requested by small and tiny mallocs so far (their malloc argument)") \
+    X(frag_cumulative_bytes, "internal fragmentation of all small and tiny mallocs so far, exact: " \
+                             "bytes handed out (class size; tiny: 16-byte blocks) - bytes requested") \
+    X(frag_live_estimate_bytes, "ESTIMATE of the internal fragmentation in live small and tiny "  \
+                                "objects: per class, live objects x average waste per malloc "  \
+                                "(free does not know the requested size)")
 
 /* Per size class (rows 1 .. nclasses-1). */
 #define GA_STAT_CLASS(X)                                                                           \
@@ -56,7 +92,12 @@
     X(spans_partial, "spans on the mcentral partial list")                                         \
     X(spans_full, "spans on the mcentral full list")                                               \
     X(mcache_refills, "thread-cache refills of this class from mcentral")                         \
-    X(mcentral_grows, "spans of this class taken from the page heap")
+    X(mcentral_grows, "spans of this class taken from the page heap")                              \
+    X(requested_bytes, "bytes requested by the mallocs of this class so far (malloc's argument)")  \
+    X(frag_cumulative_bytes, "internal fragmentation over all mallocs of this class so far, exact: " \
+                             "mallocs x size - requested_bytes")                                 \
+    X(frag_live_estimate_bytes, "ESTIMATE of the bytes lost to rounding in the live objects: "    \
+                                "objects_in_use x frag_cumulative_bytes / mallocs")
 
 #define GA_STAT_ENUM(name, doc) GA_STAT_##name,
 enum { GA_STAT_TOTALS(GA_STAT_ENUM) GA_STAT_NTOTALS };

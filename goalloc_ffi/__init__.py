@@ -12,8 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from ._goalloc import ffi, lib
 from ._paths import lib_path
+
+try:
+    from ._goalloc import ffi, lib
+except ImportError as _error:
+    # Without the compiled extension the pure-Python modules still work
+    # (stats.preloaded_stats under LD_PRELOAD, stats.load, the CLI's run);
+    # the heap functions below then raise this error when called.
+    class _Missing:
+        def __init__(self, error: ImportError) -> None:
+            self._error = error
+
+        def __getattr__(self, name: str) -> Any:
+            raise ImportError(f"the goalloc_ffi extension is not importable ({self._error}); "
+                              "run 'make build'") from self._error
+
+    ffi = lib = _Missing(_error)
 
 __all__ = [
     "HeapCorruption",

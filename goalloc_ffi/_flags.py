@@ -1,14 +1,15 @@
-"""Compiler flags and source lists for the two artefacts built from csrc/.
+"""Compiler flags and source lists for the artefacts built from csrc/.
 
 The one place the flag sets live. Read at build time by setup.py (preload
 libraries) and goalloc_ffi/_build.py (cffi test extension); both load this
 file by path, without importing the goalloc_ffi package (whose __init__ needs
 the extension that is being built). Standard library only.
 
-    artefact              override.c  GA_DEBUG  NDEBUG     GA_TESTING
-    _goalloc*.so (cffi)   no          env, 2    undefined  1
-    libgoalloc.so         yes         0         defined    no
-    libgoalloc-debug.so   yes         3         undefined  no
+    artefact                override.c  GA_DEBUG  NDEBUG     GA_TESTING  GA_STATS
+    _goalloc*.so (cffi)     no          env, 2    undefined  1           1
+    libgoalloc.so           yes         0         defined    no          1
+    libgoalloc-debug.so     yes         3         undefined  no          1
+    libgoalloc-nostats.so   yes         0         defined    no          0
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ EXT_LINK_ARGS = ["-pthread"]
 EXT_DEBUG_ENV = "GOALLOC_DEBUG"  # GA_DEBUG of the test extension
 EXT_DEBUG_DEFAULT = "2"
 
-# --- LD_PRELOAD libraries (libgoalloc.so, libgoalloc-debug.so) -------------
+# --- LD_PRELOAD libraries (libgoalloc.so, -debug.so, -nostats.so) -----------
 # -fvisibility=hidden + GA_SHARED_LIB_EXPORT: only the libc names and ga_*
 # are exported (pitfall 7); -fno-builtin-*: calloc must not become a call to
 # itself (pitfall 8); initial-exec TLS: no __tls_get_addr -> malloc (15).
@@ -76,6 +77,8 @@ def _preload_cflags(opt: str, defines: List[str]) -> List[str]:
 PRELOAD_LIBS: Dict[str, List[str]] = {
     "libgoalloc.so": _preload_cflags("-O2", ["-DNDEBUG", "-DGA_DEBUG=0"]),
     "libgoalloc-debug.so": _preload_cflags("-O1", ["-DGA_DEBUG=3"]),
+    # Statistics compiled out (csrc/mstats.h): what the counters cost.
+    "libgoalloc-nostats.so": _preload_cflags("-O2", ["-DNDEBUG", "-DGA_DEBUG=0", "-DGA_STATS=0"]),
 }
 
 

@@ -1,12 +1,15 @@
 """The ``goalloc`` command (entry point ``goalloc_ffi.cli:main``).
 
-    goalloc lib [--debug]                       path of the preload library
+    goalloc lib [--debug | --nostats]           path of the preload library
     goalloc run [--debug] [--set K=V ...] -- CMD ARGS...
                                                 run CMD under LD_PRELOAD
     goalloc demo [-n N]                         CPython on glibc and goalloc
     goalloc run --stats FILE --report -- CMD    statistics of CMD
-    goalloc stats FILE                          render a statistics file
+    goalloc run --live -- CMD                   CMD publishes live statistics
+    goalloc run --timeline FILE.png -- CMD      memory over time (+ FILE.json)
     goalloc run --profile-sizes FILE -- CMD     record the sizes CMD requests
+    goalloc top PID [--once]                    live statistics of a process
+    goalloc stats FILE [--plot FILE.png]        render a statistics file
     goalloc sizeclasses [--set sizeclasses=SPEC --set align=8]
                                                 the size-class table in use, or SPEC
     goalloc sizeclasses --fit PROFILE [-o T.tsv] a table fitted to a size profile
@@ -31,9 +34,9 @@ STATS_ENV = "GOALLOC_STATS"  # where the library writes its statistics at exit
 PROFILE_ENV = "GOALLOC_PROFILE"  # where the library writes its size profile at exit
 
 
-def _library(debug: bool) -> str:
+def _library(debug: bool, nostats: bool = False) -> str:
     try:
-        return lib_path(debug)
+        return lib_path(debug, nostats)
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
 
@@ -74,12 +77,21 @@ def main() -> None:
 
 @main.command()
 @click.option("--debug", is_flag=True, help="The debug build (GA_DEBUG=3, asserts on).")
-def lib(debug: bool) -> None:
+@click.option("--nostats", is_flag=True, help="The build with statistics compiled out (GA_STATS=0).")
+def lib(debug: bool, nostats: bool) -> None:
     """Print the absolute path of the LD_PRELOAD library.
 
     Use it as: LD_PRELOAD=$(goalloc lib) CMD
     """
-    click.echo(_library(debug))
+    if debug and nostats:
+        raise click.UsageError("--debug and --nostats are two different builds")
+    click.echo(_library(debug, nostats))
+
+
+def _png(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    if value is not None and not value.lower().endswith(".png"):
+        raise click.BadParameter(f"{value!r}: expected a file name ending in .png", ctx, param)
+    return value
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -91,18 +103,24 @@ def lib(debug: bool) -> None:
 @click.option("--stats", "stats_path", metavar="FILE",
               help="Write goalloc's statistics as JSON when CMD exits (%p: the pid).")
 @click.option("--report", is_flag=True, help="Print a summary of the statistics when CMD ends.")
+@click.option("--live", is_flag=True,
+              help="CMD publishes live statistics (GOALLOC=live=1) for `goalloc top PID`.")
+@click.option("--timeline", metavar="FILE.png", callback=_png,
+              help="Sample CMD's live statistics every 50 ms and plot memory over time "
+                   "(implies --live; the samples go to FILE.json).")
 @click.option("--profile-sizes", "profile_path", metavar="FILE",
               help="Record the sizes CMD requests and how many were live at the peak, as JSON "
                    "(%p: the pid, one file per process; without %p, CMD's own process's only).")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool,
-        profile_path: Optional[str], cmd: Tuple[str, ...]) -> None:
+def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool, live: bool,
+        timeline: Optional[str], profile_path: Optional[str], cmd: Tuple[str, ...]) -> None:
     """Run CMD with goalloc preloaded.
 
     Prepends the library to LD_PRELOAD and merges the --set options into
-    $GOALLOC. Without --report it execs CMD (exit status and signals are
-    CMD's own); with --report it waits for CMD, prints the summary of the
-    statistics its main process left, and exits with CMD's status.
+    $GOALLOC. Without --report or --timeline it execs CMD (exit status and
+    signals are CMD's own); otherwise it waits for CMD, prints the summary
+    of the statistics its main process left and/or writes the timeline,
+    and exits with CMD's status.
 
     Example: goalloc run --set tiny=0 --report -- python3 -c 'print(1)'
     """
@@ -111,6 +129,8 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
         raise click.ClickException(f"{path}: LD_PRELOAD cannot hold a path with ':' or whitespace")
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(p for p in (path, env.get("LD_PRELOAD", "").strip()) if p)
+    if live or timeline:
+        settings = [*settings, ("live", "1")]
     options = merge_options(env.get(OPTIONS_ENV), settings)
     if options:
         env[OPTIONS_ENV] = options
@@ -135,7 +155,7 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
             env[PROFILE_ENV] = profile_path
     sys.stdout.flush()
     sys.stderr.flush()
-    if not report and not profile_one:
+    if not report and not timeline and not profile_one:
         _exec(cmd, env)
     import subprocess
 
@@ -144,6 +164,10 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
     except OSError as e:
         click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
         sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
+    if timeline:
+        from .timeline import record
+
+        record(child, cmd, timeline)
     status = child.wait()
     if profile_one:
         import shutil
@@ -176,11 +200,75 @@ def _exec(cmd: Tuple[str, ...], env: Dict[str, str]) -> None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--classes", "-c", default=15, show_default=True, help="size classes shown (most bytes first)")
-def stats(file: str, classes: int) -> None:
+@click.option("--plot", "plot_png", metavar="FILE.png", callback=_png,
+              help="Also draw per-class bytes in use and internal fragmentation, and where the RSS goes.")
+def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
     """Render a statistics file written with GOALLOC_STATS or run --stats."""
     from .report import print_report
 
     print_report(file, classes)
+    if plot_png:
+        from . import stats as st
+        from .plots import plot_stats
+
+        try:
+            s = st.load(file)
+        except (st.StatsUnavailable, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        plot_stats(s, plot_png, f"goalloc statistics of pid {s.pid} ({file})")
+        click.echo(f"wrote {plot_png}")
+
+
+@main.command()
+@click.argument("pid", type=int)
+@click.option("--once", is_flag=True, help="Print one snapshot and exit (for scripts).")
+@click.option("--interval", "-i", type=click.FloatRange(0.05), default=1.0, show_default=True,
+              help="Seconds between refreshes.")
+@click.option("--classes", "-c", default=12, show_default=True, help="size classes shown (most bytes first)")
+def top(pid: int, once: bool, interval: float, classes: int) -> None:
+    """Show the live statistics of process PID, refreshed until it exits.
+
+    PID must run goalloc with GOALLOC=live=1 (goalloc run --live). Figures
+    are as the process last published them (on allocation slow paths).
+    """
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from . import live as lv
+    from .report import live_view
+
+    def read() -> "lv.LiveSnapshot":
+        for _ in range(50):  # the file may be being created
+            try:
+                return lv.read(pid)
+            except lv.StaleLiveFile as e:
+                lv.remove_stale(pid)
+                raise click.ClickException(str(e)) from None
+            except lv.NoLiveFile as e:
+                if "being created" not in str(e):
+                    raise click.ClickException(str(e)) from None
+                time.sleep(0.01)
+        raise click.ClickException(f"no complete live statistics file for pid {pid}")
+
+    snap = read()
+    console = Console()
+    if once:
+        console.print(live_view(snap, classes))
+        return
+    try:
+        with Live(live_view(snap, classes), console=console, refresh_per_second=4) as screen:
+            while True:
+                time.sleep(interval)
+                try:
+                    snap = read()
+                except click.ClickException as e:
+                    console.print(f"goalloc top: {e.message}")
+                    return
+                screen.update(live_view(snap, classes))
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from . import stats as st
 
@@ -17,42 +18,118 @@ def _mib(v: int) -> str:
     return f"{v / 2**20:.1f}"
 
 
+#: Short column headings of the totals tables (the names are C's).
+_SHORT = {"small_mallocs": "mallocs", "small_frees": "frees", "large_mallocs": "large mallocs",
+          "large_frees": "large frees", "remote_frees": "remote frees", "tiny_objects": "tiny objects",
+          "objects_in_use": "live objects", "mcache_refills": "refills", "mcentral_grows": "grows",
+          "scavenged_pages": "scavenged pages", "reclaimed_pages": "reclaimed pages", "misuse_errors": "misuse"}
+
+
+def _heading(name: str) -> str:
+    if name in _SHORT:
+        return _SHORT[name]
+    return name.replace("_bytes", "").replace("bytes_", "").replace("_", " ")
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
 def print_report(path: str, classes: int = 15, console: Optional[Console] = None) -> None:
-    """Totals, where the resident memory goes, and the busiest classes."""
+    """Totals, where the resident memory goes, internal fragmentation and
+    the busiest classes."""
     console = console or Console()
     try:
         s = st.load(path)
     except FileNotFoundError:
         console.print(f"goalloc: no statistics at {path} (did the program exit normally?)")
         return
+    except st.StatsUnavailable as e:
+        console.print(f"goalloc: {e}")
+        return
     t = s.totals
     console.print(f"[bold]goalloc statistics[/] of pid {s.pid} (size classes {s.size_classes})")
     where = Table(title="memory (MiB)")
-    for name in ("bytes_in_use", "bytes_free_resident", "bytes_released", "bytes_mapped",
-                 "bytes_metadata", "rss_bytes", "peak_rss_bytes", "peak_heap_bytes"):
-        where.add_column(name.replace("_bytes", "").replace("bytes_", ""), justify="right")
-    where.add_row(*(_mib(getattr(t, n)) for n in (
-        "bytes_in_use", "bytes_free_resident", "bytes_released", "bytes_mapped", "bytes_metadata",
-        "rss_bytes", "peak_rss_bytes", "peak_heap_bytes")))
+    names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
+             "bytes_metadata", "rss_bytes", "peak_rss_bytes", "peak_heap_bytes")
+    for name in names:
+        where.add_column(_heading(name), justify="right")
+    where.add_row(*(_mib(getattr(t, n)) for n in names))
     console.print(where)
     counts = Table(title="counts")
-    for name in ("small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees",
-                 "tiny_objects", "mcache_refills", "mcentral_grows", "scavenged_pages",
-                 "reclaimed_pages", "misuse_errors"):
-        counts.add_column(name, justify="right")
-    counts.add_row(*(str(getattr(t, n)) for n in (
-        "small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees",
-        "tiny_objects", "mcache_refills", "mcentral_grows", "scavenged_pages",
-        "reclaimed_pages", "misuse_errors")))
+    names = ("small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees", "tiny_objects",
+             "mcache_refills", "mcentral_grows", "scavenged_pages", "reclaimed_pages", "misuse_errors")
+    for name in names:
+        counts.add_column(_heading(name), justify="right")
+    counts.add_row(*(str(getattr(t, n)) for n in names))
     console.print(counts)
-    table = Table(title=f"busiest size classes (of {sum(1 for c in s.classes if c.mallocs)} used)")
-    for name in ("class", "size", "mallocs", "frees", "objects_in_use", "bytes_in_use",
-                 "spans_cached", "spans_partial", "spans_full"):
-        table.add_column(name, justify="right")
-    for c in st.busiest(s, classes):
-        table.add_row(str(c.cls), str(c.size), str(c.mallocs), str(c.frees), str(c.objects_in_use),
-                      str(c.bytes_in_use), str(c.spans_cached), str(c.spans_partial), str(c.spans_full))
-    console.print(table)
+    handed = t.requested_bytes + t.frag_cumulative_bytes
+    console.print(f"internal fragmentation (small and tiny objects): {_mib(t.frag_cumulative_bytes)} MiB "
+                  f"over all mallocs ({_pct(t.frag_cumulative_bytes, handed)} of the bytes handed out, exact); "
+                  f"in live objects about {_mib(t.frag_live_estimate_bytes)} MiB (estimate)")
+    console.print(class_table(s.classes, classes, f"busiest size classes (of {sum(1 for c in s.classes if c.mallocs)} used)"))
+
+
+#: Columns of the per-class table: (field, heading).
+CLASS_COLUMNS = (("size", "size"), ("mallocs", "mallocs"), ("objects_in_use", "live objects"),
+                 ("bytes_in_use", "bytes in use"), ("frag_cumulative_bytes", "frag, all mallocs"),
+                 ("frag_live_estimate_bytes", "frag, live (est.)"))
+
+
+def class_table(rows: Sequence[Any], n: int, title: str) -> Table:
+    """The n classes of rows (ClassStats or live dicts) with the most bytes
+    in use (then the most bytes handed out), with the internal fragmentation
+    columns: over all mallocs (exact; "frag %" of the bytes handed out) and
+    in the live objects (an estimate); spans: cached/partial/full."""
+    def get(r: Any, name: str) -> Any:
+        return r[name] if isinstance(r, dict) else getattr(r, name)
+
+    used = [r for r in rows if get(r, "mallocs")]
+    table = Table(title=title)
+    table.add_column("class", justify="right")
+    for _, heading in CLASS_COLUMNS:
+        table.add_column(heading, justify="right")
+    table.add_column("frag %", justify="right")
+    table.add_column("spans c/p/f", justify="right")
+    def order(r: Any) -> tuple[int, int]:
+        return -(get(r, "bytes_in_use") or 0), -get(r, "mallocs") * get(r, "size")
+
+    for r in sorted(used, key=order)[:n]:
+        handed = get(r, "mallocs") * get(r, "size")
+        table.add_row(str(get(r, "class") if isinstance(r, dict) else r.cls),
+                      *("-" if get(r, f) is None else str(get(r, f)) for f, _ in CLASS_COLUMNS),
+                      _pct(get(r, "frag_cumulative_bytes") or 0, handed),
+                      "/".join(str(get(r, f)) for f in ("spans_cached", "spans_partial", "spans_full")))
+    return table
+
+
+def live_view(snap: Any, classes: int = 12) -> Group:
+    """What `goalloc top` shows of a live.LiveSnapshot."""
+    t = snap.totals
+    comm = ""
+    try:
+        with open(f"/proc/{snap.pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        pass
+    head = Text.from_markup(
+        f"[bold]goalloc top[/] pid {snap.pid} {comm}  size classes {snap.size_classes}  "
+        f"updates {snap.updates}, last {snap.age_s:.2f} s ago (at most every {snap.interval_ms} ms, "
+        "on allocation slow paths)")
+    mem = Table(title="memory (MiB)")
+    names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
+             "bytes_metadata", "rss_bytes", "frag_live_estimate_bytes")
+    for name in names:
+        mem.add_column(_heading(name), justify="right")
+    mem.add_row(*("-" if t.get(n) is None else _mib(t[n]) for n in names))
+    counts = Table(title="counts")
+    names = ("objects_in_use", "small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees",
+             "mcache_refills", "mcentral_grows", "scavenged_pages", "misuse_errors")
+    for name in names:
+        counts.add_column(_heading(name), justify="right")
+    counts.add_row(*("-" if t.get(n) is None else str(t[n]) for n in names))
+    used = sum(1 for c in snap.classes if c.get("mallocs"))
+    return Group(head, mem, counts, class_table(snap.classes, classes, f"busiest size classes (of {used} used)"))
 
 
 def sizeclass_table(classes: Sequence[Any], title: str) -> Table:

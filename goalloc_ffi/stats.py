@@ -1,11 +1,20 @@
 """goalloc's statistics as typed Python objects.
 
-The field names come from C (csrc/mstats.h, through ga_stats_*_name): the
-dataclasses below are built from them when this module is imported, so
-Python never restates the list. The same types describe the private heap
-of the cffi module (stats()), the allocator serving this very process
-under LD_PRELOAD (preloaded_stats(), through ctypes: no compiled extension
-needed) and a JSON file written at exit with GOALLOC_STATS=PATH (load()).
+The field names come from C (csrc/mstats.h): Python never restates the
+list. Totals and ClassStats are dataclasses made from a list of names: the
+names the cffi extension reports (ga_stats_*_name), or, in a Python without
+the extension, those of the goalloc preloaded into this process; a JSON
+document (load(), from_json()) and the self-view (preloaded_stats()) carry
+their own names. The same types describe the private heap of the cffi
+module (stats()), the allocator serving this very process under LD_PRELOAD
+(preloaded_stats(), through ctypes on the already loaded library: no
+compiled extension needed, and importing this module does not import it)
+and a JSON file written at exit with GOALLOC_STATS=PATH (load()).
+
+Internal fragmentation: ``frag_cumulative_bytes`` is exact (bytes handed
+out minus bytes requested, over every malloc so far); free does not know
+the requested size, so ``frag_live_estimate_bytes`` is an ESTIMATE (live
+objects x average waste per malloc of the class).
 """
 
 from __future__ import annotations
@@ -13,26 +22,97 @@ from __future__ import annotations
 import ctypes
 import json
 from dataclasses import dataclass, fields, make_dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._goalloc import ffi, lib
-
-
-def _names(count: int, name: Callable[[int], Any]) -> List[str]:
-    return [ffi.string(name(i)).decode() for i in range(count)]
+#: The JSON value of "stats" in a library built with GA_STATS=0.
+_COMPILED_OUT_KEY = "stats"
 
 
-TOTAL_NAMES = _names(lib.ga_stats_ntotals(), lib.ga_stats_total_name)
-CLASS_FIELD_NAMES = _names(lib.ga_stats_nclass_fields(), lib.ga_stats_class_field_name)
-TOTAL_DOCS = dict(zip(TOTAL_NAMES, _names(len(TOTAL_NAMES), lib.ga_stats_total_doc)))
-CLASS_FIELD_DOCS = dict(zip(CLASS_FIELD_NAMES, _names(len(CLASS_FIELD_NAMES), lib.ga_stats_class_field_doc)))
-VERSION = int(lib.ga_stats_version())
+class StatsUnavailable(RuntimeError):
+    """The goalloc library was built with statistics compiled out
+    (GA_STATS=0, libgoalloc-nostats.so): there is nothing to read."""
 
-#: Process-wide figures (one int field per C counter).
-Totals = make_dataclass("Totals", [(n, int) for n in TOTAL_NAMES], frozen=True)
-#: One size class's figures; ``cls`` is the class number.
-ClassStats = make_dataclass("ClassStats", [("cls", int)] + [(n, int) for n in CLASS_FIELD_NAMES], frozen=True)
+
+@dataclass(frozen=True)
+class Schema:
+    """The names, descriptions and schema version of a goalloc build."""
+
+    version: int
+    total_names: Tuple[str, ...]
+    class_names: Tuple[str, ...]
+    total_docs: Tuple[str, ...]
+    class_docs: Tuple[str, ...]
+
+
+def _read_schema(version: int, count: Callable[[str], int], name: Callable[[str, int], str]) -> Schema:
+    nt, nc = count("ntotals"), count("nclass_fields")
+    return Schema(
+        version,
+        tuple(name("total_name", i) for i in range(nt)),
+        tuple(name("class_field_name", i) for i in range(nc)),
+        tuple(name("total_doc", i) for i in range(nt)),
+        tuple(name("class_field_doc", i) for i in range(nc)),
+    )
+
+
+def _preloaded_library() -> ctypes.CDLL:
+    """The goalloc serving this process, found by the process's own symbol
+    lookup (the preload library exports ga_*; the cffi extension does not)."""
+    so = ctypes.CDLL(None)
+    if not hasattr(so, "ga_stats_json"):
+        raise LookupError("goalloc is not loaded in this process (run it with LD_PRELOAD, or `goalloc run`)")
+    for fn in ("ga_stats_total_name", "ga_stats_class_field_name", "ga_stats_total_doc",
+               "ga_stats_class_field_doc"):
+        getattr(so, fn).restype = ctypes.c_char_p
+        getattr(so, fn).argtypes = [ctypes.c_uint]
+    so.ga_stats_json.restype = ctypes.c_size_t
+    so.ga_stats_json.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return so
+
+
+@lru_cache(maxsize=None)
+def schema() -> Schema:
+    """The names of this goalloc: from the cffi extension if it can be
+    imported, else from the preloaded library; ImportError if neither."""
+    try:
+        from ._goalloc import ffi, lib
+    except ImportError as e:
+        try:
+            so = _preloaded_library()
+        except LookupError:
+            raise ImportError(f"goalloc statistics need the goalloc_ffi extension ({e}) "
+                              "or a preloaded goalloc") from e
+        return _read_schema(int(so.ga_stats_version()), lambda f: int(getattr(so, "ga_stats_" + f)()),
+                            lambda f, i: getattr(so, "ga_stats_" + f)(i).decode())
+    return _read_schema(int(lib.ga_stats_version()), lambda f: int(getattr(lib, "ga_stats_" + f)()),
+                        lambda f, i: ffi.string(getattr(lib, "ga_stats_" + f)(i)).decode())
+
+
+@lru_cache(maxsize=None)
+def _types(total_names: Tuple[str, ...], class_names: Tuple[str, ...]) -> Tuple[Any, Any]:
+    totals = make_dataclass("Totals", [(n, int) for n in total_names], frozen=True)
+    classes = make_dataclass("ClassStats", [("cls", int)] + [(n, int) for n in class_names], frozen=True)
+    return totals, classes
+
+
+def __getattr__(name: str) -> Any:
+    """TOTAL_NAMES, CLASS_FIELD_NAMES, TOTAL_DOCS, CLASS_FIELD_DOCS, VERSION,
+    Totals (one int field per C counter) and ClassStats (one size class;
+    ``cls`` is the class number), made from schema() on first use."""
+    lazy: Dict[str, Callable[[Schema], Any]] = {
+        "TOTAL_NAMES": lambda s: list(s.total_names),
+        "CLASS_FIELD_NAMES": lambda s: list(s.class_names),
+        "TOTAL_DOCS": lambda s: dict(zip(s.total_names, s.total_docs)),
+        "CLASS_FIELD_DOCS": lambda s: dict(zip(s.class_names, s.class_docs)),
+        "VERSION": lambda s: s.version,
+        "Totals": lambda s: _types(s.total_names, s.class_names)[0],
+        "ClassStats": lambda s: _types(s.total_names, s.class_names)[1],
+    }
+    if name in lazy:
+        return lazy[name](schema())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -49,79 +129,97 @@ class Stats:
             "pid": self.pid,
             "size_classes": self.size_classes,
             "totals": {f.name: getattr(self.totals, f.name) for f in fields(self.totals)},
-            "classes": [{"class": c.cls, **{n: getattr(c, n) for n in CLASS_FIELD_NAMES}} for c in self.classes],
+            "classes": [{"class": c.cls, **{f.name: getattr(c, f.name) for f in fields(c) if f.name != "cls"}}
+                        for c in self.classes],
         }
 
 
+def _known_version() -> Optional[int]:
+    try:
+        return schema().version
+    except ImportError:
+        return None
+
+
 def from_json(doc: Dict[str, Any]) -> Stats:
-    """Stats from the JSON document goalloc writes (schema VERSION)."""
-    if doc.get("version") != VERSION:
-        raise ValueError(f"stats schema version {doc.get('version')!r}, this goalloc reads {VERSION}")
-    classes = [ClassStats(cls=row["class"], **{n: row[n] for n in CLASS_FIELD_NAMES}) for row in doc["classes"]]
-    return Stats(doc["version"], doc["pid"], doc["size_classes"], Totals(**doc["totals"]), classes)
+    """Stats from the JSON document goalloc writes. Raises StatsUnavailable
+    for a library built without statistics, ValueError for a schema version
+    other than this goalloc's."""
+    if _COMPILED_OUT_KEY in doc:
+        raise StatsUnavailable(f"goalloc statistics of pid {doc.get('pid')} are {doc[_COMPILED_OUT_KEY]} "
+                               "(a library built with GA_STATS=0, e.g. libgoalloc-nostats.so)")
+    known = _known_version()
+    if known is not None and doc.get("version") != known:
+        raise ValueError(f"stats schema version {doc.get('version')!r}, this goalloc reads {known}")
+    rows = doc["classes"]
+    class_names = tuple(k for k in rows[0] if k != "class") if rows else schema().class_names
+    totals_type, class_type = _types(tuple(doc["totals"]), class_names)
+    classes = [class_type(cls=row["class"], **{n: row[n] for n in class_names}) for row in rows]
+    return Stats(doc["version"], doc["pid"], doc["size_classes"], totals_type(**doc["totals"]), classes)
 
 
 def load(path: "str | Path") -> Stats:
     return from_json(json.loads(Path(path).read_text()))
 
 
-def _build(totals: Sequence[int], rows: Sequence[Sequence[int]], pid: int, table: str) -> Stats:
-    classes = [ClassStats(i + 1, *row) for i, row in enumerate(rows)]
-    return Stats(VERSION, pid, table, Totals(*totals), classes)
-
-
 def stats() -> Stats:
     """A snapshot of the cffi module's private heap."""
     import os
 
-    nt, nf, nr = len(TOTAL_NAMES), len(CLASS_FIELD_NAMES), int(lib.ga_stats_nclasses())
+    from ._goalloc import ffi, lib
+
+    s = schema()
+    nt, nf, nr = len(s.total_names), len(s.class_names), int(lib.ga_stats_nclasses())
     t, c = ffi.new("uint64_t[]", nt), ffi.new("uint64_t[]", nr * nf)
-    if lib.ga_stats_snapshot(t, nt, c, nr, nf) != 0:
-        raise RuntimeError("ga_stats_snapshot refused the array sizes")
-    rows = [[c[r * nf + i] for i in range(nf)] for r in range(nr)]
-    return _build(list(t), rows, os.getpid(), ffi.string(lib.ga_sizeclass_table_name()).decode())
+    rc = lib.ga_stats_snapshot(t, nt, c, nr, nf)
+    if rc != 0:
+        raise RuntimeError(f"ga_stats_snapshot returned {rc}")
+    totals_type, class_type = _types(s.total_names, s.class_names)
+    classes = [class_type(r + 1, *[c[r * nf + i] for i in range(nf)]) for r in range(nr)]
+    return Stats(s.version, os.getpid(), ffi.string(lib.ga_sizeclass_table_name()).decode(),
+                 totals_type(*t), classes)
 
 
-def _preloaded_library() -> Optional[str]:
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1] if len(line.split()) >= 6 else ""
-            if Path(path).name.startswith("libgoalloc") and path.endswith(".so"):
-                return path
-    return None
+def preloaded_json() -> Dict[str, Any]:
+    """The JSON document of the goalloc that serves this process
+    (ga_stats_json through ctypes); LookupError when it is not preloaded."""
+    so = _preloaded_library()
+    size = int(so.ga_stats_json(None, 0))
+    while True:
+        buf = ctypes.create_string_buffer(size + 4096)  # the figures may grow meanwhile
+        size = int(so.ga_stats_json(buf, len(buf)))
+        if size < len(buf):
+            return json.loads(buf.value.decode())
 
 
 def preloaded_stats() -> Stats:
     """A snapshot of the goalloc that serves this process (LD_PRELOAD),
-    read through ctypes; raises LookupError when goalloc is not preloaded."""
-    import os
-
-    path = _preloaded_library()
-    if path is None:
-        raise LookupError("goalloc is not loaded in this process (run it with LD_PRELOAD, or `goalloc run`)")
-    so = ctypes.CDLL(path)
-    for name, restype in (("ga_stats_ntotals", ctypes.c_uint), ("ga_stats_nclass_fields", ctypes.c_uint),
-                          ("ga_stats_nclasses", ctypes.c_uint), ("ga_sizeclass_table_name", ctypes.c_char_p)):
-        getattr(so, name).restype = restype
-    nt, nf, nr = so.ga_stats_ntotals(), so.ga_stats_nclass_fields(), so.ga_stats_nclasses()
-    if (nt, nf) != (len(TOTAL_NAMES), len(CLASS_FIELD_NAMES)):
-        raise RuntimeError(f"{path} has another statistics layout than this goalloc_ffi")
-    t, c = (ctypes.c_uint64 * nt)(), (ctypes.c_uint64 * (nr * nf))()
-    if so.ga_stats_snapshot(t, nt, c, nr, nf) != 0:
-        raise RuntimeError("ga_stats_snapshot refused the array sizes")
-    rows = [list(c[r * nf:(r + 1) * nf]) for r in range(nr)]
-    return _build(list(t), rows, os.getpid(), so.ga_sizeclass_table_name().decode())
+    with the names that library reports; works without the cffi extension.
+    Raises LookupError when goalloc is not preloaded, StatsUnavailable when
+    its statistics are compiled out."""
+    return from_json(preloaded_json())
 
 
 def busiest(s: Stats, n: int = 10) -> List[Any]:
-    """The n classes with the most bytes in use."""
-    return sorted((c for c in s.classes if c.mallocs), key=lambda c: -c.bytes_in_use)[:n]
+    """The n classes with the most bytes in use, then the most bytes
+    handed out (at exit little may be in use)."""
+    return sorted((c for c in s.classes if c.mallocs), key=lambda c: (-c.bytes_in_use, -c.mallocs * c.size))[:n]
+
+
+def is_bytes(name: str) -> bool:
+    """Whether the figure called name counts bytes (by the C naming rule)."""
+    return name.endswith("bytes") or "bytes_" in name
 
 
 def summary_rows(s: Stats) -> List[Tuple[str, str]]:
     """(name, value) rows of the totals, bytes shown in MiB."""
     rows = []
-    for name in TOTAL_NAMES:
-        v = getattr(s.totals, name)
-        rows.append((name, f"{v / 2**20:.1f} MiB" if name.endswith("bytes") or "bytes_" in name else str(v)))
+    for f in fields(s.totals):
+        v = getattr(s.totals, f.name)
+        rows.append((f.name, f"{v / 2**20:.1f} MiB" if is_bytes(f.name) else str(v)))
     return rows
+
+
+def as_dict(obj: Any) -> Dict[str, int]:
+    """A Totals or ClassStats as {name: value}."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
