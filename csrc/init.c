@@ -29,6 +29,7 @@ ga_options_t ga_opts = {
     .refill = 1,
 };
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
+size_t ga_fast_medium;          /* 0 until start-up */
 bool ga_hardened;
 _Atomic int ga_initialized;
 size_t ga_tiny_limit; /* 0 until start-up: no request takes the tiny path */
@@ -230,6 +231,7 @@ void ga_apply_options(void)
     ga_tiny_limit = ga_opts.tiny ? GA_TINY_SIZE : 0;
     ga_fast_lo = ga_hardened ? SIZE_MAX : ga_tiny_limit;
     ga_fast_span = ga_hardened ? 0 : GA_SMALL_SIZE_MAX - ga_tiny_limit;
+    ga_fast_medium = ga_hardened ? 0 : GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX;
 }
 
 /* ---- fork ------------------------------------------------------------------- */

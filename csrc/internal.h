@@ -532,7 +532,18 @@ extern __thread ga_mcache_t *ga_tls_mcache;
 void ga_mcache_init(void);
 /* The calling thread's mcache, creating it on first use; the shared
  * locked cache (with *locked set) for threads past their exit destructor. */
-ga_mcache_t *ga_mcache_get(bool *locked);
+ga_mcache_t *ga_mcache_get_slow(bool *locked);
+/* The calling thread's cache (created on first use); after the thread's
+ * exit destructor ran, the shared cache, locked (*locked = true: release
+ * it with ga_mcache_put_shared). */
+GA_INLINE ga_mcache_t *ga_mcache_get(bool *locked)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    *locked = false;
+    if (GA_LIKELY(mc != &ga_empty_mcache && mc != &ga_dead_mcache))
+        return mc;
+    return ga_mcache_get_slow(locked);
+}
 void ga_mcache_put_shared(void);
 void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc);
 void ga_mcache_release_all(ga_mcache_t *mc);
@@ -663,6 +674,9 @@ typedef struct ga_options {
  * malloc's inline path serves n with n - ga_fast_lo <= ga_fast_span; the
  * hardening options close it (everything then goes through malloc_slow). */
 extern size_t ga_fast_lo, ga_fast_span;
+/* ... and 1 KiB < n <= 32 KiB with n - GA_SMALL_SIZE_MAX - 1 < ga_fast_medium
+ * (0 when hardened or before start-up). */
+extern size_t ga_fast_medium;
 extern bool ga_hardened;
 void ga_apply_options(void);
 

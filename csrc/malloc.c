@@ -132,6 +132,23 @@ static void *tiny_new_block(ga_mcache_t *mc, uint32_t n)
     return (void *)b;
 }
 
+/* The current block is full, but if every sub-object carved from it is
+ * already freed it starts over with an n-byte object at offset 0 instead
+ * of being traded for a new block (a malloc/free loop of small strings
+ * then stays in one block). The exchange fails if a sub-object is live. */
+static bool tiny_restart(ga_mcache_t *mc, uint32_t n)
+{
+    uint32_t word = atomic_load_explicit(mc->tiny_meta, memory_order_relaxed);
+    if (word & GA_TINY_STARTS)
+        return false;
+    if (!atomic_compare_exchange_strong_explicit(
+            mc->tiny_meta, &word, GA_TINY_HELD | 1u | (n << GA_TINY_CURSOR_SHIFT),
+            memory_order_relaxed, memory_order_relaxed))
+        return false;
+    mc->tiny_off = n;
+    return true;
+}
+
 /* Go's tiny allocator with C23 alignment: n in 0..15 (0 is served as 1). */
 static void *tiny_alloc(size_t size)
 {
@@ -149,6 +166,8 @@ static void *tiny_alloc(size_t size)
                                   memory_order_relaxed);
         mc->tiny_off = off + n;
         p = (void *)(mc->tiny + off);
+    } else if (mc->tiny != 0 && tiny_restart(mc, n)) {
+        p = (void *)mc->tiny;
     } else {
         p = tiny_new_block(mc, n);
     }
@@ -176,6 +195,28 @@ static size_t tiny_usable(ga_span_t *s, uintptr_t p, const char *fn)
     if (word & GA_TINY_HELD)
         return ((word & GA_TINY_CURSOR_MASK) >> GA_TINY_CURSOR_SHIFT) - off;
     return GA_TINY_SIZE - off;
+}
+
+/* free of a tiny sub-object without hardening, before the general path:
+ * one atomic AND. False, with nothing changed, when p is not a live tiny
+ * object's start (the general path then reports it). */
+static bool tiny_free_fast(ga_span_t *s, uintptr_t p)
+{
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (GA_UNLIKELY((st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL) ||
+                    p < s->base || p - s->base >= (uintptr_t)s->nelems * GA_TINY_SIZE))
+        return false;
+    uint32_t blk = (uint32_t)((p - s->base) / GA_TINY_SIZE);
+    uint32_t bit = 1u << (p & (GA_TINY_SIZE - 1));
+    uint32_t old = atomic_fetch_and_explicit(&s->tiny_meta[blk], ~bit, memory_order_acq_rel);
+    if (GA_UNLIKELY(!(old & bit)))
+        return false;
+    if (((old & ~bit) & (GA_TINY_STARTS | GA_TINY_HELD)) == 0) {
+        int saved = errno; /* the block goes back to its span: maybe to the OS */
+        ga_free_slot(s, blk, s->base + (uintptr_t)blk * GA_TINY_SIZE, ga_tls_mcache, "free");
+        errno = saved;
+    }
+    return true;
 }
 
 static void tiny_free(ga_span_t *s, uintptr_t p, const char *fn)
@@ -337,12 +378,16 @@ static GA_NOINLINE void *malloc_slow(size_t n)
  * The sentinel span's empty window sends everything else to malloc_slow. */
 void *ga_malloc(size_t n)
 {
-    if (GA_LIKELY(n - ga_fast_lo <= ga_fast_span)) {
-        ga_span_t *s = ga_tls_mcache->alloc[ga_classes.size_to_class8[(n + 7) >> 3]];
-        uint64_t c = s->alloc_cache;
-        if (GA_LIKELY(c != 0))
-            return GA_STAT_REQUESTED(s, n), ga_span_take(s, c);
-    }
+    ga_span_t *s;
+    if (GA_LIKELY(n - ga_fast_lo <= ga_fast_span))
+        s = ga_tls_mcache->alloc[ga_classes.size_to_class8[(n + 7) >> 3]];
+    else if (n - (GA_SMALL_SIZE_MAX + 1) < ga_fast_medium)
+        s = ga_tls_mcache->alloc[ga_classes.size_to_class128[(n - GA_SMALL_SIZE_MAX + 127) >> 7]];
+    else
+        return malloc_slow(n);
+    uint64_t c = s->alloc_cache;
+    if (GA_LIKELY(c != 0))
+        return GA_STAT_REQUESTED(s, n), ga_span_take(s, c);
     return malloc_slow(n);
 }
 
@@ -365,6 +410,8 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
 {
     uintptr_t p = (uintptr_t)ptr;
     if (ptr == NULL)
+        return;
+    if (s != NULL && s->spc == GA_TINY_SPC && !ga_hardened && tiny_free_fast(s, p))
         return;
     int saved = errno;
     if (s != NULL && s->spc == 0 && atomic_load(&s->state) == GA_SPAN_LARGE && p == s->base) {

@@ -95,12 +95,9 @@ static ga_mcache_t *mcache_create(void)
     return mc;
 }
 
-ga_mcache_t *ga_mcache_get(bool *locked)
+ga_mcache_t *ga_mcache_get_slow(bool *locked)
 {
     ga_mcache_t *mc = ga_tls_mcache;
-    *locked = false;
-    if (GA_LIKELY(mc != &ga_empty_mcache && mc != &ga_dead_mcache))
-        return mc;
     ga_ensure_init();
     if (mc == &ga_empty_mcache && (mc = mcache_create()) != NULL)
         return mc;

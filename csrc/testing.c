@@ -165,6 +165,8 @@ void ga_test_parse_options(const char *s)
 }
 long long ga_test_option(const char *key) { return ga_option_value(key); }
 
+size_t ga_test_fast_medium(void) { return ga_fast_medium; }
+
 void ga_test_fast_paths(size_t *lo, size_t *span, int *hardened)
 {
     ga_ensure_init();

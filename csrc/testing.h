@@ -84,6 +84,8 @@ unsigned long ga_test_check_slot_index(unsigned spc);
 /* The inline paths' bounds (ga_fast_lo, ga_fast_span) and ga_hardened:
  * malloc's inline path serves n when n - lo <= span. */
 void ga_test_fast_paths(size_t *lo, size_t *span, int *hardened);
+/* The inline path's bound for 1 KiB < n <= 32 KiB (ga_fast_medium). */
+size_t ga_test_fast_medium(void);
 /* Starts a new size profile of the private heap (on = 1; objects live now
  * are not in it) or stops profiling (on = 0). 0, or -1 without memory. */
 int ga_test_profile(int on);

@@ -97,14 +97,15 @@ def test_fast_paths_are_open_unless_profiling() -> None:
     lo, span, hardened = ffi.new("size_t *"), ffi.new("size_t *"), ffi.new("int *")
     lib.ga_test_fast_paths(lo, span, hardened)
     assert (lo[0], lo[0] + span[0], hardened[0]) == (lib.ga_tiny_size(), 1024, 0)
+    assert lib.ga_test_fast_medium() == lib.ga_max_small_size() - 1024
     assert lib.ga_test_profile(1) == 0
     try:
         lib.ga_test_fast_paths(lo, span, hardened)
-        assert (span[0], hardened[0]) == (0, 1)
+        assert (span[0], hardened[0], lib.ga_test_fast_medium()) == (0, 1, 0)
     finally:
         lib.ga_test_profile(0)
     lib.ga_test_fast_paths(lo, span, hardened)
-    assert (lo[0] + span[0], hardened[0]) == (1024, 0)
+    assert (lo[0] + span[0], hardened[0], lib.ga_test_fast_medium()) == (1024, 0, 31744)
     with pytest.raises(RuntimeError):
         prof.private_heap_profile()
 

@@ -37,6 +37,27 @@ def test_sixteen_one_byte_objects_share_one_block() -> None:
         ga.free(p)
 
 
+def test_a_full_block_with_nothing_live_starts_over() -> None:
+    """A malloc/free loop of small objects stays in one block: when the
+    current block is full but all its sub-objects are freed, it is carved
+    again from offset 0 instead of being traded for a new block."""
+    first = ga.malloc(8)
+    base = addr(first)
+    ga.free(first)
+    for _ in range(10):
+        p = ga.malloc(8)
+        assert addr(p) - base in (0, 8)
+        ga.free(p)
+    # With a sub-object still live, a full block is not carved again.
+    live = [ga.malloc(8) for _ in range(2)]  # fills the block (cursor at 8 or 16 now)
+    in_block = [p for p in live if base <= addr(p) < base + 16]
+    assert in_block, "the loop's block was left"
+    more = ga.malloc(8)
+    assert not base <= addr(more) < base + 16
+    for p in live + [more]:
+        ga.free(p)
+
+
 @pytest.mark.parametrize("n", range(1, 16))
 def test_alignment_is_c23(n: int) -> None:
     ps = [ga.malloc(n) for _ in range(64)]
