@@ -500,6 +500,7 @@ typedef struct ga_mcache {
     ga_span_list_t avail[GA_NUM_SPC]; /* the owner freed into them; free_owner as ga_span_set_owner */
     size_t kept_pages, avail_pages;
     unsigned evict_next;           /* where the next eviction search starts */
+    unsigned trim_next;            /* the next class whose oldest kept spans are checked */
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
     uint32_t slow_paths;           /* count of ga_mcache_next_free calls */
     uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */

@@ -184,6 +184,32 @@ void ga_mcache_span_freed(ga_mcache_t *mc, ga_span_t *s)
         evict_one(mc, s->spc, true);
 }
 
+/* Every slot of kept span s is freed: kept spans are exhausted (all slots
+ * handed out), so the pending frees tell. */
+static bool kept_empty(const ga_span_t *s)
+{
+    return s->nlocal + (uint32_t)atomic_load_explicit(&s->nremote, memory_order_relaxed) == s->nelems;
+}
+
+/* Hands back the oldest kept span of the next few classes, round robin,
+ * if it has become empty, so that a class the thread stopped using does
+ * not hold empty spans (their pages then serve any class; the thread's
+ * own next refill of that class goes to mcentral, which keeps one). */
+static void trim_empty(ga_mcache_t *mc)
+{
+    for (unsigned k = 0; k < 8; k++) {
+        unsigned i = mc->trim_next;
+        mc->trim_next = (i + 1) % GA_NUM_SPC;
+        for (int which = 0; which < 2; which++) {
+            ga_span_t *s = which == 0 ? mc->avail[i].last : mc->full[i].last;
+            if (s != NULL && kept_empty(s)) {
+                unkeep(mc, s);
+                ga_mcentral_uncache_span(&ga_central[i], s);
+            }
+        }
+    }
+}
+
 /* An exhausted span leaves mc->alloc: kept (on the avail list if frees
  * into it are already pending), or back to mcentral. */
 static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
@@ -202,6 +228,7 @@ static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
     }
     while (mc->kept_pages > ga_opts.mcache_keep)
         evict_one(mc, spc, false);
+    trim_empty(mc);
 }
 
 /* A kept span of class spc worth taking (see worth), folded: among the

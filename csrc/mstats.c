@@ -209,6 +209,67 @@ static uint64_t free_in_spans(uint64_t span_pages, uint64_t slot_bytes)
     return held > slot_bytes + purged ? held - slot_bytes - purged : 0;
 }
 
+/* What the snapshot and the quick view add up over the classes. */
+typedef struct sums {
+    uint64_t small_bytes, small_objects, mallocs, frees, remote, refills, grows, requested, waste,
+        live_waste, span_pages, blocks;
+} sums_t;
+
+/* One class's figures: m mallocs, f frees, objects live, req requested
+ * bytes, remote frees, spans in use and on mcentral's lists (lists: cached,
+ * partial, full). Adds them to u; for a small class, writes its row to
+ * classes (row spc - 1) when classes is not NULL. */
+static void add_class(sums_t *u, unsigned spc, uint64_t m, uint64_t f, uint64_t objects, uint64_t req,
+                      uint64_t remote, uint64_t spans, const uint64_t lists[3], uint64_t *classes,
+                      unsigned nfields)
+{
+    ga_class_counters_t *k = &ga_class_counters[spc];
+    uint64_t refills = atomic_load_explicit(&k->refills, memory_order_relaxed);
+    uint64_t grows = atomic_load_explicit(&k->grows, memory_order_relaxed);
+    u->mallocs += m;
+    u->frees += f;
+    u->requested += req;
+    u->remote += remote;
+    u->refills += refills;
+    u->grows += grows;
+    u->span_pages += spans * ga_classes.npages[spc];
+    if (spc == GA_TINY_SPC) {
+        uint64_t w, lw;
+        tiny_frag(m, objects, req, &w, &lw);
+        u->waste += w;
+        u->live_waste += lw;
+        u->blocks = objects;
+        return;
+    }
+    uint64_t row[GA_STAT_NCLASS];
+    class_row(row, spc, m, f, objects, req);
+    u->small_objects += objects;
+    u->small_bytes += row[GA_CSTAT_bytes_in_use];
+    u->waste += row[GA_CSTAT_frag_cumulative_bytes];
+    u->live_waste += row[GA_CSTAT_frag_live_estimate_bytes];
+    if (classes == NULL)
+        return;
+    row[GA_CSTAT_spans_cached] = lists[0];
+    row[GA_CSTAT_spans_partial] = lists[1];
+    row[GA_CSTAT_spans_full] = lists[2];
+    row[GA_CSTAT_mcache_refills] = refills;
+    row[GA_CSTAT_mcentral_grows] = grows;
+    memcpy(classes + (size_t)(spc - 1) * nfields, row, sizeof row);
+}
+
+/* The totals both views take from the sums as they are. */
+static void put_sums(uint64_t *t, const sums_t *u)
+{
+    t[GA_STAT_small_mallocs] = u->mallocs;
+    t[GA_STAT_small_frees] = u->frees;
+    t[GA_STAT_remote_frees] = u->remote;
+    t[GA_STAT_mcache_refills] = u->refills;
+    t[GA_STAT_mcentral_grows] = u->grows;
+    t[GA_STAT_requested_bytes] = u->requested;
+    t[GA_STAT_frag_cumulative_bytes] = u->waste;
+    t[GA_STAT_frag_live_estimate_bytes] = u->live_waste;
+}
+
 static ga_census_t snap_census; /* under every lock */
 
 int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, unsigned nrows,
@@ -225,52 +286,24 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
     ga_lock_all();
     ga_census_locked(c);
     c->pending_requested[GA_TINY_SPC] += ga_mcache_tiny_requested_locked();
-    uint64_t small_bytes = 0, small_objects = 0, mallocs = 0, frees = 0, remote = 0, refills = 0,
-             grows = 0, requested = 0, waste = 0, live_waste = 0, span_pages = 0;
+    sums_t u = {0};
     for (unsigned spc = 1; spc < GA_NUM_SPC; spc++) {
+        if (spc >= ga_classes.nclasses && spc != GA_TINY_SPC)
+            continue;
         ga_class_counters_t *k = &ga_class_counters[spc];
-        uint64_t m = atomic_load(&k->mallocs) + c->pending_mallocs[spc];
-        uint64_t f = atomic_load(&k->frees) + c->pending_frees[spc];
-        uint64_t req = atomic_load(&k->requested) + c->pending_requested[spc];
-        mallocs += m;
-        frees += f;
-        requested += req;
-        remote += atomic_load(&k->remote_frees) + c->pending_remote[spc];
-        refills += atomic_load(&k->refills);
-        grows += atomic_load(&k->grows);
-        span_pages += (uint64_t)(c->spans[spc][0] + c->spans[spc][1] + c->spans[spc][2]) *
-                      ga_classes.npages[spc];
-        if (spc == GA_TINY_SPC || spc >= ga_classes.nclasses) {
-            if (spc == GA_TINY_SPC) {
-                uint64_t w, lw;
-                tiny_frag(m, c->objects[spc], req, &w, &lw);
-                waste += w;
-                live_waste += lw;
-            }
-            continue;
-        }
-        uint64_t row[GA_STAT_NCLASS];
-        class_row(row, spc, m, f, c->objects[spc], req);
-        small_objects += c->objects[spc];
-        small_bytes += row[GA_CSTAT_bytes_in_use];
-        waste += row[GA_CSTAT_frag_cumulative_bytes];
-        live_waste += row[GA_CSTAT_frag_live_estimate_bytes];
-        if (classes == NULL)
-            continue;
-        row[GA_CSTAT_spans_cached] = c->spans[spc][0];
-        row[GA_CSTAT_spans_partial] = c->spans[spc][1];
-        row[GA_CSTAT_spans_full] = c->spans[spc][2];
-        row[GA_CSTAT_mcache_refills] = atomic_load(&k->refills);
-        row[GA_CSTAT_mcentral_grows] = atomic_load(&k->grows);
-        memcpy(classes + (size_t)(spc - 1) * nfields, row, sizeof row);
+        const uint64_t lists[3] = {c->spans[spc][0], c->spans[spc][1], c->spans[spc][2]};
+        add_class(&u, spc, atomic_load(&k->mallocs) + c->pending_mallocs[spc],
+                  atomic_load(&k->frees) + c->pending_frees[spc], c->objects[spc],
+                  atomic_load(&k->requested) + c->pending_requested[spc],
+                  atomic_load(&k->remote_frees) + c->pending_remote[spc], lists[0] + lists[1] + lists[2],
+                  lists, classes, nfields);
     }
     heap_totals(t);
-    t[GA_STAT_bytes_in_use] = small_bytes + c->tiny_bytes + c->large_bytes;
-    t[GA_STAT_objects_in_use] = small_objects + c->tiny_objects + c->large;
+    t[GA_STAT_bytes_in_use] = u.small_bytes + c->tiny_bytes + c->large_bytes;
+    t[GA_STAT_objects_in_use] = u.small_objects + c->tiny_objects + c->large;
     t[GA_STAT_bytes_free_in_spans] =
-        free_in_spans(span_pages, small_bytes + (uint64_t)c->objects[GA_TINY_SPC] * GA_TINY_SIZE);
-    t[GA_STAT_small_mallocs] = mallocs;
-    t[GA_STAT_small_frees] = frees;
+        free_in_spans(u.span_pages, u.small_bytes + (uint64_t)c->objects[GA_TINY_SPC] * GA_TINY_SIZE);
+    put_sums(t, &u);
     t[GA_STAT_large_objects] = c->large;
     t[GA_STAT_large_bytes] = c->large_bytes;
     t[GA_STAT_tiny_blocks] = c->objects[GA_TINY_SPC];
@@ -278,12 +311,6 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
     t[GA_STAT_tiny_bytes_saved] = c->tiny_objects > c->objects[GA_TINY_SPC]
                                       ? (c->tiny_objects - c->objects[GA_TINY_SPC]) * GA_TINY_SIZE
                                       : 0;
-    t[GA_STAT_remote_frees] = remote;
-    t[GA_STAT_mcache_refills] = refills;
-    t[GA_STAT_mcentral_grows] = grows;
-    t[GA_STAT_requested_bytes] = requested;
-    t[GA_STAT_frag_cumulative_bytes] = waste;
-    t[GA_STAT_frag_live_estimate_bytes] = live_waste;
     ga_unlock_all();
     t[GA_STAT_rss_bytes] = rss_bytes();
     t[GA_STAT_peak_rss_bytes] = proc_value("/proc/self/status", "VmHWM:") << 10;
@@ -294,73 +321,39 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
 /* No lock, no heap walk: the counters as folded and flushed so far. */
 void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
 {
-    uint64_t small_bytes = 0, small_objects = 0, mallocs = 0, frees = 0, remote = 0, refills = 0,
-             grows = 0, requested = 0, waste = 0, live_waste = 0, span_pages = 0, blocks = 0;
+    sums_t u = {0};
     for (unsigned spc = 1; spc < GA_NUM_SPC; spc++) {
         if (spc >= ga_classes.nclasses && spc != GA_TINY_SPC)
             continue;
         ga_class_counters_t *k = &ga_class_counters[spc];
         uint64_t m = atomic_load_explicit(&k->mallocs, memory_order_relaxed);
         uint64_t f = atomic_load_explicit(&k->frees, memory_order_relaxed);
-        uint64_t req = atomic_load_explicit(&k->requested, memory_order_relaxed);
-        uint64_t g = atomic_load_explicit(&k->grows, memory_order_relaxed);
-        uint64_t spans = g - atomic_load_explicit(&k->releases, memory_order_relaxed);
-        uint64_t objects = m > f ? m - f : 0;
-        mallocs += m;
-        frees += f;
-        requested += req;
-        remote += atomic_load_explicit(&k->remote_frees, memory_order_relaxed);
-        refills += atomic_load_explicit(&k->refills, memory_order_relaxed);
-        grows += g;
-        span_pages += spans * ga_classes.npages[spc];
-        if (spc == GA_TINY_SPC) {
-            uint64_t w, lw;
-            tiny_frag(m, objects, req, &w, &lw);
-            waste += w;
-            live_waste += lw;
-            blocks = objects;
-            continue;
-        }
-        uint64_t row[GA_STAT_NCLASS];
-        class_row(row, spc, m, f, objects, req);
-        small_objects += objects;
-        small_bytes += row[GA_CSTAT_bytes_in_use];
-        waste += row[GA_CSTAT_frag_cumulative_bytes];
-        live_waste += row[GA_CSTAT_frag_live_estimate_bytes];
-        if (spc > nrows)
-            continue;
+        uint64_t spans = atomic_load_explicit(&k->grows, memory_order_relaxed) -
+                         atomic_load_explicit(&k->releases, memory_order_relaxed);
         uint64_t partial = CENTRAL_LIST(spc, partial), full = CENTRAL_LIST(spc, full);
-        row[GA_CSTAT_spans_cached] = spans > partial + full ? spans - partial - full : 0;
-        row[GA_CSTAT_spans_partial] = partial;
-        row[GA_CSTAT_spans_full] = full;
-        row[GA_CSTAT_mcache_refills] = atomic_load_explicit(&k->refills, memory_order_relaxed);
-        row[GA_CSTAT_mcentral_grows] = g;
-        memcpy(classes + (size_t)(spc - 1) * GA_STAT_NCLASS, row, sizeof row);
+        const uint64_t lists[3] = {spans > partial + full ? spans - partial - full : 0, partial, full};
+        add_class(&u, spc, m, f, m > f ? m - f : 0,
+                  atomic_load_explicit(&k->requested, memory_order_relaxed),
+                  atomic_load_explicit(&k->remote_frees, memory_order_relaxed), spans, lists,
+                  spc <= nrows ? classes : NULL, GA_STAT_NCLASS);
     }
     heap_totals(t);
     uint64_t large_pages = HEAP(pages_inuse);
-    large_pages = large_pages > span_pages ? large_pages - span_pages : 0;
+    large_pages = large_pages > u.span_pages ? large_pages - u.span_pages : 0;
     uint64_t large_objects = t[GA_STAT_large_mallocs] > t[GA_STAT_large_frees]
                                  ? t[GA_STAT_large_mallocs] - t[GA_STAT_large_frees]
                                  : 0;
-    t[GA_STAT_bytes_in_use] = small_bytes + blocks * GA_TINY_SIZE + (large_pages << GA_PAGE_SHIFT);
-    t[GA_STAT_objects_in_use] = small_objects + blocks + large_objects;
-    t[GA_STAT_bytes_free_in_spans] = free_in_spans(span_pages, small_bytes + blocks * GA_TINY_SIZE);
+    t[GA_STAT_bytes_in_use] = u.small_bytes + u.blocks * GA_TINY_SIZE + (large_pages << GA_PAGE_SHIFT);
+    t[GA_STAT_objects_in_use] = u.small_objects + u.blocks + large_objects;
+    t[GA_STAT_bytes_free_in_spans] = free_in_spans(u.span_pages, u.small_bytes + u.blocks * GA_TINY_SIZE);
     t[GA_STAT_rss_bytes] = rss_bytes();
     t[GA_STAT_peak_rss_bytes] = GA_LIVE_UNAVAILABLE;
-    t[GA_STAT_small_mallocs] = mallocs;
-    t[GA_STAT_small_frees] = frees;
+    put_sums(t, &u);
     t[GA_STAT_large_objects] = large_objects;
     t[GA_STAT_large_bytes] = large_pages << GA_PAGE_SHIFT;
-    t[GA_STAT_tiny_blocks] = blocks;
+    t[GA_STAT_tiny_blocks] = u.blocks;
     t[GA_STAT_tiny_objects] = GA_LIVE_UNAVAILABLE;
     t[GA_STAT_tiny_bytes_saved] = GA_LIVE_UNAVAILABLE;
-    t[GA_STAT_remote_frees] = remote;
-    t[GA_STAT_mcache_refills] = refills;
-    t[GA_STAT_mcentral_grows] = grows;
-    t[GA_STAT_requested_bytes] = requested;
-    t[GA_STAT_frag_cumulative_bytes] = waste;
-    t[GA_STAT_frag_live_estimate_bytes] = live_waste;
 }
 
 /* ---- JSON ------------------------------------------------------------------ */

@@ -129,3 +129,29 @@ def test_mcache_keep_is_a_checked_option() -> None:
     assert lib.ga_test_option(b"mcache_keep") == 77
     set_keep(0)
     assert lib.ga_test_option(b"mcache_keep") == 0
+
+
+def test_empty_kept_spans_of_a_class_no_longer_used_go_back() -> None:
+    """Kept spans whose every slot was freed leave the cache as other
+    classes refill (a few classes checked per refill, round robin), so a
+    class the thread stopped using holds no empty spans."""
+    set_keep(512)
+    spans = fill_spans(3)
+    for s in spans:
+        for p in s:
+            ga.free(p)
+    kept = [ptr_info(s[0]) for s in spans[:-1]]  # the last one is the current span
+    assert all(i.state == "cached" and i.cache_list.startswith("kept") for i in kept)
+    other = [ga.malloc(64) for _ in range(40 * lib.ga_sizeclass_objects(lib.ga_test_size_to_class(64)))]
+    # Their pages may serve the new class now: what must be gone is a cached
+    # span of the old class at those addresses.
+    after = [ptr_info(ffi_ptr(i.span_base)) for i in kept]
+    assert all(not (i.state == "cached" and i.spc == kept[0].spc) for i in after), \
+        [(i.spc, i.state, i.cache_list) for i in after]
+    for p in other:
+        ga.free(p)
+    ga.check_heap()
+
+
+def ffi_ptr(address: int) -> Any:
+    return ga.ffi.cast("void *", address)

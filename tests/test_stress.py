@@ -196,11 +196,11 @@ def test_mem_pressure_reuse_on_glibc(programs: Dict[str, Path]) -> None:
     passed(run(programs["mem_pressure"], "reuse", preload=None), "mem_pressure: ok")
 
 
-@pytest.mark.parametrize("options", ["", "mcache_keep=4096"])
+@pytest.mark.parametrize("options", ["", "mcache_keep=2048"])
 def test_mem_pressure_reuse(lib: str, programs: Dict[str, Path], options: str) -> None:
     """After 1 MiB blocks fill the limit and are freed, the heap's free pages
     serve small requests too, even when no address space is left outside
-    the heap — and whatever the thread's cache keeps (32 MiB of kept spans
+    the heap — and whatever the thread's cache keeps (16 MiB of kept spans
     here) is reclaimed before an allocation fails."""
     result = run(programs["mem_pressure"], "reuse", preload=lib, options=options)
     assert result.returncode == 0 and "mem_pressure: ok" in result.stdout, result.describe()
