@@ -36,6 +36,10 @@ def goalloc(*args: str, env: Dict[str, str] | None = None, cwd: Path | None = No
     return subprocess.run([*GOALLOC, *args], capture_output=True, text=True, timeout=300, env=e, cwd=cwd)
 
 
+def r_stdout_lines(run: Dict[str, Any]) -> list[str]:
+    return str(run["r"].stdout).splitlines()
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
@@ -73,17 +77,37 @@ def test_run_environment_replaces_inherited_settings(monkeypatch: pytest.MonkeyP
 
 
 def test_metrics_read_statistics_the_library_writes() -> None:
+    assert all(name in stats.TOTAL_NAMES for m in compare.METRICS for name in m.totals)
+    assert compare.FRAG_LIVE in stats.TOTAL_NAMES and "ESTIMATE" in stats.TOTAL_DOCS[compare.FRAG_LIVE]
+
+
+def test_fragmentation_metrics_read_the_totals_the_library_wrote() -> None:
+    """From a real statistics document (the private heap's, with a known
+    waste added): the exact total, its share and the live estimate; n/a
+    (None) for a glibc run and for a document of another schema version."""
+    from goalloc_ffi import ffi, lib
+
+    ptrs = [lib.ga_malloc(40) for _ in range(500)]  # 48-byte class: 8 bytes of waste each
+    try:
+        doc = stats.stats().to_json()
+    finally:
+        for p in ptrs:
+            lib.ga_free(p)
+    assert ffi.NULL not in ptrs
+    t = doc["totals"]
+    assert t[compare.FRAG_EXACT] >= 500 * 8
+    run = compare.Run("default", 0, ok=True, stats=doc)
+    got = {m.name: m.get(run) for m in compare.METRICS}
+    assert got["fragmentation"] == t[compare.FRAG_EXACT]
+    assert got["fragmentation_live"] == t[compare.FRAG_LIVE]
+    assert got["fragmentation_pct"] == pytest.approx(
+        100 * t[compare.FRAG_EXACT] / (t[compare.FRAG_EXACT] + t[compare.REQUESTED]))
+    assert got["peak_heap"] == t["peak_heap_bytes"] and got["spans"] == t["mcentral_grows"]
+    glibc = compare.Run("glibc", 0, ok=True, stats=None)
+    other = compare.Run("default", 0, ok=True, stats=dict(doc, version=doc["version"] + 1))
     for m in compare.METRICS:
-        if m.total is not None:
-            assert m.total in stats.TOTAL_NAMES, m
-
-
-def test_internal_fragmentation_from_whatever_the_statistics_carry() -> None:
-    rows = [{"class": 1, "size": 8, "bytes_in_use": 800}, {"class": 2, "size": 16, "bytes_in_use": 1600}]
-    assert compare.internal_fragmentation({"totals": {}, "classes": rows}) is None
-    with_requested = [dict(r, requested_bytes_in_use=r["bytes_in_use"] - 10 * r["class"]) for r in rows]
-    assert compare.internal_fragmentation({"totals": {}, "classes": with_requested}) == 30
-    assert compare.internal_fragmentation({"totals": {"internal_fragmentation_bytes": 77}, "classes": rows}) == 77
+        if m.totals:
+            assert m.get(glibc) is None and m.get(other) is None, m.name
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +152,17 @@ def test_compare_reads_each_runs_statistics(python_run: Dict[str, Any]) -> None:
             assert s.totals.small_mallocs > 1000 and s.totals.peak_heap_bytes > 0
     m = doc["metrics"]
     assert m["peak_heap"]["glibc"]["median"] is None and m["peak_heap"]["tiny=0"]["median"] > 0
+    # internal fragmentation: the library's exact total, a number for goalloc, n/a for glibc
+    for label in ("default", "tiny=0"):
+        frag = sorted(run["stats"]["totals"][compare.FRAG_EXACT] for run in doc["runs"] if run["config"] == label)
+        assert m["fragmentation"][label]["median"] == sum(frag) / 2 > 0
+        assert 0 < m["fragmentation_pct"][label]["median"] < 100
+        assert m["fragmentation_live"][label]["median"] is not None
+    for name in ("fragmentation", "fragmentation_pct", "fragmentation_live"):
+        assert m[name]["glibc"]["median"] is None
+    cells = next(ln for ln in r_stdout_lines(python_run) if "internal fragmentation (exact)" in ln).split("│")
+    assert [c.strip() for c in cells[2:5]][2] == "n/a"
+    assert all(c.strip().split()[1] in ("KiB", "MiB") for c in cells[2:4]), cells
     assert m["wall"]["default"]["ratio"] == 1.0 and m["peak_rss"]["glibc"]["ratio"] > 0
     for name in ("wall", "peak_rss"):
         for label in ("default", "tiny=0", "glibc"):
