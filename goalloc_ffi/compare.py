@@ -42,6 +42,7 @@ from rich.text import Text
 
 from . import bench, stats
 from ._paths import lib_path
+from .sizeclass_table import VARIANTS
 
 SCHEMA = "goalloc-compare/1"
 OPTIONS_ENV = "GOALLOC"
@@ -67,7 +68,19 @@ class Config:
 
     @property
     def goalloc_env(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.options)
+        """$GOALLOC for the runs: the options, a value naming a file here
+        made absolute (see ``_here``)."""
+        return ",".join(f"{k}={_here(v)}" for k, v in self.options)
+
+
+def _here(value: str) -> str:
+    """A relative path to a file in the current directory, made absolute:
+    every process of the command reads $GOALLOC from its own working
+    directory, and some change it first (pyenv's python3 shim does). A
+    built-in table's name stays a name."""
+    if os.path.isabs(value) or value in {v.name for v in VARIANTS} or not os.path.isfile(value):
+        return value
+    return os.path.abspath(value)
 
 
 def parse_config(text: str) -> Config:

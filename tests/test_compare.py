@@ -184,6 +184,65 @@ def test_compare_draws_a_png(python_run: Dict[str, Any]) -> None:
     assert image.imread(str(path)).shape[:2] == (height, width)
 
 
+STDLIB_AST = Path(compare.__file__).resolve().parent / "workloads" / "stdlib_ast.py"
+
+
+def test_profile_fit_compare_chain_on_cpython(tmp_path: Path) -> None:
+    """The README's worked example, small: record CPython's size profile,
+    fit a table to it (align 8, weight count: the exact fragmentation
+    total is what it minimises, up to span tails), then compare that table
+    with the default one and glibc on the same program."""
+    from goalloc_ffi import profile as size_profile
+    from goalloc_ffi import sizeclass_fit as sf
+
+    cmd = [python_exe(), str(STDLIB_AST), "12"]
+    r = goalloc("run", "--profile-sizes", str(tmp_path / "prof.json"), "--", *cmd)
+    assert r.returncode == 0, r.stderr
+    prof = size_profile.load(tmp_path / "prof.json")
+    assert prof.total_requests > 10000 and prof.peak_live_bytes > 0
+    r = goalloc("sizeclasses", "--fit", "prof.json", "--align", "8", "--weight", "count", "-o", "fit8.tsv",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    fitted = sf.read_tsv(tmp_path / "fit8.tsv")
+    assert fitted == list(sf.fit(prof, weight="count", align=8).classes)
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "sizeclasses=fit8.tsv,align=8", "-c", "glibc",
+                "--json", "cmp.json", "--", *cmd, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "cmp.json").read_text())
+    by_config = {run["config"]: run for run in doc["runs"]}
+    ours = by_config["sizeclasses=fit8.tsv,align=8"]["stats"]
+    assert [row["size"] for row in ours["classes"]] == [c.size for c in fitted[1:]]  # the run used the fitted table
+    m = doc["metrics"]
+    for name in ("fragmentation", "fragmentation_pct", "fragmentation_live", "spans"):
+        assert m[name]["glibc"]["median"] is None
+        assert all(m[name][label]["median"] is not None for label in ("default", "sizeclasses=fit8.tsv,align=8"))
+    frag = {label: m["fragmentation"][label]["median"] for label in ("default", "sizeclasses=fit8.tsv,align=8")}
+    assert frag["default"] == by_config["default"]["stats"]["totals"][compare.FRAG_EXACT]
+    # CPython's 56-, 72- and 120-byte objects round up in Go 1.12's table, not in the fitted one
+    assert sf.evaluate(fitted, prof).cumulative_rounding < sf.evaluate(sf.go_classes("go1.12"), prof).cumulative_rounding
+    assert frag["sizeclasses=fit8.tsv,align=8"] < frag["default"]
+
+
+def test_a_table_file_is_found_by_processes_that_change_directory(tmp_path: Path) -> None:
+    """sizeclasses=FILE relative to where compare runs reaches a process of
+    the command that runs elsewhere (as pyenv's shims do)."""
+    from goalloc_ffi import sizeclass_fit as sf
+    from goalloc_ffi import sizeclass_table as sct
+
+    sct_text = sct.tsv_text(sf.go_classes("go1.16"), "a copy of go1.16", sf.geometry())
+    (tmp_path / "t.tsv").write_text(sct_text)
+    (tmp_path / "go1.16").write_text("not a table")  # a built-in name stays a name
+    assert compare.parse_config("sizeclasses=go1.16").goalloc_env == "sizeclasses=go1.16"
+    elsewhere = f"cd / && exec {python_exe()} -c 'print(sum(range(99)))'"
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "sizeclasses=t.tsv,align=8", "--json", "c.json",
+                "--", "sh", "-c", elsewhere, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = json.loads((tmp_path / "c.json").read_text())["runs"]
+    assert runs[1]["config"] == "sizeclasses=t.tsv,align=8"  # the label stays as given
+    assert runs[1]["stats"]["size_classes"] == str(tmp_path / "t.tsv")
+    assert [row["size"] for row in runs[1]["stats"]["classes"]] == [c.size for c in sf.go_classes("go1.16")[1:]]
+
+
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 not installed")
 def test_compare_sqlite_with_stdin(tmp_path: Path) -> None:
     sql = tmp_path / "q.sql"
