@@ -306,10 +306,11 @@ def sizeclasses(settings: List[Tuple[str, str]], profile: Optional[str], max_cla
         return
     if settings:
         raise click.UsageError("--set: not with --fit (the fit writes a table; --set shows one)")
+    from . import profile as size_profile
     from . import sizeclass_fit as sf
 
     try:
-        prof = sf.load_profile(profile)
+        prof = size_profile.load(profile)
         fitted = sf.fit(prof, max_classes, weight, int(align))
     except ValueError as e:
         raise click.ClickException(str(e)) from None

@@ -8,8 +8,9 @@ repetition (A B C A B C ...), through the launcher of ``goalloc bench``
 (bench_workloads/c/launcher.c: wall time and peak RSS from wait4 on that
 child alone). Each goalloc run also writes its statistics at exit
 (``GOALLOC_STATS``), from which come the heap figures: peak heap bytes,
-spans taken from the page heap, pages released and, when the statistics
-carry requested bytes, internal fragmentation. Every run must exit with
+spans taken from the page heap, pages released and internal fragmentation
+(exact over every small malloc, in bytes and as a share of the bytes handed
+out; and the library's estimate for the objects live at exit). Every run must exit with
 status 0 and print what the first run printed; a configuration the library
 rejects (its ``GOALLOC:`` warning on a trial run) stops everything before
 the first measurement.
@@ -39,8 +40,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import bench
+from . import bench, stats
 from ._paths import lib_path
+from .sizeclass_table import VARIANTS
 
 SCHEMA = "goalloc-compare/1"
 OPTIONS_ENV = "GOALLOC"
@@ -66,7 +68,19 @@ class Config:
 
     @property
     def goalloc_env(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.options)
+        """$GOALLOC for the runs: the options, a value naming a file here
+        made absolute (see ``_here``)."""
+        return ",".join(f"{k}={_here(v)}" for k, v in self.options)
+
+
+def _here(value: str) -> str:
+    """A relative path to a file in the current directory, made absolute:
+    every process of the command reads $GOALLOC from its own working
+    directory, and some change it first (pyenv's python3 shim does). A
+    built-in table's name stays a name."""
+    if os.path.isabs(value) or value in {v.name for v in VARIANTS} or not os.path.isfile(value):
+        return value
+    return os.path.abspath(value)
 
 
 def parse_config(text: str) -> Config:
@@ -206,26 +220,31 @@ def check_same(runs: Sequence[Run], ignore_output: bool) -> None:
 # Metrics
 
 
-def internal_fragmentation(stats: Dict[str, Any]) -> Optional[float]:
-    """Bytes of live small objects beyond what was requested, at exit, if
-    the statistics say: a total whose name mentions fragmentation, else the
-    per-class ``bytes_in_use`` less a per-class field of requested bytes.
-    None when the statistics carry neither."""
-    totals = stats.get("totals") or {}
-    for name, value in totals.items():
-        if "fragment" in name and isinstance(value, (int, float)):
-            return float(value)
-    rows = stats.get("classes") or []
-    requested = [k for k in (rows[0] if rows else {}) if "requested" in k]
-    if not requested or "bytes_in_use" not in rows[0]:
+def _totals(r: Run) -> Optional[Any]:
+    """The run's totals at exit as goalloc_ffi.stats reads them (the names
+    the library wrote), None for a glibc run or statistics it cannot read."""
+    if not r.stats:
         return None
-    return float(sum(row["bytes_in_use"] - row[requested[0]] for row in rows))
+    try:
+        return stats.from_json(r.stats).totals
+    except (ValueError, KeyError, TypeError, stats.StatsUnavailable):
+        return None
 
 
 def _total(name: str) -> Callable[[Run], Optional[float]]:
     def get(r: Run) -> Optional[float]:
-        v = (r.stats or {}).get("totals", {}).get(name)
-        return float(v) if isinstance(v, (int, float)) else None
+        v = getattr(_totals(r), name, None)
+        return float(v) if isinstance(v, int) else None
+
+    return get
+
+
+def _share(part: str, rest: str) -> Callable[[Run], Optional[float]]:
+    """part / (part + rest) of the totals, in percent."""
+    def get(r: Run) -> Optional[float]:
+        t = _totals(r)
+        a, b = getattr(t, part, None), getattr(t, rest, None)
+        return 100.0 * a / (a + b) if isinstance(a, int) and isinstance(b, int) and a + b else None
 
     return get
 
@@ -242,7 +261,7 @@ class Metric:
     fmt: Callable[[float], str]
     unit: str = ""  # of the chart's axis, after dividing by scale
     scale: float = 1.0
-    total: Optional[str] = None  # the statistics total it reads (a name of csrc/mstats.h)
+    totals: Tuple[str, ...] = ()  # the statistics totals it reads (names of csrc/mstats.h)
 
 
 MIB = float(2**20)
@@ -250,20 +269,25 @@ MIB = float(2**20)
 
 def _stat(name: str, title: str, total: str, fmt: Callable[[float], str]) -> Metric:
     unit, scale = ("MiB", MIB) if fmt is _bytes else ("", 1.0)
-    return Metric(name, title, _total(total), fmt, unit, scale, total)
+    return Metric(name, title, _total(total), fmt, unit, scale, (total,))
 
 
 def _count(v: float) -> str:
     return f"{v:,.0f}"
 
 
+#: Totals of csrc/mstats.h the metrics read (checked against goalloc_ffi.stats.TOTAL_NAMES by the tests).
+FRAG_EXACT, FRAG_LIVE, REQUESTED = "frag_cumulative_bytes", "frag_live_estimate_bytes", "requested_bytes"
+
 METRICS: Tuple[Metric, ...] = (
     Metric("wall", "wall time", lambda r: r.wall, lambda v: f"{v:.3f} s", "s"),
     Metric("peak_rss", "peak RSS (wait4)", lambda r: r.maxrss_kib * 1024.0 if r.maxrss_kib is not None else None,
            _bytes, "MiB", MIB),
     _stat("peak_heap", "peak heap in use", "peak_heap_bytes", _bytes),
-    Metric("fragmentation", "internal fragmentation",
-           lambda r: internal_fragmentation(r.stats) if r.stats else None, _bytes, "MiB", MIB),
+    _stat("fragmentation", "internal fragmentation (exact)", FRAG_EXACT, _bytes),
+    Metric("fragmentation_pct", "internal fragmentation, % of handed out",
+           _share(FRAG_EXACT, REQUESTED), lambda v: f"{v:.2f}%", "%", 1.0, (FRAG_EXACT, REQUESTED)),
+    _stat("fragmentation_live", "fragmentation live at exit (estimate)", FRAG_LIVE, _bytes),
     _stat("spans", "spans from the page heap", "mcentral_grows", _count),
     _stat("pages_released", "pages released", "scavenged_pages", _count),
 )
@@ -401,8 +425,10 @@ def print_report(cmp: Comparison, console: Console) -> None:
         for r in cmp.failed:
             console.print(f"  {r.config} / rep {r.rep + 1}: {r.error}", markup=False)
     console.print("glibc runs have no goalloc statistics (n/a). Heap figures are the library's at exit "
-                  "(GOALLOC_STATS); internal fragmentation needs per-class requested bytes in them.",
-                  style="dim")
+                  "(GOALLOC_STATS), from these totals:", style="dim")
+    docs = stats.TOTAL_DOCS
+    for name in (FRAG_EXACT, FRAG_LIVE):
+        console.print(f"  {name}: {docs[name]}", style="dim", markup=False, highlight=False)
 
 
 def to_json(cmp: Comparison) -> Dict[str, Any]:

@@ -1,7 +1,8 @@
 """Size-class tables fitted to a recorded workload (``goalloc sizeclasses --fit``).
 
 A size profile (``GOALLOC_PROFILE=PATH``: how many requests of each small
-size a program made, and how many of them were live at its peak) goes in;
+size a program made, and how many of them were live at its peak; read by
+goalloc_ffi.profile) goes in;
 a table in the generator's TSV format (goalloc_ffi/sizeclass_table.py)
 comes out, which the library can load with ``GOALLOC=sizeclasses=FILE``.
 
@@ -59,15 +60,15 @@ Filling
 from __future__ import annotations
 
 import bisect
-import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import sizeclass_table as sct
 from ._goalloc import ffi, lib
+from .profile import SizeProfile, SizeRequests
 
 SizeClass = sct.SizeClass
 WEIGHTS = ("live", "count")
@@ -90,85 +91,7 @@ def go_classes(name: str) -> Tuple[SizeClass, ...]:
     return sct.build_table(sct.variant(name), geometry()).classes
 
 
-# --------------------------------------------------------------------------
-# Profiles
-# --------------------------------------------------------------------------
-
-
-class ProfileError(ValueError):
-    """A size profile that cannot be read; the message says where."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """Requests of one small size."""
-
-    size: int  # bytes asked for, 0..max small size
-    count: int  # requests made
-    live_at_peak: int  # of them, live at the recorded peak (<= count)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A size profile (the JSON of ``GOALLOC_PROFILE``)."""
-
-    requests: Tuple[Request, ...]  # sorted by size, sizes distinct, count > 0
-    peak_live_bytes: int = 0  # requested bytes live at the peak, large ones included
-    pid: int = 0
-    sizeclasses: str = ""  # the table the program ran with
-    large: Mapping[str, int] = field(default_factory=dict)  # count, bytes, live_at_peak, live_bytes_at_peak
-
-
-PROFILE_KEY = "goalloc_profile"  # its value is the format version
-
-
-def profile_from_json(doc: Any, source: str = "profile") -> Profile:
-    """A Profile from the parsed JSON; raises ProfileError on a bad document."""
-    if not isinstance(doc, dict) or doc.get(PROFILE_KEY) != 1:
-        raise ProfileError(f"{source}: not a goalloc size profile (expected \"{PROFILE_KEY}\": 1)")
-    raw = doc.get("requests")
-    if not isinstance(raw, list):
-        raise ProfileError(f"{source}: \"requests\" must be a list")
-    limit = geometry().max_small_size
-    requests: List[Request] = []
-    for i, r in enumerate(raw):
-        try:
-            size, count, live = (r[k] for k in ("size", "count", "live_at_peak"))
-        except (TypeError, KeyError):
-            raise ProfileError(f"{source}: requests[{i}] needs size, count and live_at_peak") from None
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, count, live)):
-            raise ProfileError(f"{source}: requests[{i}]: size, count and live_at_peak must be integers >= 0")
-        if size > limit:
-            raise ProfileError(f"{source}: requests[{i}]: size {size} > {limit} is not a small size")
-        if live > count:
-            raise ProfileError(f"{source}: requests[{i}]: live_at_peak {live} > count {count}")
-        if requests and size <= requests[-1].size:
-            raise ProfileError(f"{source}: requests[{i}]: sizes must be sorted and distinct ({size})")
-        if count:
-            requests.append(Request(size, count, live))
-    large = doc.get("large") or {}
-    return Profile(tuple(requests), int(doc.get("peak_live_bytes") or 0), int(doc.get("pid") or 0),
-                   str(doc.get("sizeclasses") or ""),
-                   {k: int(v) for k, v in large.items() if isinstance(v, int)} if isinstance(large, dict) else {})
-
-
-def load_profile(path: "str | Path") -> Profile:
-    """Reads a size profile written with ``GOALLOC_PROFILE`` (or by hand)."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e:
-        raise ProfileError(f"{path}: not JSON ({e})") from None
-    return profile_from_json(doc, str(path))
-
-
-def profile_to_json(p: Profile) -> Dict[str, Any]:
-    """The JSON document of a profile (the format ``load_profile`` reads)."""
-    return {PROFILE_KEY: 1, "pid": p.pid, "sizeclasses": p.sizeclasses, "peak_live_bytes": p.peak_live_bytes,
-            "requests": [{"size": r.size, "count": r.count, "live_at_peak": r.live_at_peak} for r in p.requests],
-            "large": dict(p.large)}
-
-
-def _weight(r: Request, weight: str) -> int:
+def _weight(r: SizeRequests, weight: str) -> int:
     return r.live_at_peak if weight == "live" else r.count
 
 
@@ -201,7 +124,7 @@ class Waste:
         return 100 * self.cumulative / self.requested_total if self.requested_total else None
 
 
-def evaluate(classes: Sequence[SizeClass], profile: Profile) -> Waste:
+def evaluate(classes: Sequence[SizeClass], profile: SizeProfile) -> Waste:
     """The waste of a table (class 0 first) on a profile."""
     sizes = [c.size for c in classes]
     peak = cum = 0.0
@@ -281,7 +204,7 @@ def default_max_classes(align: int) -> int:
     return len(go_classes(GO_TABLE_FOR_ALIGN[align])) - 1
 
 
-def fit(profile: Profile, max_classes: Optional[int] = None, weight: str = "live", align: int = 16) -> Fit:
+def fit(profile: SizeProfile, max_classes: Optional[int] = None, weight: str = "live", align: int = 16) -> Fit:
     """The table minimising the objective (module docstring) on ``profile``."""
     import numpy as np
 
@@ -406,7 +329,7 @@ def read_tsv(path: "str | Path") -> List[SizeClass]:
 # --------------------------------------------------------------------------
 
 
-def compare_tables(f: Fit, profile: Profile) -> List[Tuple[str, Waste]]:
+def compare_tables(f: Fit, profile: SizeProfile) -> List[Tuple[str, Waste]]:
     """``(name, waste)`` of the fitted table and of Go's tables on the profile."""
     rows = [("fitted", evaluate(f.classes, profile))]
     rows += [(v.name, evaluate(go_classes(v.name), profile)) for v in sct.VARIANTS]
@@ -417,7 +340,7 @@ def _pct(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:.2f}%"
 
 
-def print_fit(f: Fit, profile: Profile, source: str = "", show_table: bool = True,
+def print_fit(f: Fit, profile: SizeProfile, source: str = "", show_table: bool = True,
               console: Optional[Any] = None) -> None:
     """The fitted table (Go's columns) and its waste next to Go's tables."""
     from rich.console import Console
@@ -450,8 +373,8 @@ def print_fit(f: Fit, profile: Profile, source: str = "", show_table: bool = Tru
     console.print(t)
     live = sum(r.live_at_peak for r in profile.requests)
     total = sum(r.count for r in profile.requests)
-    large = profile.large
+    large = profile.large.count
     console.print(f"profile: {len(profile.requests)} small sizes, {total:,} requests, {live:,} live at the peak"
-                  + (f"; {large.get('count', 0):,} large objects (no size class)" if large else "")
+                  + (f"; {large:,} large objects (no size class)" if large else "")
                   + f". Minimised: the {'at peak' if f.weight == 'live' else 'cumulative'} column.",
                   style="dim")

@@ -36,6 +36,10 @@ def goalloc(*args: str, env: Dict[str, str] | None = None, cwd: Path | None = No
     return subprocess.run([*GOALLOC, *args], capture_output=True, text=True, timeout=300, env=e, cwd=cwd)
 
 
+def r_stdout_lines(run: Dict[str, Any]) -> list[str]:
+    return str(run["r"].stdout).splitlines()
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
@@ -73,17 +77,37 @@ def test_run_environment_replaces_inherited_settings(monkeypatch: pytest.MonkeyP
 
 
 def test_metrics_read_statistics_the_library_writes() -> None:
+    assert all(name in stats.TOTAL_NAMES for m in compare.METRICS for name in m.totals)
+    assert compare.FRAG_LIVE in stats.TOTAL_NAMES and "ESTIMATE" in stats.TOTAL_DOCS[compare.FRAG_LIVE]
+
+
+def test_fragmentation_metrics_read_the_totals_the_library_wrote() -> None:
+    """From a real statistics document (the private heap's, with a known
+    waste added): the exact total, its share and the live estimate; n/a
+    (None) for a glibc run and for a document of another schema version."""
+    from goalloc_ffi import ffi, lib
+
+    ptrs = [lib.ga_malloc(40) for _ in range(500)]  # 48-byte class: 8 bytes of waste each
+    try:
+        doc = stats.stats().to_json()
+    finally:
+        for p in ptrs:
+            lib.ga_free(p)
+    assert ffi.NULL not in ptrs
+    t = doc["totals"]
+    assert t[compare.FRAG_EXACT] >= 500 * 8
+    run = compare.Run("default", 0, ok=True, stats=doc)
+    got = {m.name: m.get(run) for m in compare.METRICS}
+    assert got["fragmentation"] == t[compare.FRAG_EXACT]
+    assert got["fragmentation_live"] == t[compare.FRAG_LIVE]
+    assert got["fragmentation_pct"] == pytest.approx(
+        100 * t[compare.FRAG_EXACT] / (t[compare.FRAG_EXACT] + t[compare.REQUESTED]))
+    assert got["peak_heap"] == t["peak_heap_bytes"] and got["spans"] == t["mcentral_grows"]
+    glibc = compare.Run("glibc", 0, ok=True, stats=None)
+    other = compare.Run("default", 0, ok=True, stats=dict(doc, version=doc["version"] + 1))
     for m in compare.METRICS:
-        if m.total is not None:
-            assert m.total in stats.TOTAL_NAMES, m
-
-
-def test_internal_fragmentation_from_whatever_the_statistics_carry() -> None:
-    rows = [{"class": 1, "size": 8, "bytes_in_use": 800}, {"class": 2, "size": 16, "bytes_in_use": 1600}]
-    assert compare.internal_fragmentation({"totals": {}, "classes": rows}) is None
-    with_requested = [dict(r, requested_bytes_in_use=r["bytes_in_use"] - 10 * r["class"]) for r in rows]
-    assert compare.internal_fragmentation({"totals": {}, "classes": with_requested}) == 30
-    assert compare.internal_fragmentation({"totals": {"internal_fragmentation_bytes": 77}, "classes": rows}) == 77
+        if m.totals:
+            assert m.get(glibc) is None and m.get(other) is None, m.name
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +152,17 @@ def test_compare_reads_each_runs_statistics(python_run: Dict[str, Any]) -> None:
             assert s.totals.small_mallocs > 1000 and s.totals.peak_heap_bytes > 0
     m = doc["metrics"]
     assert m["peak_heap"]["glibc"]["median"] is None and m["peak_heap"]["tiny=0"]["median"] > 0
+    # internal fragmentation: the library's exact total, a number for goalloc, n/a for glibc
+    for label in ("default", "tiny=0"):
+        frag = sorted(run["stats"]["totals"][compare.FRAG_EXACT] for run in doc["runs"] if run["config"] == label)
+        assert m["fragmentation"][label]["median"] == sum(frag) / 2 > 0
+        assert 0 < m["fragmentation_pct"][label]["median"] < 100
+        assert m["fragmentation_live"][label]["median"] is not None
+    for name in ("fragmentation", "fragmentation_pct", "fragmentation_live"):
+        assert m[name]["glibc"]["median"] is None
+    cells = next(ln for ln in r_stdout_lines(python_run) if "internal fragmentation (exact)" in ln).split("│")
+    assert [c.strip() for c in cells[2:5]][2] == "n/a"
+    assert all(c.strip().split()[1] in ("KiB", "MiB") for c in cells[2:4]), cells
     assert m["wall"]["default"]["ratio"] == 1.0 and m["peak_rss"]["glibc"]["ratio"] > 0
     for name in ("wall", "peak_rss"):
         for label in ("default", "tiny=0", "glibc"):
@@ -147,6 +182,65 @@ def test_compare_draws_a_png(python_run: Dict[str, Any]) -> None:
     width, height = png_size(path)
     assert width >= 600 and height >= 400
     assert image.imread(str(path)).shape[:2] == (height, width)
+
+
+STDLIB_AST = Path(compare.__file__).resolve().parent / "workloads" / "stdlib_ast.py"
+
+
+def test_profile_fit_compare_chain_on_cpython(tmp_path: Path) -> None:
+    """The README's worked example, small: record CPython's size profile,
+    fit a table to it (align 8, weight count: the exact fragmentation
+    total is what it minimises, up to span tails), then compare that table
+    with the default one and glibc on the same program."""
+    from goalloc_ffi import profile as size_profile
+    from goalloc_ffi import sizeclass_fit as sf
+
+    cmd = [python_exe(), str(STDLIB_AST), "12"]
+    r = goalloc("run", "--profile-sizes", str(tmp_path / "prof.json"), "--", *cmd)
+    assert r.returncode == 0, r.stderr
+    prof = size_profile.load(tmp_path / "prof.json")
+    assert prof.total_requests > 10000 and prof.peak_live_bytes > 0
+    r = goalloc("sizeclasses", "--fit", "prof.json", "--align", "8", "--weight", "count", "-o", "fit8.tsv",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    fitted = sf.read_tsv(tmp_path / "fit8.tsv")
+    assert fitted == list(sf.fit(prof, weight="count", align=8).classes)
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "sizeclasses=fit8.tsv,align=8", "-c", "glibc",
+                "--json", "cmp.json", "--", *cmd, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "cmp.json").read_text())
+    by_config = {run["config"]: run for run in doc["runs"]}
+    ours = by_config["sizeclasses=fit8.tsv,align=8"]["stats"]
+    assert [row["size"] for row in ours["classes"]] == [c.size for c in fitted[1:]]  # the run used the fitted table
+    m = doc["metrics"]
+    for name in ("fragmentation", "fragmentation_pct", "fragmentation_live", "spans"):
+        assert m[name]["glibc"]["median"] is None
+        assert all(m[name][label]["median"] is not None for label in ("default", "sizeclasses=fit8.tsv,align=8"))
+    frag = {label: m["fragmentation"][label]["median"] for label in ("default", "sizeclasses=fit8.tsv,align=8")}
+    assert frag["default"] == by_config["default"]["stats"]["totals"][compare.FRAG_EXACT]
+    # CPython's 56-, 72- and 120-byte objects round up in Go 1.12's table, not in the fitted one
+    assert sf.evaluate(fitted, prof).cumulative_rounding < sf.evaluate(sf.go_classes("go1.12"), prof).cumulative_rounding
+    assert frag["sizeclasses=fit8.tsv,align=8"] < frag["default"]
+
+
+def test_a_table_file_is_found_by_processes_that_change_directory(tmp_path: Path) -> None:
+    """sizeclasses=FILE relative to where compare runs reaches a process of
+    the command that runs elsewhere (as pyenv's shims do)."""
+    from goalloc_ffi import sizeclass_fit as sf
+    from goalloc_ffi import sizeclass_table as sct
+
+    sct_text = sct.tsv_text(sf.go_classes("go1.16"), "a copy of go1.16", sf.geometry())
+    (tmp_path / "t.tsv").write_text(sct_text)
+    (tmp_path / "go1.16").write_text("not a table")  # a built-in name stays a name
+    assert compare.parse_config("sizeclasses=go1.16").goalloc_env == "sizeclasses=go1.16"
+    elsewhere = f"cd / && exec {python_exe()} -c 'print(sum(range(99)))'"
+    r = goalloc("compare", "-n", "1", "-c", "default", "-c", "sizeclasses=t.tsv,align=8", "--json", "c.json",
+                "--", "sh", "-c", elsewhere, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = json.loads((tmp_path / "c.json").read_text())["runs"]
+    assert runs[1]["config"] == "sizeclasses=t.tsv,align=8"  # the label stays as given
+    assert runs[1]["stats"]["size_classes"] == str(tmp_path / "t.tsv")
+    assert [row["size"] for row in runs[1]["stats"]["classes"]] == [c.size for c in sf.go_classes("go1.16")[1:]]
 
 
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 not installed")

@@ -171,20 +171,77 @@ def test_threads_are_counted_once_each(profiling: None) -> None:
     ga.check_heap()
 
 
-def test_loader_refuses_other_documents(tmp_path: Path) -> None:
+GOOD = {"goalloc_profile": prof.VERSION, "pid": 7, "sizeclasses": "go1.12", "peak_live_bytes": 96 + 40000,
+        "requests": [{"size": 0, "count": 2, "live_at_peak": 0}, {"size": 24, "count": 10, "live_at_peak": 4},
+                     {"size": 99, "count": 0, "live_at_peak": 0}],
+        "large": {"count": 1, "bytes": 40000, "live_at_peak": 1, "live_bytes_at_peak": 40000}}
+
+
+def test_loader_reads_a_document_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
-    path.write_text(json.dumps({"goalloc_profile": prof.VERSION + 1}))
-    with pytest.raises(ValueError, match="version"):
-        prof.load(path)
-    doc = {"goalloc_profile": prof.VERSION, "pid": 1, "sizeclasses": "x", "peak_live_bytes": 0,
-           "requests": [{"size": 8, "count": 1, "live_at_peak": 0}, {"size": 8, "count": 1, "live_at_peak": 0}],
-           "large": {"count": 0, "bytes": 0, "live_at_peak": 0, "live_bytes_at_peak": 0}}
-    path.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match="sorted"):
-        prof.load(path)
-    doc["requests"] = doc["requests"][:1]
-    path.write_text(json.dumps(doc))
-    assert prof.from_json(prof.load(path).to_json()) == prof.load(path)
+    path.write_text(json.dumps(GOOD))
+    p = prof.load(path)
+    assert (p.pid, p.sizeclasses, p.peak_live_bytes) == (7, "go1.12", 40096)
+    assert p.requests == (prof.SizeRequests(0, 2, 0), prof.SizeRequests(24, 10, 4))  # count 0 dropped
+    assert p.large == prof.LargeRequests(1, 40000, 1, 40000) and p.total_requests == 13
+    assert prof.from_json(p.to_json()) == p
+    # by hand: pid, sizeclasses, large and the peak may be left out
+    minimal = prof.from_json({"goalloc_profile": prof.VERSION, "requests": GOOD["requests"][:2]})
+    assert minimal == prof.SizeProfile.of(p.requests) and minimal.peak_live_bytes == 96
+    assert minimal.large == prof.NO_LARGE and (minimal.pid, minimal.sizeclasses) == (0, "")
+
+
+def _with(**changes: object) -> Dict[str, object]:
+    return {**GOOD, **changes}
+
+
+def _req(*rows: Tuple[object, ...]) -> List[Dict[str, object]]:
+    return [dict(zip(("size", "count", "live_at_peak"), r)) for r in rows]
+
+
+def _large(*values: object) -> Dict[str, object]:
+    return dict(zip(("count", "bytes", "live_at_peak", "live_bytes_at_peak"), values))
+
+
+@pytest.mark.parametrize("doc, message", [
+    ([], "not a goalloc size profile of version"),
+    ({"requests": []}, "not a goalloc size profile"),
+    (_with(goalloc_profile=prof.VERSION + 1), f"got {prof.VERSION + 1}"),
+    (_with(requests={}), "\"requests\" must be a list"),
+    (_with(requests=[{"size": 8}]), "requests\\[0\\] needs size, count and live_at_peak"),
+    (_with(requests=[7]), "requests\\[0\\] needs"),
+    (_with(requests=_req((8, "1", 0))), "requests\\[0\\]: count must be an integer >= 0"),
+    (_with(requests=_req((8, 1, True))), "live_at_peak must be"),
+    (_with(requests=_req((-8, 1, 0))), "size must be an integer"),
+    (_with(requests=_req((-8, -1, 0))), "size, count must be integers >= 0"),
+    (_with(requests=_req((MAX_SMALL + 1, 1, 0))), f"size {MAX_SMALL + 1} > {MAX_SMALL} is not a small size"),
+    (_with(requests=_req((8, 1, 2))), "live_at_peak 2 > count 1"),
+    (_with(requests=_req((8, 1, 0), (8, 1, 0))), "requests\\[1\\]: sizes must be sorted and distinct"),
+    (_with(requests=_req((16, 1, 0), (8, 1, 0))), "sorted"),
+    (_with(large={"count": 0}), "large needs count, bytes, live_at_peak and live_bytes_at_peak"),
+    (_with(large=_large(1, 40000.5, 1, 40000)), "large: bytes must be"),
+    (_with(large=_large(1, 40000, 2, 40000)), "large: live_at_peak 2 > count 1"),
+    (_with(large=_large(2, 40000, 1, 40000)), f"bytes 40000 for 2 object\\(s\\), each of more than {MAX_SMALL}"),
+    (_with(large=_large(0, 5, 0, 0)), "bytes 5 for 0 object"),
+    (_with(large=_large(2, 80000, 1, 100)), "live_bytes_at_peak 100 for 1 object"),
+    (_with(large=_large(2, 70000, 2, 80000)), "live_bytes_at_peak 80000 > bytes 70000"),
+    (_with(pid=-1), "pid must be"),
+    (_with(sizeclasses=12), "sizeclasses must be a string"),
+    (_with(peak_live_bytes="many"), "peak_live_bytes must be"),
+    (_with(peak_live_bytes=40095), "peak_live_bytes 40095 is not what was live at the peak: 40096"),
+])
+def test_loader_names_every_malformed_field(doc: object, message: str) -> None:
+    with pytest.raises(prof.ProfileError, match=message) as e:
+        prof.from_json(doc, "p.json")
+    assert isinstance(e.value, ValueError) and str(e.value).startswith("p.json: ")
+
+
+def test_loader_says_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    for text in ("{", "\xff"):
+        path.write_bytes(text.encode("latin-1"))
+        with pytest.raises(prof.ProfileError, match=f"{path}: not JSON"):
+            prof.load(path)
 
 
 # --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from goalloc_ffi import profile as prof
 from goalloc_ffi import sizeclass_fit as sf
 from goalloc_ffi import sizeclass_table as sct
 
@@ -76,7 +77,7 @@ def magic_exact(size: int, magic: int, span: int) -> bool:
     return bool(np.all(((o * np.uint64(magic)) >> np.uint64(32)) == o // np.uint64(size)))
 
 
-def own_waste(table: Sequence[Tuple[int, int]], requests: Sequence[sf.Request], weight: str) -> float:
+def own_waste(table: Sequence[Tuple[int, int]], requests: Sequence[prof.SizeRequests], weight: str) -> float:
     """The objective, from (size, npages) pairs of the real classes."""
     total = 0.0
     for r in requests:
@@ -115,13 +116,13 @@ sizes_st = st.one_of(st.integers(0, 300), st.integers(0, 4096), st.integers(0, G
 
 
 @st.composite
-def profiles(draw: st.DrawFn, max_sizes: int = 40) -> sf.Profile:
+def profiles(draw: st.DrawFn, max_sizes: int = 40) -> prof.SizeProfile:
     sizes = sorted(set(draw(st.lists(sizes_st, min_size=1, max_size=max_sizes))))
     requests = []
     for s in sizes:
         count = draw(st.integers(1, 10**6))
-        requests.append(sf.Request(s, count, draw(st.integers(0, count))))
-    return sf.Profile(tuple(requests))
+        requests.append(prof.SizeRequests(s, count, draw(st.integers(0, count))))
+    return prof.SizeProfile.of(requests)
 
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -173,7 +174,7 @@ def test_go_classes_use_spans_of_gos_rule() -> None:
 
 @FAST
 @given(profiles(), st.sampled_from(sf.WEIGHTS), st.sampled_from(sf.ALIGNS))
-def test_fit_keeps_the_rules_and_beats_go(p: sf.Profile, weight: str, align: int) -> None:
+def test_fit_keeps_the_rules_and_beats_go(p: prof.SizeProfile, weight: str, align: int) -> None:
     f = sf.fit(p, weight=weight, align=align)
     assert_rules(f.classes, align, sf.default_max_classes(align))
     pairs = [(c.size, c.npages) for c in f.classes[1:]]
@@ -191,7 +192,7 @@ def test_fit_keeps_the_rules_and_beats_go(p: sf.Profile, weight: str, align: int
 @FAST
 @given(profiles(), st.integers(1, 127), st.integers(1, 127), st.sampled_from(sf.WEIGHTS),
        st.sampled_from(sf.ALIGNS))
-def test_a_smaller_budget_never_does_better(p: sf.Profile, a: int, b: int, weight: str, align: int) -> None:
+def test_a_smaller_budget_never_does_better(p: prof.SizeProfile, a: int, b: int, weight: str, align: int) -> None:
     small, large = sorted((a, b))
     fs = sf.fit(p, max_classes=small, weight=weight, align=align)
     fl = sf.fit(p, max_classes=large, weight=weight, align=align)
@@ -201,7 +202,7 @@ def test_a_smaller_budget_never_does_better(p: sf.Profile, a: int, b: int, weigh
 
 @FAST
 @given(profiles(), st.data(), st.sampled_from(sf.WEIGHTS), st.sampled_from(sf.ALIGNS))
-def test_no_table_with_the_budget_does_better(p: sf.Profile, data: st.DataObject, weight: str,
+def test_no_table_with_the_budget_does_better(p: prof.SizeProfile, data: st.DataObject, weight: str,
                                               align: int) -> None:
     """Random tables of the same budget, each class with any span Go's rule allows."""
     budget = data.draw(st.integers(1, 20))
@@ -224,7 +225,7 @@ def test_no_table_with_the_budget_does_better(p: sf.Profile, data: st.DataObject
 def test_brute_force_over_small_tables(sizes: List[int], align: int) -> None:
     """Every table of at most two classes below the last: the fit with that
     budget finds the least waste."""
-    requests = [sf.Request(s, 10 + i, 5 + i) for i, s in enumerate(sorted(sizes))]
+    requests = [prof.SizeRequests(s, 10 + i, 5 + i) for i, s in enumerate(sorted(sizes))]
     grid = [s for s in GRID if on_grid(s, align) and s < G.max_small_size]
     best_fp: Dict[int, float] = {}
     for s in grid + [G.max_small_size]:
@@ -243,13 +244,13 @@ def test_brute_force_over_small_tables(sizes: List[int], align: int) -> None:
     best[2] = min([best[1]] + [waste([a] + last) for a in usable])
     best[3] = min([best[2]] + [waste([a, b] + last) for a in usable for b in usable if a < b])
     for budget, want in best.items():
-        f = sf.fit(sf.Profile(tuple(requests)), max_classes=budget, align=align)
+        f = sf.fit(prof.SizeProfile.of(requests), max_classes=budget, align=align)
         assert f.objective == pytest.approx(want, rel=REL, abs=1e-6), budget
 
 
 def test_sizes_never_requested_round_as_in_go() -> None:
     """Spare classes come from Go's table and take no requested size."""
-    p = sf.Profile((sf.Request(100, 50, 20), sf.Request(5000, 3, 1)))
+    p = prof.SizeProfile.of((prof.SizeRequests(100, 50, 20), prof.SizeRequests(5000, 3, 1)))
     f = sf.fit(p)
     go = {(c.size, c.npages) for c in sf.go_classes("go1.12")[1:]}
     fitted = {(c.size, c.npages) for c in f.classes[1:]}
@@ -266,7 +267,7 @@ def test_sizes_never_requested_round_as_in_go() -> None:
 @pytest.mark.parametrize("align", sf.ALIGNS)
 def test_a_profile_without_weight_gives_gos_table(align: int) -> None:
     """Nothing live at the peak: every class is spare, and Go's table fills the budget."""
-    p = sf.Profile(tuple(sf.Request(s, 5, 0) for s in (1, 24, 100, 3000, 20000)))
+    p = prof.SizeProfile.of(prof.SizeRequests(s, 5, 0) for s in (1, 24, 100, 3000, 20000))
     f = sf.fit(p, align=align)
     assert f.objective == 0 and f.fitted == 1
     assert f.classes == sf.go_classes(sf.GO_TABLE_FOR_ALIGN[align])
@@ -274,7 +275,7 @@ def test_a_profile_without_weight_gives_gos_table(align: int) -> None:
 
 
 def test_fit_rejects_bad_parameters() -> None:
-    p = sf.Profile((sf.Request(24, 1, 1),))
+    p = prof.SizeProfile.of((prof.SizeRequests(24, 1, 1),))
     with pytest.raises(ValueError, match="1..127"):
         sf.fit(p, max_classes=G.max_size_classes)
     with pytest.raises(ValueError, match="weight"):
@@ -284,36 +285,11 @@ def test_fit_rejects_bad_parameters() -> None:
 
 
 # --------------------------------------------------------------------------
-# Profiles
+# A real profile
 # --------------------------------------------------------------------------
 
 
-def test_profile_reader(tmp_path: Path) -> None:
-    doc = {"goalloc_profile": 1, "pid": 7, "sizeclasses": "go1.12", "peak_live_bytes": 5000,
-           "requests": [{"size": 0, "count": 2, "live_at_peak": 0}, {"size": 24, "count": 10, "live_at_peak": 4},
-                        {"size": 99, "count": 0, "live_at_peak": 0}],
-           "large": {"count": 1, "bytes": 40000, "live_at_peak": 1, "live_bytes_at_peak": 40000}}
-    path = tmp_path / "p.json"
-    path.write_text(json.dumps(doc))
-    p = sf.load_profile(path)
-    assert (p.pid, p.sizeclasses, p.peak_live_bytes) == (7, "go1.12", 5000)
-    assert p.requests == (sf.Request(0, 2, 0), sf.Request(24, 10, 4))  # count 0 dropped
-    assert p.large["count"] == 1
-    assert sf.profile_from_json(sf.profile_to_json(p)) == p
-    bad = [({"requests": []}, "not a goalloc size profile"),
-           ({**doc, "requests": [{"size": 40000, "count": 1, "live_at_peak": 0}]}, "not a small size"),
-           ({**doc, "requests": [{"size": 8, "count": 1, "live_at_peak": 2}]}, "live_at_peak 2 > count 1"),
-           ({**doc, "requests": [{"size": 8, "count": 1, "live_at_peak": 0}] * 2}, "sorted and distinct"),
-           ({**doc, "requests": [{"size": 8}]}, "needs size, count and live_at_peak")]
-    for d, message in bad:
-        with pytest.raises(sf.ProfileError, match=message):
-            sf.profile_from_json(d)
-    path.write_text("{")
-    with pytest.raises(sf.ProfileError, match="not JSON"):
-        sf.load_profile(path)
-
-
-def _cpython_profile() -> sf.Profile:
+def _cpython_profile() -> prof.SizeProfile:
     """Requests CPython makes for a small workload (dicts, strings, lists,
     JSON), from tracemalloc: live blocks at the end as live_at_peak, every
     block seen in three snapshots as the count."""
@@ -336,17 +312,18 @@ def _cpython_profile() -> sf.Profile:
     finally:
         tracemalloc.stop()
     sizes = sorted(s for s in set(seen) | set(live) if s <= G.max_small_size)
-    return sf.Profile(tuple(sf.Request(s, max(seen.get(s, 0), live.get(s, 0)), live.get(s, 0)) for s in sizes))
+    return prof.SizeProfile.of(prof.SizeRequests(s, max(seen.get(s, 0), live.get(s, 0)), live.get(s, 0))
+                               for s in sizes)
 
 
 @pytest.fixture(scope="module")
-def cpython_profile() -> sf.Profile:
+def cpython_profile() -> prof.SizeProfile:
     return _cpython_profile()
 
 
 @pytest.mark.parametrize("align", sf.ALIGNS)
 @pytest.mark.parametrize("weight", sf.WEIGHTS)
-def test_fit_on_a_real_profile(cpython_profile: sf.Profile, weight: str, align: int) -> None:
+def test_fit_on_a_real_profile(cpython_profile: prof.SizeProfile, weight: str, align: int) -> None:
     p = cpython_profile
     assert len(p.requests) > 100
     f = sf.fit(p, weight=weight, align=align)
@@ -361,8 +338,8 @@ def test_fit_on_a_synthetic_profile() -> None:
     """Hot sizes Go rounds badly (1100 B: 1152; 2600 B: 2688; 9000 B: 9472)
     get tighter classes; the result is what a brute force over each size's
     possible classes gives, since they are far apart."""
-    p = sf.Profile((sf.Request(40, 1000, 10), sf.Request(1100, 10**5, 5 * 10**4),
-                    sf.Request(2600, 10**4, 10**4), sf.Request(9000, 500, 400)))
+    p = prof.SizeProfile.of((prof.SizeRequests(40, 1000, 10), prof.SizeRequests(1100, 10**5, 5 * 10**4),
+                             prof.SizeRequests(2600, 10**4, 10**4), prof.SizeRequests(9000, 500, 400)))
     f = sf.fit(p, align=8)
     for r in p.requests:
         c = sct.class_of(f.classes, r.size)
@@ -381,7 +358,7 @@ def test_fit_on_a_synthetic_profile() -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(profiles(max_sizes=15), st.sampled_from(sf.ALIGNS))
-def test_tsv_round_trip(p: sf.Profile, align: int) -> None:
+def test_tsv_round_trip(p: prof.SizeProfile, align: int) -> None:
     import tempfile
 
     f = sf.fit(p, align=align)
@@ -437,11 +414,11 @@ def goalloc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*GOALLOC, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_cli_fit_prints_writes_and_rereads(tmp_path: Path, cpython_profile: sf.Profile) -> None:
-    prof = tmp_path / "profile.json"
-    prof.write_text(json.dumps(sf.profile_to_json(cpython_profile)))
+def test_cli_fit_prints_writes_and_rereads(tmp_path: Path, cpython_profile: prof.SizeProfile) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(cpython_profile.to_json()))
     out = tmp_path / "fitted.tsv"
-    r = goalloc("sizeclasses", "--fit", str(prof), "-o", str(out))
+    r = goalloc("sizeclasses", "--fit", str(path), "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert "bytes/obj" in r.stdout and "wrote" in r.stdout
     rows = {ln.split()[1]: ln for ln in r.stdout.splitlines() if ln.strip().startswith(("│ fitted", "│ go1."))}
@@ -451,7 +428,7 @@ def test_cli_fit_prints_writes_and_rereads(tmp_path: Path, cpython_profile: sf.P
     assert classes == list(f.classes)
     assert f"{sf.evaluate(classes, cpython_profile).peak:,.0f}" in rows["fitted"]
     assert f"{sf.evaluate(sf.go_classes('go1.12'), cpython_profile).peak:,.0f}" in rows["go1.12"]
-    r8 = goalloc("sizeclasses", "--fit", str(prof), "--align", "8", "--weight", "count", "--max-classes", "20",
+    r8 = goalloc("sizeclasses", "--fit", str(path), "--align", "8", "--weight", "count", "--max-classes", "20",
                  "--no-table", "-o", str(out))
     assert r8.returncode == 0, r8.stderr
     assert "bytes/obj" not in r8.stdout
@@ -459,12 +436,18 @@ def test_cli_fit_prints_writes_and_rereads(tmp_path: Path, cpython_profile: sf.P
 
 
 def test_cli_fit_errors(tmp_path: Path) -> None:
-    prof = tmp_path / "p.json"
-    prof.write_text(json.dumps({"goalloc_profile": 1, "requests": [{"size": 8, "count": 1, "live_at_peak": 3}]}))
-    r = goalloc("sizeclasses", "--fit", str(prof))
-    assert r.returncode == 1 and "live_at_peak 3 > count 1" in r.stderr
-    prof.write_text(json.dumps({"goalloc_profile": 1, "requests": []}))
-    r = goalloc("sizeclasses", "--fit", str(prof), "--max-classes", "500")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"goalloc_profile": 1, "requests": [{"size": 8, "count": 1, "live_at_peak": 3}]}))
+    r = goalloc("sizeclasses", "--fit", str(path))
+    assert r.returncode == 1 and "requests[0]: live_at_peak 3 > count 1" in r.stderr
+    path.write_text(json.dumps({"goalloc_profile": 1, "requests": [{"size": 40000, "count": 1, "live_at_peak": 0}]}))
+    r = goalloc("sizeclasses", "--fit", str(path))
+    assert r.returncode == 1 and "belongs in \"large\"" in r.stderr
+    path.write_text("{")
+    r = goalloc("sizeclasses", "--fit", str(path))
+    assert r.returncode == 1 and f"{path}: not JSON" in r.stderr
+    path.write_text(json.dumps({"goalloc_profile": 1, "requests": []}))
+    r = goalloc("sizeclasses", "--fit", str(path), "--max-classes", "500")
     assert r.returncode == 1 and "1..127" in r.stderr
     r = goalloc("sizeclasses", "--max-classes", "5")
     assert r.returncode == 2 and "--max-classes: only with --fit" in r.stderr
