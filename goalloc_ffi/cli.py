@@ -129,6 +129,9 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
         raise click.ClickException(f"{path}: LD_PRELOAD cannot hold a path with ':' or whitespace")
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(p for p in (path, env.get("LD_PRELOAD", "").strip()) if p)
+    from .compare import here
+
+    settings = [(k, here(v)) for k, v in settings]  # a table file named relative to here
     if live or timeline:
         settings = [*settings, ("live", "1")]
     options = merge_options(env.get(OPTIONS_ENV), settings)

@@ -69,11 +69,11 @@ class Config:
     @property
     def goalloc_env(self) -> str:
         """$GOALLOC for the runs: the options, a value naming a file here
-        made absolute (see ``_here``)."""
-        return ",".join(f"{k}={_here(v)}" for k, v in self.options)
+        made absolute (see ``here``)."""
+        return ",".join(f"{k}={here(v)}" for k, v in self.options)
 
 
-def _here(value: str) -> str:
+def here(value: str) -> str:
     """A relative path to a file in the current directory, made absolute:
     every process of the command reads $GOALLOC from its own working
     directory, and some change it first (pyenv's python3 shim does). A

@@ -46,3 +46,18 @@ def test_demo_runs_both_allocators() -> None:
     assert r.returncode == 0, r.stderr
     assert "glibc" in r.stdout and "goalloc" in r.stdout
     assert "same output" in r.stdout and "goalloc: heap:" in r.stdout
+
+
+def test_run_makes_a_relative_table_file_absolute(tmp_path: Path) -> None:
+    """--set sizeclasses=FILE relative to here reaches processes of CMD that
+    run elsewhere; a built-in table's name stays a name."""
+    table = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "tools" / "mksizeclasses.py"),
+                            "--tsv", "go1.16"], capture_output=True, text=True, check=True).stdout
+    (tmp_path / "t.tsv").write_text(table)
+    show = f"cd / && exec {sys.executable} -c 'import os; print(os.environ[\"GOALLOC\"])'"
+    r = subprocess.run([*GOALLOC, "run", "--set", "sizeclasses=t.tsv", "--set", "align=8", "--", "sh", "-c", show],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [f"sizeclasses={tmp_path / 't.tsv'},align=8"]
+    assert "GOALLOC" not in r.stderr  # the library accepted the table
