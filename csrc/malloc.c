@@ -78,8 +78,10 @@
  *   in the order documented in init.c, and the child returns the caches of
  *   the threads that did not survive the fork.
  *
- * LOCK ORDER: shared mcache < mcache list < mcentral[spc] < span bitmaps <
- *   heap < persistent chunks. No lock is held on the fast paths.
+ * LOCK ORDER: shared mcache < mcache list < each mcache's own (held by its
+ *   owner across span moves, so a fork child never finds a cache half-way
+ *   through one) < mcentral[spc] < span bitmaps < heap < persistent chunks.
+ *   No lock is held on the fast paths.
  */
 #include <errno.h>
 #include <string.h>
