@@ -18,7 +18,8 @@
 #        time), mem_pressure.c for 10 cycles; each bounded by a timeout
 # fuzz   atheris over the FFI heap (tests/fuzz/fuzz_heap.py) for
 #        FUZZ_SECONDS (240); installs atheris into .venv; crash inputs go
-#        to build/fuzz-artifacts/, the corpus to build/fuzz-corpus/
+#        to build/fuzz-artifacts/, the corpus to build/fuzz-corpus/;
+#        FUZZ_GOALLOC=key=val,... sets options of the heap (mcache_keep=...)
 #
 # GOALLOC_DEBUG=0..3 sets GA_DEBUG of the test extension (default 2).
 
@@ -119,6 +120,7 @@ FORCE:
 
 STRESS_SECONDS ?= 60
 FUZZ_SECONDS ?= 240
+FUZZ_GOALLOC ?=
 STRESS_DIR := $(BUILD)/stress
 STRESS_PROGRAMS := $(addprefix $(STRESS_DIR)/,stress fork_alloc thread_exit mem_pressure)
 STRESS_TIMEOUT := 1200
@@ -146,5 +148,5 @@ stress: venv deps build $(STRESS_PROGRAMS)
 fuzz: venv deps build
 	@$(VENV)/bin/python -c 'import atheris' 2>/dev/null || $(VENV)/bin/python -m pip install 'atheris>=2.3'
 	@mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts
-	$(VENV)/bin/python tests/fuzz/fuzz_heap.py -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
+	FUZZ_GOALLOC='$(FUZZ_GOALLOC)' $(VENV)/bin/python tests/fuzz/fuzz_heap.py -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
 		-print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-artifacts/ $(BUILD)/fuzz-corpus

@@ -236,7 +236,8 @@ void ga_apply_options(void)
 
 /* ---- fork ------------------------------------------------------------------- */
 
-/* Lock order, everywhere: shared mcache, mcache list, mcentral[1..] and
+/* Lock order, everywhere: shared mcache, mcache list, each mcache's own
+ * (its owner holds it across slow-path span moves), mcentral[1..] and
  * the tiny mcentral, span bitmaps, size profile, page heap, persistent
  * chunks. (The
  * bitmap and mcache pools fall back to heap pages when mmap fails.) */

@@ -198,6 +198,11 @@ void ga_span_bits_unlock(void);
 void ga_span_bits_fork_child(void);
 
 void ga_mcache_span_freed(struct ga_mcache *mc, ga_span_t *s);
+#if defined(GA_TESTING)
+/* testing.c: called by ga_mcache_span_freed in the middle of its move of a
+ * span from the full to the avail list (NULL: nothing). */
+extern void (*ga_test_cache_hook)(void);
+#endif
 
 /* Frees slot idx of small span s from the calling thread (cache mc). */
 GA_INLINE void ga_free_slot(ga_span_t *s, uint32_t idx, uintptr_t p, struct ga_mcache *mc,
@@ -513,6 +518,15 @@ typedef struct ga_mcache {
      * taken and not allocated from since; nstash[i] < GA_MAX_REFILL. */
     ga_span_t *stash[GA_NUM_SPC];
     uint8_t nstash[GA_NUM_SPC];
+    /* Taken by the owner across every slow-path change of its lists:
+     * alloc[] exchanges, the kept lists, the stash, and the folds of its
+     * spans (mcache.c: cache_lock; never on the inline paths). fork_prepare
+     * takes every cache's lock, so the fork child, which hands back the
+     * caches of the threads it lost, never sees one half-way through a
+     * move. lock_depth: the owner's nesting (reclaim and the tiny block's
+     * release re-enter); the shared cache's are under shared_lock too. */
+    pthread_mutex_t lock;
+    uint32_t lock_depth;
 #if GA_STATS
     /* Bytes requested by this thread's tiny mallocs not yet added to
      * ga_class_counters[GA_TINY_SPC].requested: plain adds by the owner,

@@ -78,8 +78,10 @@
  *   in the order documented in init.c, and the child returns the caches of
  *   the threads that did not survive the fork.
  *
- * LOCK ORDER: shared mcache < mcache list < mcentral[spc] < span bitmaps <
- *   heap < persistent chunks. No lock is held on the fast paths.
+ * LOCK ORDER: shared mcache < mcache list < each mcache's own (held by its
+ *   owner across span moves, so a fork child never finds a cache half-way
+ *   through one) < mcentral[spc] < span bitmaps < heap < persistent chunks.
+ *   No lock is held on the fast paths.
  */
 #include <errno.h>
 #include <string.h>
@@ -123,9 +125,12 @@ static void *tiny_new_block(ga_mcache_t *mc, uint32_t n)
     if (n < mc->tiny_off) {
         ga_mcache_release_tiny(mc);
         atomic_store_explicit(meta, word | GA_TINY_HELD, memory_order_relaxed);
-        mc->tiny = b;
         mc->tiny_off = n;
         mc->tiny_meta = meta;
+        /* tiny last: a fork child that finds tiny set (releasing a lost
+         * thread's cache) finds its word too (x86-64 keeps store order). */
+        atomic_signal_fence(memory_order_seq_cst);
+        mc->tiny = b;
     } else {
         atomic_store_explicit(meta, word, memory_order_relaxed);
     }

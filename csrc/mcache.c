@@ -8,7 +8,8 @@
 #include "internal.h"
 
 #define EMPTY_MCACHE_INIT                                                                          \
-    {.alloc = {[0 ... GA_NUM_SPC - 1] = &ga_emptyspan}, .tiny = 0, .tiny_off = GA_TINY_SIZE}
+    {.alloc = {[0 ... GA_NUM_SPC - 1] = &ga_emptyspan}, .tiny = 0, .tiny_off = GA_TINY_SIZE,     \
+     .lock = PTHREAD_MUTEX_INITIALIZER}
 
 ga_mcache_t ga_empty_mcache = EMPTY_MCACHE_INIT;
 ga_mcache_t ga_dead_mcache = EMPTY_MCACHE_INIT;
@@ -25,6 +26,20 @@ static pthread_mutex_t mcaches_lock = PTHREAD_MUTEX_INITIALIZER; /* the list and
 static ga_mcache_t *all_mcaches;
 static ga_fixalloc_t mcache_pool;
 static pthread_key_t mcache_key;
+
+/* The owner's hold on its cache across a slow-path change (see lock in
+ * internal.h); nested holds count. */
+static void cache_lock(ga_mcache_t *mc)
+{
+    if (mc->lock_depth++ == 0)
+        pthread_mutex_lock(&mc->lock);
+}
+
+static void cache_unlock(ga_mcache_t *mc)
+{
+    if (--mc->lock_depth == 0)
+        pthread_mutex_unlock(&mc->lock);
+}
 
 static void link_locked(ga_mcache_t *mc)
 {
@@ -84,6 +99,8 @@ static ga_mcache_t *mcache_create(void)
             mc->alloc[i] = &ga_emptyspan;
         mc->tiny_off = GA_TINY_SIZE;
         mc->gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
+        pthread_mutex_init(&mc->lock, NULL);
+        mc->lock_depth = 0;
         link_locked(mc);
     }
     pthread_mutex_unlock(&mcaches_lock);
@@ -175,13 +192,23 @@ static uint32_t worth(const ga_span_t *s)
 }
 
 /* The owner freed into s, a span on its full list (ga_free_slot). */
+#if defined(GA_TESTING)
+void (*ga_test_cache_hook)(void);
+#endif
+
 void ga_mcache_span_freed(ga_mcache_t *mc, ga_span_t *s)
 {
+    cache_lock(mc);
     unkeep(mc, s);
+#if defined(GA_TESTING)
+    if (ga_test_cache_hook != NULL)
+        ga_test_cache_hook();
+#endif
     keep(mc, s, GA_LIST_AVAIL);
     ga_span_set_owner(s, mc); /* later owner frees take the inline path */
     while (mc->avail_pages > avail_budget())
         evict_one(mc, s->spc, true);
+    cache_unlock(mc);
 }
 
 /* Every slot of kept span s is freed: kept spans are exhausted (all slots
@@ -305,16 +332,10 @@ uint64_t ga_mcache_tiny_requested_locked(void)
     return n;
 }
 
-/* Go mcache.nextFree + refill: the next slot of span class spc when the
- * fast path found none. Folds pending frees into an exhausted span before
- * trading it in. NULL with errno = ENOMEM when memory is exhausted. */
-void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
+/* ga_mcache_next_free past the current span's next window. REQUIRES:
+ * cache_lock(mc). */
+static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
 {
-    if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
-        flush_tiny_requested(mc);
-        ga_scavenge_tick();
-    }
-    uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
     if (GA_UNLIKELY(mc->gen != gen)) {
         /* Idle for two epochs or more (Go's flushGen): hand everything back
          * before going on, so that what this thread held becomes usable. */
@@ -349,6 +370,27 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
     return ga_span_next_free_fast(s);
 }
 
+/* Go mcache.nextFree + refill: the next slot of span class spc when the
+ * fast path found none. Folds pending frees into an exhausted span before
+ * trading it in. NULL with errno = ENOMEM when memory is exhausted. The
+ * next window of the current span needs no lock (a fork at any point of it
+ * leaves the span as consistent as the inline path does); the rest does. */
+void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
+{
+    if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
+        flush_tiny_requested(mc);
+        ga_scavenge_tick();
+    }
+    uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
+    ga_span_t *s = mc->alloc[spc];
+    if (GA_LIKELY(mc->gen == gen) && s != &ga_emptyspan && ga_span_next_free_index(s) < s->nelems)
+        return ga_span_next_free_fast(s);
+    cache_lock(mc);
+    void *p = next_free_locked(mc, spc, gen);
+    cache_unlock(mc);
+    return p;
+}
+
 /* Lets go of the current tiny block; frees it if all its sub-objects are
  * already freed. */
 void ga_mcache_release_tiny(ga_mcache_t *mc)
@@ -358,6 +400,7 @@ void ga_mcache_release_tiny(ga_mcache_t *mc)
     uint32_t old = atomic_fetch_and_explicit(mc->tiny_meta, ~GA_TINY_HELD, memory_order_acq_rel);
     uintptr_t blk = mc->tiny;
     mc->tiny = 0;
+    atomic_signal_fence(memory_order_seq_cst); /* before tiny_meta: see tiny_new_block */
     mc->tiny_off = GA_TINY_SIZE;
     mc->tiny_meta = NULL;
     if ((old & GA_TINY_STARTS) == 0) {
@@ -381,6 +424,7 @@ size_t ga_mcache_reclaim_own(void)
     size_t pages = 0;
     if (mc == &ga_empty_mcache || mc == &ga_dead_mcache)
         return 0;
+    cache_lock(mc);
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
         ga_span_t *s = mc->alloc[i];
         if (s != &ga_emptyspan && fold_empty(s)) {
@@ -416,12 +460,14 @@ size_t ga_mcache_reclaim_own(void)
             ga_mcentral_uncache_span(&ga_central[i], s);
         }
     }
+    cache_unlock(mc);
     return pages;
 }
 
 /* Returns every cached span to mcentral (Go releaseAll). */
 void ga_mcache_release_all(ga_mcache_t *mc)
 {
+    cache_lock(mc);
     ga_mcache_release_tiny(mc);
     flush_tiny_requested(mc);
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
@@ -442,16 +488,23 @@ void ga_mcache_release_all(ga_mcache_t *mc)
         }
         mc->nstash[i] = 0;
     }
+    cache_unlock(mc);
 }
 
+/* The shared cache's lock, the list's, then every cache's own: a thread
+ * holding its cache's lock takes neither of the first two. */
 void ga_mcache_lock_all(void)
 {
     pthread_mutex_lock(&shared_lock);
     pthread_mutex_lock(&mcaches_lock);
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        pthread_mutex_lock(&mc->lock);
 }
 
 void ga_mcache_unlock_all(void)
 {
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        pthread_mutex_unlock(&mc->lock);
     pthread_mutex_unlock(&mcaches_lock);
     pthread_mutex_unlock(&shared_lock);
 }
@@ -464,6 +517,12 @@ void ga_mcache_fork_child(void)
     pthread_mutex_init(&shared_lock, NULL);
     pthread_mutex_init(&mcaches_lock, NULL);
     ga_mcache_t *self = ga_tls_mcache;
+    /* A lost thread may have been waiting for its cache's lock (its
+     * lock_depth already counted). */
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all) {
+        pthread_mutex_init(&mc->lock, NULL);
+        mc->lock_depth = 0;
+    }
     for (ga_mcache_t *mc = all_mcaches, *next; mc != NULL; mc = next) {
         next = mc->next_all;
         if (mc == self)

@@ -1,7 +1,9 @@
 /* Test-only entry points (see testing.h). See malloc.c for the overview. */
 #if defined(GA_TESTING)
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 #include "testing.h"
@@ -181,6 +183,94 @@ unsigned ga_test_cache_stash(unsigned spc)
 {
     ga_mcache_t *mc = ga_tls_mcache;
     return spc < GA_NUM_SPC ? mc->nstash[spc] : 0;
+}
+
+/* ---- a cache stopped in the middle of a move (fork tests) ---------------------- */
+
+static pthread_mutex_t move_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t move_cond = PTHREAD_COND_INITIALIZER;
+static int move_state;        /* 0 idle, 1 stopped in the move, 2 resume */
+static unsigned move_timeout; /* ms */
+static int move_timed_out;
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void move_hook(void)
+{
+    struct timespec ts;
+    ga_test_cache_hook = NULL;
+    deadline_in(&ts, move_timeout);
+    pthread_mutex_lock(&move_lock);
+    move_state = 1;
+    pthread_cond_broadcast(&move_cond);
+    while (move_state != 2 && !move_timed_out)
+        move_timed_out = pthread_cond_timedwait(&move_cond, &move_lock, &ts) == ETIMEDOUT;
+    move_state = 0;
+    pthread_mutex_unlock(&move_lock);
+}
+
+int ga_test_cache_move_paused(size_t n, unsigned timeout_ms)
+{
+    enum { MAX = 256 };
+    void *objs[MAX];
+    unsigned k = 0;
+    ga_ensure_init();
+    if (ga_opts.mcache_keep == 0 || n < GA_TINY_SIZE || n > GA_MAX_SMALL_SIZE)
+        return -1;
+    /* Until the span of the first object is kept as exhausted. */
+    while (k < MAX && (objs[k] = ga_malloc(n)) != NULL) {
+        k++;
+        if (ga_span_of((uintptr_t)objs[0])->cache_list == GA_LIST_FULL)
+            break;
+    }
+    int rc = -1;
+    if (k > 0 && ga_span_of((uintptr_t)objs[0])->cache_list == GA_LIST_FULL) {
+        pthread_mutex_lock(&move_lock);
+        move_state = 0;
+        move_timed_out = 0;
+        move_timeout = timeout_ms;
+        pthread_mutex_unlock(&move_lock);
+        ga_test_cache_hook = move_hook;
+        ga_free(objs[0]); /* the owner's first free into it: the move */
+        ga_test_cache_hook = NULL;
+        rc = move_timed_out;
+    } else if (k > 0) {
+        ga_free(objs[0]);
+    }
+    for (unsigned i = 1; i < k; i++)
+        ga_free(objs[i]);
+    return rc;
+}
+
+int ga_test_cache_move_wait(unsigned timeout_ms)
+{
+    struct timespec ts;
+    int rc = 0;
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&move_lock);
+    while (move_state != 1 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&move_cond, &move_lock, &ts);
+    int stopped = move_state == 1;
+    pthread_mutex_unlock(&move_lock);
+    return stopped ? 0 : -1;
+}
+
+void ga_test_cache_move_resume(void)
+{
+    pthread_mutex_lock(&move_lock);
+    if (move_state == 1)
+        move_state = 2;
+    pthread_cond_broadcast(&move_cond);
+    pthread_mutex_unlock(&move_lock);
 }
 
 void ga_test_advance_clock(uint64_t ns) { atomic_fetch_add(&ga_clock_offset, ns); }

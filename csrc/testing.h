@@ -92,5 +92,16 @@ int ga_test_profile(int on);
 /* Spans the calling thread's cache holds for span class spc beyond the
  * one it allocates from (refill > 1). */
 unsigned ga_test_cache_stash(unsigned spc);
+/* Fork against a cache in the middle of a slow path: the calling thread
+ * fills a span of n's class until its cache keeps it as exhausted
+ * (mcache_keep > 0), then frees one of its objects, which moves the span
+ * to the avail list; half-way through that move it stops until another
+ * thread calls ga_test_cache_move_resume or timeout_ms pass. Returns 0
+ * when resumed, 1 when the timeout ended the wait, -1 when no span could
+ * be set up. ga_test_cache_move_wait blocks until the move has stopped
+ * (0) or timeout_ms pass (-1). */
+int ga_test_cache_move_paused(size_t n, unsigned timeout_ms);
+int ga_test_cache_move_wait(unsigned timeout_ms);
+void ga_test_cache_move_resume(void);
 
 #endif

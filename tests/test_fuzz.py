@@ -63,3 +63,33 @@ def test_fuzz_every_operation_runs() -> None:
     for index in range(len(heap_ops.Sequence.OPS)):
         data = bytes([1]) + bytes([index, 5, 9, 200, 7, 3, 1, 2, 4] * 3)
         heap_ops.run_sequence(data + bytes([11, 0]))  # and a free
+
+
+#: GOALLOC option sets the fuzzer also runs under (FUZZ_GOALLOC): no kept
+#: spans (Go), one page of them, many, and a refill stash.
+OPTION_SETS = ["mcache_keep=0", "mcache_keep=1", "mcache_keep=4096", "mcache_keep=8,refill=8"]
+
+
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_fuzz_random_sequences_under_options(options: str) -> None:
+    from conftest import goalloc_options
+
+    rng = random.Random(options)
+    ops = 0
+    with goalloc_options(options):
+        for key, _, value in (item.partition("=") for item in options.split(",")):
+            assert heap_ops.lib.ga_test_option(key.encode()) == int(value)
+        for _ in range(SEQUENCES_PER_SEED):
+            data = rng.randbytes(rng.randrange(1, 2 + 8 * heap_ops.MAX_OPS))
+            ops += heap_ops.run_sequence(data)
+        heap_ops.quiesce()
+    assert ops > SEQUENCES_PER_SEED * 10
+
+
+def test_fuzz_options_are_checked() -> None:
+    """FUZZ_GOALLOC with a key goalloc does not know, or a value it refuses,
+    stops the fuzzer instead of fuzzing the defaults."""
+    with pytest.raises(ValueError, match="unknown"):
+        heap_ops.set_options("mcache_kept=5")
+    with pytest.raises(ValueError, match="refused"):
+        heap_ops.set_options("refill=99")

@@ -12,6 +12,11 @@ exits non-zero.  Replay one input with
 
     .venv/bin/python tests/fuzz/fuzz_heap.py crash-<sha1>
 
+FUZZ_GOALLOC=key=val,... in the environment sets GOALLOC options of the
+private heap before the first input (as GOALLOC does for the preload
+library; run-time options only, e.g. mcache_keep=4096,refill=8; `make
+fuzz FUZZ_GOALLOC=...`).
+
 The coverage that guides atheris is that of the Python interpreter of the
 sequences (which operations, branches and size kinds ran); the C code is
 not instrumented (it is built with gcc), so this is a random operation
@@ -50,6 +55,12 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 (atheris' name)
 
 
 def main() -> None:
+    options = os.environ.get("FUZZ_GOALLOC", "")
+    if options:
+        heap_ops.set_options(options)
+        print(f"fuzz_heap: FUZZ_GOALLOC={options}: " + ", ".join(
+            f"{k}={heap_ops.lib.ga_test_option(k.encode())}" for k in heap_ops.option_keys(options)),
+            flush=True)
     atheris.Setup(sys.argv, TestOneInput)
     atheris.Fuzz()
 

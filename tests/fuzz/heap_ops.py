@@ -409,6 +409,24 @@ class Sequence:
         ga.check_heap()
 
 
+def option_keys(text: str) -> List[str]:
+    return [item.partition("=")[0] for item in text.split(",") if item]
+
+
+def set_options(text: str) -> None:
+    """Sets GOALLOC-style options (key=val,...) on the private heap; a key
+    it does not know, or a bad value, raises ValueError (the C parser only
+    warns on stderr)."""
+    for key in option_keys(text):
+        if lib.ga_test_option(key.encode()) < 0:
+            raise ValueError(f"unknown GOALLOC option {key!r}")
+    lib.ga_test_parse_options(text.encode())
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if item and value.isdigit() and lib.ga_test_option(key.encode()) != int(value):
+            raise ValueError(f"GOALLOC option {item!r} refused")
+
+
 def run_sequence(data: bytes) -> int:
     """Decodes and runs one sequence; the heap must be sound afterwards.
     Returns the number of operations run."""

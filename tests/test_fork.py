@@ -1,0 +1,69 @@
+"""fork() against other threads' caches in the middle of a slow path.
+
+The fork child hands back the caches of the threads it lost (init.c,
+mcache.c).  Those threads were running when the parent forked; a cache
+caught half-way through moving a span between its lists, or through a
+fold, used to be copied torn into the child (`make stress`'s fork_alloc:
+children crashing in fold() on a span freed twice, or aborting on "mcentral
+handed out a span without a free slot").  fork_prepare now takes every
+cache's lock, which the owner holds across those moves.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import List
+
+from conftest import goalloc_options, join_fully
+
+import goalloc_ffi as ga
+from goalloc_ffi import lib
+
+WAIT_MS = 300  # how long the stopped thread waits for the fork before going on
+
+
+def _fork_and_check() -> str:
+    """Forks; the child checks the private heap (its first act after the
+    fork handlers returned the lost threads' caches) and reports through a
+    pipe. Returns the child's message ("ok" or the check's complaint)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no Python-level cleanup, just the verdict
+        try:
+            os.close(r)
+            try:
+                ga.check_heap()
+                msg = "ok"
+            except ga.HeapCorruption as e:
+                msg = f"check_heap: {e}"
+            os.write(w, msg.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status:#x}"
+    return msg
+
+
+def test_fork_waits_for_a_cache_moving_a_kept_span() -> None:
+    """A thread stops half-way through moving a kept exhausted span to its
+    avail list (its first free into it); the main thread forks meanwhile.
+    The fork must wait for the move to finish (the stopped thread then
+    goes on by its time-out, not by being resumed), and the child's heap,
+    after it took back the lost thread's cache, must pass check_heap."""
+    result: List[int] = []
+    with goalloc_options("mcache_keep=512"):
+        t = threading.Thread(target=lambda: result.append(lib.ga_test_cache_move_paused(1024, WAIT_MS)))
+        t.start()
+        try:
+            assert lib.ga_test_cache_move_wait(60_000) == 0, "the thread never reached the move"
+            child = _fork_and_check()
+        finally:
+            lib.ga_test_cache_move_resume()
+            join_fully(t)
+    assert child == "ok"
+    assert result == [1], "fork went ahead while the cache was in the middle of a move"
+    ga.check_heap()
