@@ -135,7 +135,7 @@ void ga_mcache_put_shared(void)
  * spans on the cache's full list: the owner's frees stay plain stores
  * instead of remote atomics, and a span the owner has freed into moves to
  * the avail list, which the next refill takes before asking mcentral.
- * Bounded by mcache_keep pages per cache (avail: an eighth of that, as its
+ * Bounded by mcache_keep pages per cache (avail: half of that, as its
  * free slots serve this thread only); the oldest spans go to mcentral. */
 
 static void unkeep(ga_mcache_t *mc, ga_span_t *s)
