@@ -132,6 +132,7 @@ typedef struct ga_span {
     uint32_t npurged;            /* partial span: OS pages of free slots released */
     bool purged;                 /* partial span: its free slots were released */
     bool kept_empty;             /* partial span kept with no live object (mcentral.nempty) */
+    uint64_t empty_since;        /* kept_empty: ga_mcentral_grow's clock when it was kept */
     uint64_t sub_oldest;         /* treap: oldest unused_since of a run with unreleased
                                     pages in this subtree (UINT64_MAX: none) */
     /* Size profile (mprof.c), under its lock: the requested size of each
@@ -466,8 +467,13 @@ typedef struct ga_mcentral {
 /* Empty spans an mcentral keeps instead of returning them to the page heap,
  * so that a class that drains and refills does not go through the heap
  * lock each time (Go keeps none: its sweeper frees them in bulk). Their
- * pages are released when idle like any free slot. */
+ * pages are released when idle like any free slot, and the span itself
+ * goes back to the heap once GA_EMPTY_AGE spans of other classes have been
+ * grown since it was kept: a class the program stopped using then holds
+ * no pages that another class could use (checked round robin, one class
+ * per grow). */
 #define GA_KEEP_EMPTY 1
+#define GA_EMPTY_AGE 64
 
 extern ga_mcentral_t ga_central[GA_NUM_SPC];
 void ga_mcentral_init(void);

@@ -218,10 +218,23 @@ static bool kept_empty(const ga_span_t *s)
     return s->nlocal + (uint32_t)atomic_load_explicit(&s->nremote, memory_order_relaxed) == s->nelems;
 }
 
-/* Hands back the oldest kept span of the next few classes, round robin,
- * if it has become empty, so that a class the thread stopped using does
- * not hold empty spans (their pages then serve any class; the thread's
- * own next refill of that class goes to mcentral, which keeps one). */
+/* The current span s of a class holds no object: every slot handed out
+ * was freed (folded here, by its owner, when the pending frees can tell). */
+static bool current_empty(ga_span_t *s)
+{
+    uint32_t pending = s->nlocal + (uint32_t)atomic_load_explicit(&s->nremote, memory_order_relaxed);
+    if (pending < s->alloc_count || (pending == 0 && s->freeindex != 0))
+        return false;
+    if (pending != 0)
+        ga_span_fold(s);
+    return s->alloc_count == 0 && s->freeindex == 0;
+}
+
+/* Visits the next few classes, round robin, and hands back to mcentral
+ * their oldest kept spans and their current span when these hold no
+ * object, so that a class the thread stopped using does not keep pages
+ * another class could use (the thread's own next refill of that class
+ * goes to mcentral, which keeps one empty span a while). */
 static void trim_empty(ga_mcache_t *mc)
 {
     for (unsigned k = 0; k < 8; k++) {
@@ -234,18 +247,22 @@ static void trim_empty(ga_mcache_t *mc)
                 ga_mcentral_uncache_span(&ga_central[i], s);
             }
         }
+        ga_span_t *s = mc->alloc[i];
+        if (s != &ga_emptyspan && i != GA_TINY_SPC && current_empty(s)) {
+            mc->alloc[i] = &ga_emptyspan;
+            ga_mcentral_uncache_span(&ga_central[i], s);
+        }
     }
 }
 
 /* An exhausted span leaves mc->alloc: kept (on the avail list if frees
- * into it are already pending), or back to mcentral. */
+ * into it are already pending), or back to mcentral; then a few classes'
+ * empty spans go back (trim_empty). */
 static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
 {
     if (ga_opts.mcache_keep == 0) {
         ga_mcentral_uncache_span(&ga_central[spc], s);
-        return;
-    }
-    if (s->nlocal != 0) {
+    } else if (s->nlocal != 0) {
         keep(mc, s, GA_LIST_AVAIL);
         while (mc->avail_pages > avail_budget())
             evict_one(mc, spc, true);

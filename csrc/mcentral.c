@@ -11,6 +11,7 @@
 
 ga_mcentral_t ga_central[GA_NUM_SPC];
 _Atomic size_t ga_purged_os_pages;
+static _Atomic uint64_t grow_clock; /* spans grown: the age of kept empty spans */
 
 static bool central_used(unsigned spc)
 {
@@ -104,37 +105,48 @@ static bool keep_empty_locked(ga_mcentral_t *c, ga_span_t *s)
         return false;
     c->nempty++;
     s->kept_empty = true;
+    s->empty_since = atomic_load_explicit(&grow_clock, memory_order_relaxed);
     atomic_store(&s->published, s->alloc_count);
     atomic_store(&s->state, GA_SPAN_PARTIAL);
     list_push(&c->partial, s, false);
     return true;
 }
 
+/* Returns c's kept empty span to the page heap if it was kept at or
+ * before clock `before`. Takes c->lock. */
+static void release_empty(ga_mcentral_t *c, uint64_t before)
+{
+    pthread_mutex_lock(&c->lock);
+    ga_span_t *s = c->partial.first;
+    while (s != NULL && !s->kept_empty)
+        s = s->next;
+    if (s == NULL || s->empty_since > before) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    ga_span_list_remove(&c->partial, s);
+    s->kept_empty = false;
+    c->nempty--;
+    release_unlock(c, s);
+}
+
 void ga_mcentral_release_empty(void)
 {
-    for (unsigned i = 1; i < GA_NUM_SPC; i++) {
-        if (!central_used(i))
-            continue;
-        ga_mcentral_t *c = &ga_central[i];
-        pthread_mutex_lock(&c->lock);
-        ga_span_t *s = c->partial.first;
-        while (s != NULL && !s->kept_empty)
-            s = s->next;
-        if (s == NULL) {
-            pthread_mutex_unlock(&c->lock);
-            continue;
-        }
-        ga_span_list_remove(&c->partial, s);
-        s->kept_empty = false;
-        c->nempty--;
-        release_unlock(c, s);
-    }
+    for (unsigned i = 1; i < GA_NUM_SPC; i++)
+        if (central_used(i))
+            release_empty(&ga_central[i], UINT64_MAX);
 }
 
 /* A new span of class c->spc from the page heap (Go mcentral.grow). */
 ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
 {
     unsigned spc = c->spc;
+    /* Age out another class's kept empty span (see GA_EMPTY_AGE). */
+    uint64_t now = atomic_fetch_add_explicit(&grow_clock, 1, memory_order_relaxed) + 1;
+    unsigned k = (unsigned)(now % GA_NUM_SPC);
+    if (k != spc && central_used(k) && now >= GA_EMPTY_AGE &&
+        __atomic_load_n(&ga_central[k].nempty, __ATOMIC_RELAXED) != 0)
+        release_empty(&ga_central[k], now - GA_EMPTY_AGE);
     ga_span_t *s = ga_mheap_alloc(ga_classes.npages[spc], 1, GA_SPAN_CLAIMED, (uint16_t)spc);
     if (s == NULL)
         return NULL;

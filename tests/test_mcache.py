@@ -155,3 +155,41 @@ def test_empty_kept_spans_of_a_class_no_longer_used_go_back() -> None:
 
 def ffi_ptr(address: int) -> Any:
     return ga.ffi.cast("void *", address)
+
+
+@pytest.mark.parametrize("keep", [0, 512])
+def test_empty_current_span_of_a_class_no_longer_used_goes_back(keep: int) -> None:
+    """A class's current span whose every object was freed leaves the cache
+    as other classes refill (round robin, like empty kept spans), so that
+    each class the thread once used does not hold a span of its own."""
+    set_keep(keep)
+    assert lib.ga_test_fresh_span(SIZE) > 0
+    objs = [ga.malloc(SIZE) for _ in range(5)]
+    info = ptr_info(objs[0])
+    assert (info.state, info.cache_list) == ("cached", "current")
+    for p in objs:
+        ga.free(p)
+    other = [ga.malloc(64) for _ in range(40 * lib.ga_sizeclass_objects(lib.ga_test_size_to_class(64)))]
+    after = ptr_info(ffi_ptr(info.span_base))
+    assert not (after.state == "cached" and after.spc == info.spc), (after.state, after.spc)
+    for p in other:
+        ga.free(p)
+    ga.check_heap()
+
+
+def test_current_span_with_a_live_object_stays() -> None:
+    """The same round robin leaves a current span alone while one of its
+    objects is live: it goes on serving its class."""
+    set_keep(512)
+    assert lib.ga_test_fresh_span(SIZE) > 0
+    objs = [ga.malloc(SIZE) for _ in range(5)]
+    for p in objs[1:]:
+        ga.free(p)
+    other = [ga.malloc(64) for _ in range(40 * lib.ga_sizeclass_objects(lib.ga_test_size_to_class(64)))]
+    info = ptr_info(objs[0])
+    assert (info.state, info.cache_list) == ("cached", "current")
+    q = ga.malloc(SIZE)
+    assert ptr_info(q).span_base == info.span_base
+    for p in other + [objs[0], q]:
+        ga.free(p)
+    ga.check_heap()

@@ -122,3 +122,43 @@ def test_allocations_after_the_exit_destructor_use_the_shared_cache() -> None:
         return ok
 
     assert in_thread(run)
+
+
+def kept_empty_span_of(size: int) -> Any:
+    """A span of size's class that mcentral now keeps empty."""
+    lib.ga_malloc_trim(0)  # no kept empty span anywhere
+    assert lib.ga_test_fresh_span(size) > 0
+    p = ga.malloc(size)
+    ga.free(p)
+    lib.ga_test_release_cache()
+    info = ptr_info(p)
+    assert info.state == "partial" and info.alloc_count == info.nremote == 0
+    return p
+
+
+def grow_other_class(n: int) -> None:
+    """n new spans of another class from the page heap (each emptied)."""
+    for _ in range(n):
+        assert lib.ga_test_fresh_span(2048) > 0
+    lib.ga_test_release_cache()
+
+
+def test_kept_empty_span_stays_while_spans_of_other_classes_are_few() -> None:
+    p = kept_empty_span_of(SIZE)
+    grow_other_class(10)
+    info = ptr_info(p)
+    assert info.state == "partial" and info.spc == lib.ga_test_size_to_class(SIZE)
+    ga.check_heap()
+
+
+def test_kept_empty_span_goes_back_once_other_classes_grew_enough() -> None:
+    """mcentral's empty span of a class no longer used returns to the page
+    heap after GA_EMPTY_AGE grows of other classes (one class checked per
+    grow, round robin), so its pages can serve them."""
+    spc = lib.ga_test_size_to_class(SIZE)
+    p = kept_empty_span_of(SIZE)
+    grow_other_class(400)  # past the age, and round the classes twice
+    info = ptr_info(p)
+    assert not (info.state == "partial" and info.spc == spc), (info.state, info.spc)
+    assert lib.ga_test_central_spans(spc, 0) == 0
+    ga.check_heap()
