@@ -230,14 +230,14 @@ static bool current_empty(ga_span_t *s)
     return s->alloc_count == 0 && s->freeindex == 0;
 }
 
-/* Visits the next few classes, round robin, and hands back to mcentral
- * their oldest kept spans and their current span when these hold no
- * object, so that a class the thread stopped using does not keep pages
+/* Before a refill from mcentral: visits the next few classes, round
+ * robin, and hands back to mcentral their oldest kept spans and their
+ * current span when these hold no object, so that a class the thread stopped using does not keep pages
  * another class could use (the thread's own next refill of that class
  * goes to mcentral, which keeps one empty span a while). */
-static void trim_empty(ga_mcache_t *mc)
+static void trim_empty(ga_mcache_t *mc, unsigned nclasses)
 {
-    for (unsigned k = 0; k < 8; k++) {
+    for (unsigned k = 0; k < nclasses; k++) {
         unsigned i = mc->trim_next;
         mc->trim_next = (i + 1) % GA_NUM_SPC;
         for (int which = 0; which < 2; which++) {
@@ -256,8 +256,7 @@ static void trim_empty(ga_mcache_t *mc)
 }
 
 /* An exhausted span leaves mc->alloc: kept (on the avail list if frees
- * into it are already pending), or back to mcentral; then a few classes'
- * empty spans go back (trim_empty). */
+ * into it are already pending), or back to mcentral. */
 static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
 {
     if (ga_opts.mcache_keep == 0) {
@@ -272,7 +271,7 @@ static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
     }
     while (mc->kept_pages > ga_opts.mcache_keep)
         evict_one(mc, spc, false);
-    trim_empty(mc);
+    trim_empty(mc, 2);
 }
 
 /* A kept span of class spc worth taking (see worth), folded: among the
@@ -376,6 +375,7 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
     if (s == NULL || ga_span_next_free_index(s) >= s->nelems) {
         if (s != NULL) /* counted remote frees whose bits were not yet set: keep it */
             retire(mc, spc, s);
+        trim_empty(mc, 8); /* other classes' empty spans first: pages are needed */
         s = mc->stash[spc] != NULL ? stash_pop(mc, spc) : refill(mc, spc);
     }
     if (s == NULL)
