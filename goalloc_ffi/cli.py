@@ -106,8 +106,9 @@ def _png(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
 @click.option("--live", is_flag=True,
               help="CMD publishes live statistics (GOALLOC=live=1) for `goalloc top PID`.")
 @click.option("--timeline", metavar="FILE.png", callback=_png,
-              help="Sample CMD's live statistics every 50 ms and plot memory over time "
-                   "(implies --live; the samples go to FILE.json).")
+              help="Sample the live statistics of CMD and its descendants every 50 ms and plot "
+                   "memory over time, summed over the processes (implies --live; the samples go "
+                   "to FILE.json).")
 @click.option("--profile-sizes", "profile_path", metavar="FILE",
               help="Record the sizes CMD requests and how many were live at the peak, as JSON "
                    "(%p: the pid, one file per process; without %p, CMD's own process's only).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import struct
 import subprocess
@@ -426,6 +427,21 @@ def test_run_timeline_writes_samples_and_a_png(program: str, tmp_path: Path) -> 
         assert samples[-1]["bytes_in_use"] > samples[0]["bytes_in_use"]
         assert [s["t"] for s in samples] == sorted(s["t"] for s in samples)
     assert not Path(live.live_path(doc["meta"]["pid"])).exists()
+
+
+@pytest.mark.preload
+def test_run_timeline_follows_the_process_tree(tmp_path: Path) -> None:
+    """The command is a shell that stays the parent (`; true` keeps it from
+    exec'ing): the samples are the tree's, so the Python child's heap shows."""
+    code = ("import time\nx = []\nfor i in range(10):\n"
+            "    x.append([str(j) * 4 for j in range(30000)]); time.sleep(0.05)\n")
+    cmd = ["sh", "-c", f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}; true"]
+    png = tmp_path / "tree.png"
+    r = goalloc("run", "--timeline", str(png), "--", *cmd, env=clean_env(PYTHONMALLOC="malloc"))
+    assert r.returncode == 0, r.stderr
+    samples = json.loads(png.with_suffix(".json").read_text())["samples"]
+    assert max(s["processes"] for s in samples) >= 2  # the shell and Python, both preloaded
+    assert max(s["bytes_in_use"] or 0 for s in samples) > 8 << 20
 
 
 def test_run_timeline_wants_a_png_name(tmp_path: Path) -> None:
