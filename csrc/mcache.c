@@ -239,7 +239,7 @@ static void trim_empty(ga_mcache_t *mc, unsigned nclasses)
 {
     for (unsigned k = 0; k < nclasses; k++) {
         unsigned i = mc->trim_next;
-        mc->trim_next = (i + 1) % GA_NUM_SPC;
+        mc->trim_next = i + 1 == GA_NUM_SPC ? 0 : i + 1; /* no division on this path */
         for (int which = 0; which < 2; which++) {
             ga_span_t *s = which == 0 ? mc->avail[i].last : mc->full[i].last;
             if (s != NULL && kept_empty(s)) {
