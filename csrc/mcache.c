@@ -230,16 +230,27 @@ static bool current_empty(ga_span_t *s)
     return s->alloc_count == 0 && s->freeindex == 0;
 }
 
-/* Before a refill from mcentral: visits the next few classes, round
- * robin, and hands back to mcentral their oldest kept spans and their
- * current span when these hold no object, so that a class the thread stopped using does not keep pages
- * another class could use (the thread's own next refill of that class
- * goes to mcentral, which keeps one empty span a while). */
+/* The span class after i in a round robin over the table's classes and
+ * the tiny class (not over every slot of the compiled maximum). */
+static unsigned next_used_class(unsigned i)
+{
+    if (i == GA_TINY_SPC || i + 1 >= ga_classes.nclasses)
+        return i == GA_TINY_SPC ? 1 : GA_TINY_SPC;
+    return i + 1;
+}
+
+/* Visits the next nclasses classes, round robin, and hands back to
+ * mcentral their oldest kept spans and their current span when these hold
+ * no object, so that a class the thread stopped using does not keep pages
+ * another class could use (the thread's own next refill of that class goes
+ * to mcentral, which keeps one empty span a while). Called for 1 class
+ * whenever a span is exhausted and for 4 before each refill from mcentral,
+ * when pages are about to be needed. */
 static void trim_empty(ga_mcache_t *mc, unsigned nclasses)
 {
     for (unsigned k = 0; k < nclasses; k++) {
         unsigned i = mc->trim_next;
-        mc->trim_next = i + 1 == GA_NUM_SPC ? 0 : i + 1; /* no division on this path */
+        mc->trim_next = next_used_class(i);
         for (int which = 0; which < 2; which++) {
             ga_span_t *s = which == 0 ? mc->avail[i].last : mc->full[i].last;
             if (s != NULL && kept_empty(s)) {
@@ -271,7 +282,7 @@ static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
     }
     while (mc->kept_pages > ga_opts.mcache_keep)
         evict_one(mc, spc, false);
-    trim_empty(mc, 2);
+    trim_empty(mc, 1);
 }
 
 /* A kept span of class spc worth taking (see worth), folded: among the
@@ -375,7 +386,7 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
     if (s == NULL || ga_span_next_free_index(s) >= s->nelems) {
         if (s != NULL) /* counted remote frees whose bits were not yet set: keep it */
             retire(mc, spc, s);
-        trim_empty(mc, 8); /* other classes' empty spans first: pages are needed */
+        trim_empty(mc, 4); /* other classes' empty spans first: pages are needed */
         s = mc->stash[spc] != NULL ? stash_pop(mc, spc) : refill(mc, spc);
     }
     if (s == NULL)

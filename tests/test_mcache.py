@@ -193,3 +193,37 @@ def test_current_span_with_a_live_object_stays() -> None:
     for p in other + [objs[0], q]:
         ga.free(p)
     ga.check_heap()
+
+
+def test_trim_round_robin_covers_the_table_in_a_few_refills() -> None:
+    """The round robin of trim_empty walks the table's classes only (not
+    every slot of the compiled maximum): a few refills (1 class per
+    exhausted span, 4 per refill) reach every class, so each empty current
+    span of the table goes back, and again in the next round."""
+    set_keep(512)
+    n = lib.ga_sizeclass_count()
+    refill_spc = lib.ga_test_size_to_class(64)
+    per = lib.ga_sizeclass_objects(refill_spc)
+    # The walk has n stops (classes 1..n-1 and tiny); each exhausted span of
+    # the 64-byte class makes 5 of them. A walk over every slot of the
+    # compiled maximum spends most of a second round on unused slots.
+    refills = -(-n // 5) + 1
+    for _ in range(2):
+        live = {}
+        for spc in range(1, n):  # one live object per class: no span is empty yet
+            size = lib.ga_sizeclass_size(spc)
+            if spc != refill_spc and size >= 16:  # below 16 B: the tiny allocator
+                live[spc] = ga.malloc(size)
+        probes = {spc: ptr_info(p).span_base for spc, p in live.items()}
+        for p in live.values():
+            ga.free(p)  # now each of those classes has an empty current span
+        assert lib.ga_test_fresh_span(64) > 0
+        other = [ga.malloc(64) for _ in range(refills * per)]
+        left = [spc for spc, base in probes.items()
+                if (i := ptr_info(ffi_ptr(base))).state == "cached" and i.spc == spc
+                and i.cache_list == "current"]
+        assert not left, left
+        for p in other:
+            ga.free(p)
+        lib.ga_test_release_cache()  # the next round's spans come from mcentral again
+    ga.check_heap()
