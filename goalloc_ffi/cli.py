@@ -120,8 +120,9 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
     Prepends the library to LD_PRELOAD and merges the --set options into
     $GOALLOC. Without --report or --timeline it execs CMD (exit status and
     signals are CMD's own); otherwise it waits for CMD, prints the summary
-    of the statistics its main process left and/or writes the timeline,
-    and exits with CMD's status.
+    of the statistics its main process left (or, if that one never called
+    malloc, its busiest descendant's) and lists the others', and/or writes
+    the timeline, and exits with CMD's status.
 
     Example: goalloc run --set tiny=0 --report -- python3 -c 'print(1)'
     """
@@ -163,6 +164,9 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
         _exec(cmd, env)
     import subprocess
 
+    import time
+
+    started = time.time() - 1  # files of this run (mtime granularity)
     try:
         child = subprocess.Popen(list(cmd), env=env)
     except OSError as e:
@@ -183,9 +187,25 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
             click.echo(f"goalloc run: {cmd[0]} left no size profile (did it exit normally?)", err=True)
         shutil.rmtree(profile_tmp, ignore_errors=True)
     if report:
-        from .report import print_report
+        from .report import load_busiest_first, print_other_processes, print_report
 
-        print_report(stats_path.replace("%p", str(child.pid)))
+        own = stats_path.replace("%p", str(child.pid))
+        others: List[str] = []
+        if "%p" in stats_path:  # the other processes' files of this run
+            import glob
+
+            others = [f for f in glob.glob(glob.escape(stats_path).replace("%p", "*"))
+                      if f != own and os.path.getmtime(f) >= started]
+        loaded = load_busiest_first(others)
+        if os.path.exists(own) or not loaded:
+            print_report(own)
+        else:  # a shell or driver that never called malloc: its busiest descendant
+            click.echo(f"goalloc: {cmd[0]} (pid {child.pid}) left no statistics (it never called malloc, "
+                       f"or did not exit normally); the busiest of its {len(loaded)} allocating "
+                       f"descendant(s), pid {loaded[0][1].pid}:")
+            print_report(loaded[0][0])
+            loaded = loaded[1:]
+        print_other_processes([s for _, s in loaded])
     if tmp:
         import shutil
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -68,6 +68,41 @@ def print_report(path: str, classes: int = 15, console: Optional[Console] = None
                   f"over all mallocs ({_pct(t.frag_cumulative_bytes, handed)} of the bytes handed out, exact); "
                   f"in live objects about {_mib(t.frag_live_estimate_bytes)} MiB (estimate)")
     console.print(class_table(s.classes, classes, f"busiest size classes (of {sum(1 for c in s.classes if c.mallocs)} used)"))
+
+
+def load_busiest_first(paths: Sequence[str]) -> List[Tuple[str, "st.Stats"]]:
+    """The statistics files that loaded, with their paths, most mallocs
+    first (a file of a process killed while writing it is left out)."""
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((path, st.load(path)))
+        except (OSError, ValueError, st.StatsUnavailable):
+            continue
+    loaded.sort(key=lambda ps: -(ps[1].totals.small_mallocs + ps[1].totals.large_mallocs))
+    return loaded
+
+
+def print_other_processes(loaded: Sequence["st.Stats"], console: Optional[Console] = None,
+                          rows: int = 10) -> None:
+    """A table of other processes' statistics (pid, mallocs, peaks), as
+    `goalloc run --report` shows them after the command's own: a shell or a
+    driver may have done little of the allocating."""
+    if not loaded:
+        return
+    console = console or Console()
+    table = Table(title=f"other processes of the command ({len(loaded)})")
+    names = ("small_mallocs", "large_mallocs", "peak_heap_bytes", "peak_rss_bytes")
+    table.add_column("pid", justify="right")
+    for name in names:
+        table.add_column(_heading(name) + (" (MiB)" if name.endswith("_bytes") else ""), justify="right")
+    for s in loaded[:rows]:
+        t = s.totals
+        table.add_row(str(s.pid), *(_mib(getattr(t, n)) if n.endswith("_bytes") else str(getattr(t, n))
+                                    for n in names))
+    console.print(table)
+    if len(loaded) > rows:
+        console.print(f"... and {len(loaded) - rows} more")
 
 
 #: Columns of the per-class table: (field, heading).

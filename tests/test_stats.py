@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -144,6 +147,31 @@ def test_run_report_and_stats_commands(program: str, tmp_path: Path) -> None:
     assert st.load(out).totals.small_mallocs > 100
     r2 = subprocess.run([*goalloc, "stats", str(out)], capture_output=True, text=True, timeout=60)
     assert r2.returncode == 0 and "memory (MiB)" in r2.stdout
+
+
+@pytest.mark.preload
+def test_run_report_through_a_shell_shows_the_programs_it_ran(tmp_path: Path) -> None:
+    """`goalloc run --report -- sh -c '...'`: the shell itself never calls
+    malloc, so the report is that of the busiest process it started, and
+    the others are listed below it."""
+    goalloc = [sys.executable, "-m", "goalloc_ffi.cli"]
+    busy = f"{shlex.quote(sys.executable)} -c 'd = {{i: str(i) for i in range(60000)}}'"
+    small = f"{shlex.quote(sys.executable)} -c 'x = [1] * 10'"
+    shell = shutil.which("dash") or "sh"
+    cmd = [shell, "-c", f"{busy}; {small}; true"]
+    r = subprocess.run([*goalloc, "run", "--report", "--", *cmd], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONMALLOC="malloc", COLUMNS="150"))
+    assert r.returncode == 0, r.stderr
+    shown = re.search(r"goalloc statistics of pid (\d+)", r.stdout)
+    assert shown, r.stdout
+    assert "other processes of the command" in r.stdout and "busiest size classes" in r.stdout
+    rows = [ln.split("│") for ln in r.stdout.splitlines() if ln.count("│") == 6]
+    others = {int(c[1]): int(c[2]) for c in rows if c[1].strip().isdigit()}  # pid -> mallocs
+    assert others and int(shown.group(1)) not in others
+    counts = [ln.split("│") for ln in r.stdout.splitlines() if ln.count("│") == 12]  # the counts table
+    shown_mallocs = int(counts[0][1])
+    if "left no statistics" in r.stdout:  # the shell allocated nothing: its busiest child is shown
+        assert shown_mallocs >= max(others.values()) and shown_mallocs > 60000, (shown_mallocs, others)
 
 
 def test_sizeclasses_command_prints_gos_table() -> None:
