@@ -202,6 +202,24 @@ static size_t tiny_usable(ga_span_t *s, uintptr_t p, const char *fn)
     return GA_TINY_SIZE - off;
 }
 
+/* Frees tiny sub-object p: clears its start bit and, if nothing else in
+ * its block is live or held, hands the block back to its span. False,
+ * with nothing changed, if no sub-object starts at p. */
+GA_INLINE bool tiny_free_bit(ga_span_t *s, uintptr_t p, const char *fn)
+{
+    uint32_t blk = (uint32_t)((p - s->base) / GA_TINY_SIZE);
+    uint32_t bit = 1u << (p & (GA_TINY_SIZE - 1));
+    uint32_t old = atomic_fetch_and_explicit(&s->tiny_meta[blk], ~bit, memory_order_acq_rel);
+    if (GA_UNLIKELY(!(old & bit)))
+        return false;
+    if (((old & ~bit) & (GA_TINY_STARTS | GA_TINY_HELD)) == 0) {
+        int saved = errno; /* the block goes back to its span: maybe to the OS */
+        ga_free_slot(s, blk, s->base + (uintptr_t)blk * GA_TINY_SIZE, ga_tls_mcache, fn);
+        errno = saved;
+    }
+    return true;
+}
+
 /* free of a tiny sub-object without hardening, before the general path:
  * one atomic AND. False, with nothing changed, when p is not a live tiny
  * object's start (the general path then reports it). */
@@ -211,30 +229,13 @@ static bool tiny_free_fast(ga_span_t *s, uintptr_t p)
     if (GA_UNLIKELY((st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL) ||
                     p < s->base || p - s->base >= (uintptr_t)s->nelems * GA_TINY_SIZE))
         return false;
-    uint32_t blk = (uint32_t)((p - s->base) / GA_TINY_SIZE);
-    uint32_t bit = 1u << (p & (GA_TINY_SIZE - 1));
-    uint32_t old = atomic_fetch_and_explicit(&s->tiny_meta[blk], ~bit, memory_order_acq_rel);
-    if (GA_UNLIKELY(!(old & bit)))
-        return false;
-    if (((old & ~bit) & (GA_TINY_STARTS | GA_TINY_HELD)) == 0) {
-        int saved = errno; /* the block goes back to its span: maybe to the OS */
-        ga_free_slot(s, blk, s->base + (uintptr_t)blk * GA_TINY_SIZE, ga_tls_mcache, "free");
-        errno = saved;
-    }
-    return true;
+    return tiny_free_bit(s, p, "free");
 }
 
 static void tiny_free(ga_span_t *s, uintptr_t p, const char *fn)
 {
-    uint32_t blk = (uint32_t)((p - s->base) / GA_TINY_SIZE);
-    uint32_t bit = 1u << (p & (GA_TINY_SIZE - 1));
-    uint32_t old = atomic_fetch_and_explicit(&s->tiny_meta[blk], ~bit, memory_order_acq_rel);
-    if (GA_UNLIKELY(!(old & bit))) {
+    if (GA_UNLIKELY(!tiny_free_bit(s, p, fn)))
         ga_misuse(fn, "double free or invalid pointer", p, s);
-        return;
-    }
-    if (((old & ~bit) & (GA_TINY_STARTS | GA_TINY_HELD)) == 0)
-        ga_free_slot(s, blk, s->base + (uintptr_t)blk * GA_TINY_SIZE, ga_tls_mcache, fn);
 }
 
 /* ---- large objects ------------------------------------------------------------- */

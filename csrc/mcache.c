@@ -218,6 +218,15 @@ static bool kept_empty(const ga_span_t *s)
     return s->nlocal + (uint32_t)atomic_load_explicit(&s->nremote, memory_order_relaxed) == s->nelems;
 }
 
+/* Folds s if frees are pending; true if it then holds no object (nothing
+ * handed out since the fold either: freeindex is back at 0). */
+static bool fold_empty(ga_span_t *s)
+{
+    if (ga_span_has_pending_frees(s))
+        ga_span_fold(s);
+    return s->alloc_count == 0 && s->freeindex == 0;
+}
+
 /* The current span s of a class holds no object: every slot handed out
  * was freed (folded here, by its owner, when the pending frees can tell). */
 static bool current_empty(ga_span_t *s)
@@ -225,9 +234,7 @@ static bool current_empty(ga_span_t *s)
     uint32_t pending = s->nlocal + (uint32_t)atomic_load_explicit(&s->nremote, memory_order_relaxed);
     if (pending < s->alloc_count || (pending == 0 && s->freeindex != 0))
         return false;
-    if (pending != 0)
-        ga_span_fold(s);
-    return s->alloc_count == 0 && s->freeindex == 0;
+    return fold_empty(s);
 }
 
 /* The span class after i in a round robin over the table's classes and
@@ -437,14 +444,6 @@ void ga_mcache_release_tiny(ga_mcache_t *mc)
     }
 }
 
-/* Folds s if frees are pending; true if it then holds no object (nothing
- * handed out since the fold either: freeindex is back at 0). */
-static bool fold_empty(ga_span_t *s)
-{
-    if (ga_span_has_pending_frees(s))
-        ga_span_fold(s);
-    return s->alloc_count == 0 && s->freeindex == 0;
-}
 
 size_t ga_mcache_reclaim_own(void)
 {
