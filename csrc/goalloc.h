@@ -64,7 +64,9 @@ GA_API const char *ga_stats_class_field_doc(unsigned i);
 GA_API unsigned ga_stats_nclasses(void);
 GA_API int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes,
                              unsigned nrows, unsigned nfields);
-/* The JSON document of GOALLOC_STATS (schema version ga_stats_version()). */
+/* The JSON document of GOALLOC_STATS (schema version ga_stats_version())
+ * into fd: 0, -1 when there are no statistics, or the errno value of a
+ * failed write (the rest of the document is then dropped). */
 GA_API int ga_stats_write_json(int fd);
 /* The same document into buf, NUL-terminated if it fits: returns its length
  * without the NUL, so a return value >= len asks for a larger buffer (the
@@ -146,7 +148,8 @@ GA_API int ga_sizeclass_table_read(const char *spec, unsigned align, uint32_t *s
                                    size_t len);
 
 /* Size profile (GOALLOC_PROFILE=PATH): the JSON document written at exit,
- * schema version ga_profile_version(); -1 when not profiling. */
+ * schema version ga_profile_version(); 0, -1 when not profiling, or the
+ * errno value of a failed write. */
 GA_API unsigned ga_profile_version(void);
 GA_API int ga_profile_write_json(int fd);
 

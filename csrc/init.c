@@ -27,6 +27,7 @@ ga_options_t ga_opts = {
     .sizeclasses = "",
     .align8 = false,
     .refill = 1,
+    .arena_hint_go = false,
 };
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
 size_t ga_fast_medium;          /* 0 until start-up */
@@ -43,6 +44,7 @@ static const char *const scavenger_names[] = {"off", "sync", "background", NULL}
 static const char *const madvise_names[] = {"dontneed", "free", NULL};
 static const char *const on_error_names[] = {"abort", "report", NULL};
 static const char *const align_names[] = {"16", "8", NULL};
+static const char *const arena_hint_names[] = {"random", "go", NULL};
 
 typedef struct option {
     const char *key;
@@ -72,6 +74,8 @@ static const option_t options[] = {
     {"align", OPT_ENUM_BOOL, &ga_opts.align8, 0, 0, align_names, "16 or 8"},
     {"refill", OPT_UINT, &ga_opts.refill, 1, GA_MAX_REFILL, NULL, "spans per refill, 1..16"},
     {"live", OPT_BOOL, &ga_opts.live, 0, 1, NULL, "0 or 1"},
+    {"arena_hint", OPT_ENUM_BOOL, &ga_opts.arena_hint_go, 0, 0, arena_hint_names,
+     "random or go (Go's fixed 0xc000000000)"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,
@@ -91,7 +95,8 @@ static void option_message(const char *what, const char *item, size_t n, const c
     ga_warn(line, tail2, tail2 ? ")" : NULL);
 }
 
-/* Parses a decimal number with an optional k/m/g suffix (bytes only). */
+/* Parses a decimal number with an optional k/m/g suffix (bytes only);
+ * false for anything else, including a value that does not fit 64 bits. */
 static bool parse_number(const char *v, size_t n, bool bytes, uint64_t *out)
 {
     uint64_t x = 0, mult = 1;
@@ -102,15 +107,14 @@ static bool parse_number(const char *v, size_t n, bool bytes, uint64_t *out)
         if (mult != 1)
             n--;
     }
-    if (n == 0 || n > 15)
+    if (n == 0)
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
+        if (v[i] < '0' || v[i] > '9' || __builtin_mul_overflow(x, 10, &x) ||
+            __builtin_add_overflow(x, (uint64_t)(v[i] - '0'), &x))
             return false;
-        x = x * 10 + (uint64_t)(v[i] - '0');
     }
-    *out = x * mult;
-    return true;
+    return !__builtin_mul_overflow(x, mult, out);
 }
 
 static bool set_option(const option_t *o, const char *v, size_t n)
@@ -294,12 +298,20 @@ void ga_init_slow(void)
         pthread_mutex_unlock(&init_lock);
         return;
     }
-    ga_parse_options(ga_sys_getenv("GOALLOC"));
-    ga_opts.stats_path = ga_sys_getenv("GOALLOC_STATS");
+    bool secure = ga_sys_secure();
+    if (!secure) {
+        ga_parse_options(ga_sys_getenv("GOALLOC"));
+        ga_opts.stats_path = ga_sys_getenv("GOALLOC_STATS");
+    } else if (ga_sys_getenv("GOALLOC") || ga_sys_getenv("GOALLOC_STATS") ||
+               ga_sys_getenv("GOALLOC_PROFILE")) {
+        ga_warn("GOALLOC, GOALLOC_STATS and GOALLOC_PROFILE are ignored in a privileged "
+                "(AT_SECURE) process", NULL, NULL);
+    }
     ga_classes_init();
     ga_cpu_popcnt = cpu_has_popcnt();
     ga_mheap_init();
-    ga_prof_init(ga_sys_getenv("GOALLOC_PROFILE"));
+    if (!secure)
+        ga_prof_init(ga_sys_getenv("GOALLOC_PROFILE"));
     ga_mcentral_init();
     ga_mcache_init();
     ga_apply_options();

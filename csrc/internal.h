@@ -616,8 +616,16 @@ typedef struct ga_census {
 } ga_census_t;
 void ga_census_locked(ga_census_t *c);
 void ga_stats_write_at_exit(void);
-/* tmpl with every %p replaced by the pid, into out (truncated to cap). */
-void ga_path_with_pid(const char *tmpl, char *out, size_t cap);
+/* tmpl with every %p replaced by the pid, into out; false (out holds a
+ * prefix) when the path does not fit in cap bytes. */
+#define GA_PATH_MAX 4096
+bool ga_path_with_pid(const char *tmpl, char *out, size_t cap);
+/* At exit, for variable var (GOALLOC_STATS, GOALLOC_PROFILE): writes
+ * write_doc's document (it returns 0 or a failed write's errno value, -1
+ * when it has none) into the file of template tmpl, opened by
+ * ga_sys_open_file; a path too long, a file that cannot be opened or a
+ * failed write are each reported in one line on stderr. */
+void ga_write_file_at_exit(const char *var, const char *tmpl, int (*write_doc)(int fd));
 
 /* ------------------------------------------------------------------------
  * Size profile (mprof.c): GOALLOC_PROFILE
@@ -684,6 +692,8 @@ typedef struct ga_options {
     bool align8;             /* align: 16 (default) | 8: accept classes only 8-byte aligned */
     uint64_t refill;         /* refill: spans an mcache takes from mcentral at a refill
                                 (1 = Go; 1..GA_MAX_REFILL) */
+    bool arena_hint_go;      /* arena_hint: random (default) | go: the first arena at
+                                Go's fixed 0xc000000000 instead of a random address */
 } ga_options_t;
 
 #define GA_MAX_REFILL 16
@@ -727,7 +737,14 @@ typedef struct ga_buf {
 void ga_buf_str(ga_buf_t *b, const char *s);
 void ga_buf_uint(ga_buf_t *b, uint64_t v);
 void ga_buf_hex(ga_buf_t *b, uint64_t v);
-void ga_write_all(int fd, const char *p, size_t n);
+/* Writes the n bytes: 0, or the errno value of the failure (EIO when the
+ * file took nothing more). Never a cancellation point. */
+int ga_write_all(int fd, const char *p, size_t n);
+/* Appends s JSON-escaped (no quotes) as far as b has room; returns the
+ * rest of s (at its NUL when all of it went in). Control characters are
+ * escaped, valid UTF-8 copied, other bytes become U+FFFD: the one escaping
+ * function of every string the library writes into JSON. */
+const char *ga_buf_json(ga_buf_t *b, const char *s);
 /* Heap misuse: one line "goalloc: fn(): what 0x... (detail)", then abort —
  * or, with GOALLOC=on_error=report, count it and return (the caller then
  * ignores the offending call). */

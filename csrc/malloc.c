@@ -28,7 +28,12 @@
  *   fixalloc      mfixalloc.c: every piece of metadata comes from fixed-size
  *                 pools over mmap, never from malloc.
  *   OS            mem.h / mem_linux.c: the only OS calls (mmap, munmap,
- *                 madvise); print.c writes diagnostics with write(2).
+ *                 madvise, and file I/O by raw system calls, which are no
+ *                 cancellation points); print.c writes diagnostics
+ *                 through it. Nothing from the environment is used in an
+ *                 AT_SECURE process; files are never followed through a
+ *                 link nor used unless regular; the first arena's address
+ *                 is random (init.c, mheap.c; README "Security").
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
  *                 requested size, recorded on the slow paths only).
  *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;

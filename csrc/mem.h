@@ -30,16 +30,43 @@ int ga_sys_unused(void *p, size_t size, int lazy);
 uint64_t ga_sys_nanotime(void);
 void ga_sys_sleep_ns(uint64_t ns);
 size_t ga_sys_page_size(void);
-/* Files, for statistics (/proc reads, the JSON written at exit): open for
- * reading, or for writing (created or truncated, 0644); -1 on error. */
-int ga_sys_open(const char *path, int write);
-long ga_sys_read(int fd, char *buf, unsigned long n);
+/* Files (statistics, profiles, the size-class table, /proc, the live
+ * file). None of these is a cancellation point (raw system calls): the
+ * library may call them while it holds a lock. ga_sys_open_file never
+ * follows a symbolic link in the last component, never blocks on a FIFO or
+ * a device, and returns a descriptor only for a regular file; otherwise
+ * -err (an errno value, or GA_ENOTREG). GA_FILE_WRITE creates the file
+ * (0644, less the umask) or truncates it once it is known to be regular;
+ * GA_FILE_CREATE creates it, owner read/write only, and fails with EEXIST
+ * if the name exists in any form. */
+enum { GA_FILE_READ, GA_FILE_WRITE, GA_FILE_CREATE };
+#define GA_ENOTREG 4096 /* not an errno: the path exists but is no regular file */
+int ga_sys_open_file(const char *path, int how);
+/* What the last component of path is, without following it. */
+typedef struct ga_file_info {
+    int regular;  /* a regular file (0: a symbolic link, FIFO, directory, ...) */
+    uint32_t uid; /* owner */
+} ga_file_info_t;
+int ga_sys_lstat(const char *path, ga_file_info_t *fi); /* 0 or an errno value */
+long ga_sys_read(int fd, char *buf, unsigned long n);   /* bytes, or -errno */
+long ga_sys_write(int fd, const char *p, unsigned long n); /* bytes, or -errno */
 void ga_sys_close(int fd);
+/* A short description of an errno value (or GA_ENOTREG), without locale
+ * or allocation. */
+const char *ga_sys_error_text(int err);
 int ga_sys_getpid(void);
-/* Shared memory for the live statistics: creates (or truncates) the file
- * path with mode 0644, sizes it to size bytes and maps it shared, read and
- * write; NULL on error. ga_sys_free unmaps it. */
-void *ga_sys_map_shared_file(const char *path, size_t size);
+uint32_t ga_sys_geteuid(void);
+/* Nonzero in a process that runs with privileges its caller does not have
+ * (set-user-ID, set-group-ID, file capabilities): getauxval(AT_SECURE). */
+int ga_sys_secure(void);
+/* n bytes from the kernel's random source (getrandom, never blocking);
+ * where that fails, a mix of the clock, addresses and the auxiliary
+ * vector's randomness, hashed so that none of it can be read back. */
+void ga_sys_random(void *buf, size_t n);
+/* Shared memory for the live statistics: sizes the open file fd to size
+ * bytes and maps it shared, read and write; NULL on error. The caller
+ * closes fd; ga_sys_free unmaps it. */
+void *ga_sys_map_shared_fd(int fd, size_t size);
 int ga_sys_unlink(const char *path);
 /* The value of environment variable name, or NULL; never allocates. */
 const char *ga_sys_getenv(const char *name);

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,20 +93,109 @@ size_t ga_sys_page_size(void)
     return ps ? (size_t)ps : 4096;
 }
 
-int ga_sys_open(const char *path, int write)
+/* open, read, write and close go through syscall(2), which is never a
+ * cancellation point, unlike glibc's wrappers (fstat, lstat, ftruncate and
+ * unlink are none). raw returns -errno and leaves errno as it was. */
+static long raw(long nr, long a, long b, long c, long d)
 {
-    return write ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
-                 : open(path, O_RDONLY | O_CLOEXEC);
+    int saved = errno;
+    long r = syscall(nr, a, b, c, d);
+    if (r < 0)
+        r = -errno;
+    errno = saved;
+    return r;
+}
+
+/* The result of a libc call that returns 0 or -1 with errno, as 0 or -errno. */
+static long checked(int rc, int saved)
+{
+    long r = rc == 0 ? 0 : -errno;
+    errno = saved;
+    return r;
+}
+
+int ga_sys_open_file(const char *path, int how)
+{
+    static const int flags[] = {
+        [GA_FILE_READ] = O_RDONLY,
+        [GA_FILE_WRITE] = O_WRONLY | O_CREAT,
+        [GA_FILE_CREATE] = O_RDWR | O_CREAT | O_EXCL,
+    };
+    int mode = how == GA_FILE_CREATE ? 0600 : 0644;
+    long fd = raw(SYS_openat, AT_FDCWD, (long)path,
+                  flags[how] | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0)
+        return (int)fd;
+    struct stat st;
+    long rc = checked(fstat((int)fd, &st), errno);
+    if (rc == 0 && !S_ISREG(st.st_mode))
+        rc = -GA_ENOTREG;
+    if (rc == 0 && how == GA_FILE_WRITE)
+        rc = checked(ftruncate((int)fd, 0), errno);
+    if (rc != 0) {
+        ga_sys_close((int)fd);
+        return (int)rc;
+    }
+    return (int)fd;
+}
+
+int ga_sys_lstat(const char *path, ga_file_info_t *fi)
+{
+    struct stat st;
+    long rc = checked(lstat(path, &st), errno);
+    if (rc != 0)
+        return (int)-rc;
+    fi->regular = S_ISREG(st.st_mode);
+    fi->uid = st.st_uid;
+    return 0;
 }
 
 long ga_sys_read(int fd, char *buf, unsigned long n)
 {
-    return (long)read(fd, buf, n);
+    long r;
+    while ((r = raw(SYS_read, fd, (long)buf, (long)n, 0)) == -EINTR)
+        ;
+    return r;
+}
+
+long ga_sys_write(int fd, const char *p, unsigned long n)
+{
+    long r;
+    while ((r = raw(SYS_write, fd, (long)p, (long)n, 0)) == -EINTR)
+        ;
+    return r;
 }
 
 void ga_sys_close(int fd)
 {
-    close(fd);
+    raw(SYS_close, fd, 0, 0, 0);
+}
+
+const char *ga_sys_error_text(int err)
+{
+    switch (err) {
+    case GA_ENOTREG: return "not a regular file (refused)";
+    case ELOOP: return "a symbolic link (refused)";
+    case ENOENT: return "no such file or directory";
+    case EACCES: return "permission denied";
+    case EPERM: return "operation not permitted";
+    case EEXIST: return "the file exists";
+    case EISDIR: return "a directory";
+    case ENOTDIR: return "a component of the path is not a directory";
+    case ENAMETOOLONG: return "file name too long";
+    case ENOSPC: return "no space left on device";
+    case EDQUOT: return "disk quota exceeded";
+    case EFBIG: return "file too large";
+    case EROFS: return "read-only file system";
+    case EIO: return "input/output error";
+    case EPIPE: return "broken pipe";
+    case EAGAIN: return "would block";
+    case EBADF: return "bad file descriptor";
+    case ENXIO: return "no such device or address";
+    case EMFILE: case ENFILE: return "too many open files";
+    case ENOMEM: return "out of memory";
+    default: return "system error";
+    }
 }
 
 int ga_sys_getpid(void)
@@ -111,29 +203,61 @@ int ga_sys_getpid(void)
     return (int)getpid();
 }
 
-void *ga_sys_map_shared_file(const char *path, size_t size)
+uint32_t ga_sys_geteuid(void)
+{
+    return (uint32_t)geteuid();
+}
+
+int ga_sys_secure(void)
+{
+    return getauxval(AT_SECURE) != 0;
+}
+
+/* splitmix64's finalizer: a bijection that spreads every input bit. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void ga_sys_random(void *buf, size_t n)
+{
+    long got = raw(SYS_getrandom, (long)buf, (long)n, GRND_NONBLOCK, 0);
+    if (got == (long)n)
+        return;
+    /* No getrandom (before Linux 3.17, or seccomp): hash what differs from
+     * run to run. AT_RANDOM also seeds the stack protector, so only a
+     * hash of it may show in an address. */
+    const uint64_t *at = (const uint64_t *)getauxval(AT_RANDOM);
+    uint64_t x = ga_sys_nanotime() ^ (uint64_t)(uintptr_t)&n ^ ((uint64_t)getpid() << 32);
+    if (at != NULL)
+        x ^= mix64(at[0] ^ mix64(at[1]));
+    for (size_t i = 0; i < n; i++) {
+        if (i % 8 == 0)
+            x = mix64(x + 0x9e3779b97f4a7c15ull);
+        ((unsigned char *)buf)[i] = (unsigned char)(x >> (8 * (i % 8)));
+    }
+}
+
+void *ga_sys_map_shared_fd(int fd, size_t size)
 {
     int saved = errno;
     void *p = NULL;
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0) {
+    if (ftruncate(fd, (off_t)size) == 0) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
             p = NULL;
     }
-    if (fd >= 0)
-        close(fd);
-    if (p == NULL && fd >= 0)
-        unlink(path);
     errno = saved;
     return p;
 }
 
 int ga_sys_unlink(const char *path)
 {
-    int saved = errno, rc = unlink(path) == 0 ? 0 : errno;
-    errno = saved;
-    return rc;
+    return (int)-checked(unlink(path), errno);
 }
 
 const char *ga_sys_getenv(const char *name)

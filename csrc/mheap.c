@@ -11,6 +11,12 @@
 #include "internal.h"
 
 #define GA_ARENA_HINT ((uintptr_t)0x00c0 << 32) /* Go's first arena hint */
+/* The random first arena lies in [1 TiB, 96 TiB): above where programs and
+ * small mmaps go, below the kernel's top-down mmap area and the stack
+ * (near 128 TiB), with room to grow upward; 64 MiB-aligned, that is about
+ * 2^20.6 places. */
+#define HINT_LO ((uintptr_t)1 << 40)
+#define HINT_HI ((uintptr_t)96 << 40)
 #define PAGE ((uintptr_t)GA_PAGE_SIZE)
 
 ga_mheap_t ga_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -25,6 +31,12 @@ void ga_mheap_init(void)
 {
     ga_fixalloc_init(&ga_heap.spanalloc, sizeof(ga_span_t), ga_mheap_alloc_meta_locked);
     ga_heap.hint = GA_ARENA_HINT;
+    if (!ga_opts.arena_hint_go) {
+        uint64_t r;
+        ga_sys_random(&r, sizeof r);
+        ga_heap.hint = HINT_LO + (uintptr_t)(r % ((HINT_HI - HINT_LO) >> GA_ARENA_SHIFT))
+                                     * GA_ARENA_SIZE;
+    }
     ga_heap.seed = 0x9e3779b9u;
     ga_heap.epoch_start = ga_now_ns();
 }

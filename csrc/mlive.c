@@ -16,7 +16,12 @@
  * child unmaps its parent's file and creates its own on its first update
  * once it has run for LIVE_CHILD_DELAY_MS, so that a child that only execs,
  * or does a little work and _exits (the common fork pattern), leaves none.
- * See malloc.c for the overview. */
+ *
+ * Other users share /dev/shm: the file is created exclusively, owner read
+ * and write only, never through a symbolic link, and the writer keeps the
+ * layout (and the seqlock's count) in its own variables: nothing is read
+ * back from the mapping. See malloc.c for the overview. */
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
@@ -30,6 +35,11 @@ enum { LIVE_CLOSED, LIVE_OPENING, LIVE_OPEN, LIVE_OFF };
 
 static ga_live_header_t *live; /* this process's mapping once LIVE_OPEN */
 static size_t live_bytes;
+/* The layout of the mapping, as live_open wrote it: only these are read. */
+static uint64_t *live_totals, *live_classes;
+static unsigned live_rows;
+static int live_pid;
+static _Atomic uint64_t live_seq; /* what the writer last stored in live->seq */
 static _Atomic int live_state; /* LIVE_*; LIVE_OFF: failed or exited */
 static _Atomic uint64_t last_update; /* ga_now_ns of the last update */
 static uint64_t forked_at;           /* ga_now_ns of the fork that made this process, or 0 */
@@ -71,18 +81,59 @@ static size_t put_names(char *dst)
     return n;
 }
 
-static void publish(ga_live_header_t *h)
+static void publish(void)
 {
-    uint64_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
-    /* Acquire: no value store moves above the odd seq. */
-    if ((seq & 1) || !__atomic_compare_exchange_n(&h->seq, &seq, seq + 1, false, __ATOMIC_ACQUIRE,
-                                                  __ATOMIC_RELAXED))
+    uint64_t seq = atomic_load_explicit(&live_seq, memory_order_relaxed);
+    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(&live_seq, &seq, seq + 1,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed))
         return; /* another thread is updating */
-    ga_stats_quick((uint64_t *)((char *)h + h->totals_off),
-                   (uint64_t *)((char *)h + h->classes_off), h->nrows);
+    ga_live_header_t *h = live;
+    /* Release fence after the odd seq: no value store moves above it. */
+    __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    ga_stats_quick(live_totals, live_classes, live_rows);
     h->updated_ns = ga_sys_nanotime();
     h->updates++;
     __atomic_store_n(&h->seq, seq + 2, __ATOMIC_RELEASE);
+    atomic_store_explicit(&live_seq, seq + 2, memory_order_release);
+}
+
+/* Opens path for the live file, created exclusively. An existing regular
+ * file of this user can only be a leftover of an earlier process with this
+ * pid (killed, or this one before an exec): it is replaced. Anything else
+ * (a symbolic link, a FIFO, another user's file) is refused: -err, with
+ * *owner set to the owner of a file refused for it. */
+static int live_create(const char *path, long *owner)
+{
+    int fd = ga_sys_open_file(path, GA_FILE_CREATE);
+    ga_file_info_t fi;
+    if (fd != -EEXIST || ga_sys_lstat(path, &fi) != 0)
+        return fd;
+    if (!fi.regular)
+        return -GA_ENOTREG;
+    if (fi.uid != ga_sys_geteuid()) {
+        *owner = fi.uid;
+        return -EEXIST;
+    }
+    ga_sys_unlink(path);
+    return ga_sys_open_file(path, GA_FILE_CREATE);
+}
+
+static void live_refused(const char *path, int err, long owner)
+{
+    char line[256];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "GOALLOC: live=1: cannot create ");
+    ga_buf_str(&b, path);
+    ga_buf_str(&b, ": ");
+    if (owner >= 0) {
+        ga_buf_str(&b, "it exists and belongs to uid ");
+        ga_buf_uint(&b, (uint64_t)owner);
+    } else {
+        ga_buf_str(&b, ga_sys_error_text(err));
+    }
+    ga_warn(line, " (live statistics off)", NULL);
 }
 
 /* Creates and fills this process's file. REQUIRES: live_state OPENING. */
@@ -98,9 +149,15 @@ static void live_open(void)
     size_t size = classes_off + (size_t)rows * GA_STAT_NCLASS * sizeof(uint64_t);
     size = (size + page - 1) & ~(page - 1);
     ga_live_path(pid, path, sizeof path);
-    ga_live_header_t *h = ga_sys_map_shared_file(path, size);
+    long owner = -1;
+    int fd = live_create(path, &owner);
+    ga_live_header_t *h = fd >= 0 ? ga_sys_map_shared_fd(fd, size) : NULL;
+    if (fd >= 0)
+        ga_sys_close(fd);
     if (h == NULL) {
-        ga_warn("GOALLOC: live=1: cannot create ", path, " (live statistics off)");
+        if (fd >= 0)
+            ga_sys_unlink(path);
+        live_refused(path, fd >= 0 ? ENOMEM : -fd, owner);
         atomic_store(&live_state, LIVE_OFF);
         return;
     }
@@ -120,10 +177,15 @@ static void live_open(void)
     ga_buf_t b = {h->size_classes, 0, sizeof h->size_classes};
     ga_buf_str(&b, ga_classes.name);
     put_names((char *)h + names_off);
-    publish(h);
-    __atomic_store_n(&h->magic, GA_LIVE_MAGIC, __ATOMIC_RELEASE); /* the file is complete */
     live = h;
     live_bytes = size;
+    live_totals = (uint64_t *)((char *)h + totals_off);
+    live_classes = (uint64_t *)((char *)h + classes_off);
+    live_rows = rows;
+    live_pid = pid;
+    atomic_store(&live_seq, 0);
+    publish();
+    __atomic_store_n(&h->magic, GA_LIVE_MAGIC, __ATOMIC_RELEASE); /* the file is complete */
     atomic_store(&live_state, LIVE_OPEN);
 }
 
@@ -135,7 +197,7 @@ void ga_live_tick(uint64_t now)
         return;
     int st = atomic_load(&live_state);
     if (st == LIVE_OPEN) {
-        publish(live);
+        publish();
     } else if (st == LIVE_CLOSED && now - forked_at >= LIVE_CHILD_DELAY_MS * MS) {
         if (atomic_compare_exchange_strong(&live_state, &st, LIVE_OPENING))
             live_open();
@@ -162,7 +224,7 @@ void ga_live_exit(void)
     if (atomic_exchange(&live_state, LIVE_OFF) != LIVE_OPEN)
         return;
     /* Other threads may still update: the mapping stays until the end. */
-    ga_live_path((int)live->pid, path, sizeof path);
+    ga_live_path(live_pid, path, sizeof path);
     ga_sys_unlink(path);
 }
 

@@ -44,7 +44,7 @@ static struct {
     uint64_t large_bytes, large_live, large_snap; /* large requests' bytes; large_snap as snap */
     uint64_t live_bytes, peak, epoch;
     ga_fixalloc_t small_tables, tiny_tables;
-    char path[1024];       /* GOALLOC_PROFILE */
+    const char *path;      /* GOALLOC_PROFILE (the environment's string) */
 } prof;
 
 void ga_prof_lock(void) { pthread_mutex_lock(&prof_lock); }
@@ -86,8 +86,7 @@ void ga_prof_init(const char *path)
 {
     if (path == NULL || *path == '\0')
         return;
-    ga_buf_t b = {prof.path, 0, sizeof prof.path};
-    ga_buf_str(&b, path);
+    prof.path = path;
     pthread_mutex_lock(&prof_lock);
     bool ok = reset_locked();
     pthread_mutex_unlock(&prof_lock);
@@ -246,30 +245,12 @@ void ga_prof_span_free(ga_span_t *s)
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-static void flush(int fd, ga_buf_t *b)
+/* Writes b out unless a write failed before; *err keeps the first failure. */
+static void flush(int fd, ga_buf_t *b, int *err)
 {
-    ga_write_all(fd, b->p, b->len);
+    if (*err == 0)
+        *err = ga_write_all(fd, b->p, b->len);
     b->len = 0;
-}
-
-static void json_string(ga_buf_t *b, const char *s)
-{
-    ga_buf_str(b, "\"");
-    for (; *s != '\0' && b->len + 8 < b->cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            b->p[b->len++] = '\\';
-            b->p[b->len++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) { /* also bytes of non-UTF-8 paths */
-            ga_buf_str(b, "\\u00");
-            b->p[b->len++] = "0123456789abcdef"[c >> 4];
-            b->p[b->len++] = "0123456789abcdef"[c & 15];
-        } else {
-            b->p[b->len++] = (char)c;
-        }
-        b->p[b->len] = '\0';
-    }
-    ga_buf_str(b, "\"");
 }
 
 static uint64_t at_peak(unsigned i)
@@ -281,6 +262,7 @@ int ga_profile_write_json(int fd)
 {
     char line[2048];
     ga_buf_t b = {line, 0, sizeof line};
+    int err = 0;
     if (!ga_profiling)
         return -1;
     pthread_mutex_lock(&prof_lock);
@@ -288,10 +270,10 @@ int ga_profile_write_json(int fd)
     ga_buf_uint(&b, GA_PROFILE_VERSION);
     ga_buf_str(&b, ", \"pid\": ");
     ga_buf_uint(&b, (uint64_t)ga_sys_getpid());
-    ga_buf_str(&b, ", \"sizeclasses\": ");
-    flush(fd, &b);
-    json_string(&b, ga_classes.name);
-    ga_buf_str(&b, ",\n \"peak_live_bytes\": ");
+    ga_buf_str(&b, ", \"sizeclasses\": \"");
+    for (const char *s = ga_classes.name; *(s = ga_buf_json(&b, s)) != '\0';)
+        flush(fd, &b, &err);
+    ga_buf_str(&b, "\",\n \"peak_live_bytes\": ");
     ga_buf_uint(&b, prof.peak);
     ga_buf_str(&b, ",\n \"requests\": [");
     const char *sep = "";
@@ -299,7 +281,7 @@ int ga_profile_write_json(int fd)
         if (prof.count[i] == 0)
             continue;
         if (b.len + 128 > b.cap)
-            flush(fd, &b);
+            flush(fd, &b, &err);
         ga_buf_str(&b, sep);
         ga_buf_str(&b, "{\"size\": ");
         ga_buf_uint(&b, i);
@@ -319,24 +301,15 @@ int ga_profile_write_json(int fd)
     ga_buf_str(&b, ", \"live_bytes_at_peak\": ");
     ga_buf_uint(&b, prof.stamp[LARGE] == prof.epoch ? prof.large_snap : prof.large_live);
     ga_buf_str(&b, "}}\n");
-    flush(fd, &b);
+    flush(fd, &b, &err);
     pthread_mutex_unlock(&prof_lock);
-    return 0;
+    return err;
 }
 
 void ga_prof_write_at_exit(void)
 {
-    char path[1100];
-    if (!ga_profiling)
-        return;
-    ga_path_with_pid(prof.path, path, sizeof path);
-    int fd = ga_sys_open(path, 1);
-    if (fd < 0) {
-        ga_warn("GOALLOC_PROFILE: cannot write ", path, NULL);
-        return;
-    }
-    ga_profile_write_json(fd);
-    ga_sys_close(fd);
+    if (ga_profiling)
+        ga_write_file_at_exit("GOALLOC_PROFILE", prof.path, ga_profile_write_json);
 }
 
 /* ---- tests ----------------------------------------------------------------------- */

@@ -113,7 +113,7 @@ void ga_census_locked(ga_census_t *c)
 static uint64_t proc_value(const char *path, const char *key)
 {
     char buf[4096];
-    int fd = ga_sys_open(path, 0);
+    int fd = ga_sys_open_file(path, GA_FILE_READ);
     if (fd < 0)
         return 0;
     long n = ga_sys_read(fd, buf, sizeof buf - 1);
@@ -359,9 +359,10 @@ void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* Where the document goes: a file descriptor (fd >= 0), or a caller's
- * buffer (dst, cap), whose part past the end is dropped but counted. */
+ * buffer (dst, cap), whose part past the end is dropped but counted. err
+ * keeps the first failed write's errno value. */
 typedef struct json_out {
-    int fd;
+    int fd, err;
     char *dst;
     size_t cap, total;
     ga_buf_t b; /* the line being formatted */
@@ -370,7 +371,8 @@ typedef struct json_out {
 static void json_flush(json_out_t *o)
 {
     if (o->fd >= 0) {
-        ga_write_all(o->fd, o->b.p, o->b.len);
+        if (o->err == 0)
+            o->err = ga_write_all(o->fd, o->b.p, o->b.len);
     } else if (o->total < o->cap) {
         size_t n = o->cap - o->total < o->b.len ? o->cap - o->total : o->b.len;
         memcpy(o->dst + o->total, o->b.p, n);
@@ -380,6 +382,7 @@ static void json_flush(json_out_t *o)
     o->b.p[0] = '\0';
 }
 
+/* JSON text the library itself spells (punctuation, numbers). */
 static void json_str(json_out_t *o, const char *s)
 {
     if (o->b.len + strlen(s) + 1 >= o->b.cap)
@@ -387,12 +390,20 @@ static void json_str(json_out_t *o, const char *s)
     ga_buf_str(&o->b, s);
 }
 
+/* A string value or key, escaped, in quotes. */
+static void json_quoted(json_out_t *o, const char *s)
+{
+    json_str(o, "\"");
+    while (*(s = ga_buf_json(&o->b, s)) != '\0')
+        json_flush(o);
+    json_str(o, "\"");
+}
+
 static void json_field(json_out_t *o, const char *sep, const char *name, uint64_t v)
 {
     json_str(o, sep);
-    json_str(o, "\"");
-    json_str(o, name);
-    json_str(o, "\": ");
+    json_quoted(o, name);
+    json_str(o, ": ");
     if (o->b.len + 24 >= o->b.cap)
         json_flush(o);
     ga_buf_uint(&o->b, v);
@@ -419,11 +430,11 @@ static int json_write(json_out_t *o)
         json_str(o, ",\n  \"stats\": \"compiled out\"\n}\n");
         json_flush(o);
         pthread_mutex_unlock(&json_lock);
-        return 0;
+        return o->err;
     }
-    json_str(o, ",\n  \"size_classes\": \"");
-    json_str(o, ga_classes.name);
-    json_str(o, "\",\n  \"totals\": {");
+    json_str(o, ",\n  \"size_classes\": ");
+    json_quoted(o, ga_classes.name);
+    json_str(o, ",\n  \"totals\": {");
     for (unsigned i = 0; i < GA_STAT_NTOTALS; i++)
         json_field(o, i ? ", " : "", total_names[i], json_totals[i]);
     json_str(o, "},\n  \"classes\": [");
@@ -436,13 +447,13 @@ static int json_write(json_out_t *o)
     json_str(o, "\n  ]\n}\n");
     json_flush(o);
     pthread_mutex_unlock(&json_lock);
-    return 0;
+    return o->err;
 }
 
 int ga_stats_write_json(int fd)
 {
     char line[1024];
-    json_out_t o = {fd, NULL, 0, 0, {line, 0, sizeof line}};
+    json_out_t o = {fd, 0, NULL, 0, 0, {line, 0, sizeof line}};
     line[0] = '\0';
     return json_write(&o);
 }
@@ -450,7 +461,7 @@ int ga_stats_write_json(int fd)
 size_t ga_stats_json(char *buf, size_t len)
 {
     char line[1024];
-    json_out_t o = {-1, buf, len, 0, {line, 0, sizeof line}};
+    json_out_t o = {-1, 0, buf, len, 0, {line, 0, sizeof line}};
     line[0] = '\0';
     if (json_write(&o) != 0)
         return 0;
@@ -459,34 +470,55 @@ size_t ga_stats_json(char *buf, size_t len)
     return o.total;
 }
 
-void ga_path_with_pid(const char *tmpl, char *out, size_t cap)
+bool ga_path_with_pid(const char *tmpl, char *out, size_t cap)
 {
     ga_buf_t b = {out, 0, cap};
     out[0] = '\0';
-    for (const char *p = tmpl; *p != '\0' && b.len + 24 < b.cap; p++) {
+    for (const char *p = tmpl; *p != '\0'; p++) {
         if (p[0] == '%' && p[1] == 'p') {
+            if (b.len + 21 >= b.cap)
+                return false;
             ga_buf_uint(&b, (uint64_t)ga_sys_getpid());
             p++;
         } else {
+            if (b.len + 1 >= b.cap)
+                return false;
             out[b.len++] = *p;
             out[b.len] = '\0';
         }
+    }
+    return true;
+}
+
+void ga_write_file_at_exit(const char *var, const char *tmpl, int (*write_doc)(int fd))
+{
+    char path[GA_PATH_MAX];
+    if (tmpl == NULL || *tmpl == '\0')
+        return;
+    if (!ga_path_with_pid(tmpl, path, sizeof path)) {
+        ga_warn(var, ": the path is longer than 4095 bytes (nothing written)", NULL);
+        return;
+    }
+    int fd = ga_sys_open_file(path, GA_FILE_WRITE);
+    int err = fd < 0 ? -fd : write_doc(fd);
+    if (fd >= 0)
+        ga_sys_close(fd);
+    if (err > 0) {
+        char line[GA_PATH_MAX + 160];
+        ga_buf_t b = {line, 0, sizeof line};
+        ga_buf_str(&b, "goalloc: ");
+        ga_buf_str(&b, var);
+        ga_buf_str(&b, fd < 0 ? ": cannot open " : ": cannot write ");
+        ga_buf_str(&b, path);
+        ga_buf_str(&b, ": ");
+        ga_buf_str(&b, ga_sys_error_text(err));
+        ga_buf_str(&b, "\n");
+        ga_write_all(2, line, b.len);
     }
 }
 
 /* GOALLOC_STATS=PATH at exit; every %p in PATH becomes the pid. */
 void ga_stats_write_at_exit(void)
 {
-    const char *tmpl = ga_opts.stats_path;
-    char path[512];
-    if (tmpl == NULL || *tmpl == '\0')
-        return;
-    ga_path_with_pid(tmpl, path, sizeof path);
-    int fd = ga_sys_open(path, 1);
-    if (fd < 0) {
-        ga_warn("GOALLOC_STATS: cannot write ", path, NULL);
-        return;
-    }
-    ga_stats_write_json(fd);
-    ga_sys_close(fd);
+    ga_write_file_at_exit("GOALLOC_STATS", ga_opts.stats_path, ga_stats_write_json);
 }

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -41,19 +40,54 @@ void ga_buf_hex(ga_buf_t *b, uint64_t v)
     ga_buf_str(b, tmp + i);
 }
 
-void ga_write_all(int fd, const char *p, size_t n)
+/* Bytes of the UTF-8 sequence at s (1..4), or 0 if it is not a valid one. */
+static size_t utf8_len(const unsigned char *s)
 {
-    int saved = errno;
+    size_t n = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0; /* overlong, a surrogate, or past U+10FFFF */
+    return n;
+}
+
+const char *ga_buf_json(ga_buf_t *b, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u != '\0' && b->len + 7 < b->cap) {
+        size_t n = *u < 0x80 ? 1 : utf8_len(u);
+        if (*u == '"' || *u == '\\') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = (char)*u;
+        } else if (*u < 0x20 || *u == 0x7f) {
+            ga_buf_str(b, "\\u00");
+            b->p[b->len++] = "0123456789abcdef"[*u >> 4];
+            b->p[b->len++] = "0123456789abcdef"[*u & 15];
+        } else if (n == 0) {
+            ga_buf_str(b, "\\ufffd"); /* a byte of a path that is not UTF-8 */
+            n = 1;
+        } else {
+            memcpy(b->p + b->len, u, n);
+            b->len += n;
+        }
+        u += n ? n : 1;
+        b->p[b->len] = '\0';
+    }
+    return (const char *)u;
+}
+
+int ga_write_all(int fd, const char *p, size_t n)
+{
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
+        long w = ga_sys_write(fd, p, n);
         if (w <= 0)
-            break;
+            return w < 0 ? (int)-w : EIO; /* EIO: the file took nothing more */
         p += w;
         n -= (size_t)w;
     }
-    errno = saved;
+    return 0;
 }
 
 static void describe_span(ga_buf_t *b, const ga_span_t *s)

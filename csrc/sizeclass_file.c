@@ -233,16 +233,15 @@ static int parse(parser_t *ps, char *buf, size_t n, ga_sizeclass_table_t *t)
 /* Reads the file into file_buf; its length, or -1 after fail(). */
 static long read_file(parser_t *ps, const char *path)
 {
-    int fd = ga_sys_open(path, 0);
+    int fd = ga_sys_open_file(path, GA_FILE_READ);
     if (fd < 0)
-        return fail(ps, "cannot open the file (a built-in table is go1.12 or go1.16)", NULL, 0,
-                    false);
+        return fail(ps, "cannot open the file: ", ga_sys_error_text(-fd), 0, false);
     size_t n = 0;
     for (;;) {
         long r = ga_sys_read(fd, file_buf + n, FILE_CAP + 1 - n);
         if (r < 0) {
             ga_sys_close(fd);
-            return fail(ps, "cannot read the file (a directory?)", NULL, 0, false);
+            return fail(ps, "cannot read the file: ", ga_sys_error_text((int)-r), 0, false);
         }
         if (r == 0)
             break;

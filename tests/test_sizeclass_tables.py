@@ -230,10 +230,17 @@ def test_bad_table_is_refused_with_its_reason(case: str, tmp_path: Path) -> None
 
 
 def test_missing_file_and_directory_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ga.SizeClassTableError, match="cannot open the file"):
+    with pytest.raises(ga.SizeClassTableError, match="cannot open the file: no such file or directory"):
         read(tmp_path / "nope.tsv")
-    with pytest.raises(ga.SizeClassTableError, match=r"cannot read the file \(a directory\?\)"):
+    # Neither a directory nor a FIFO (which would block) nor a link is opened.
+    with pytest.raises(ga.SizeClassTableError, match=r"cannot open the file: not a regular file \(refused\)"):
         read(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ga.SizeClassTableError, match=r"cannot open the file: not a regular file \(refused\)"):
+        read(tmp_path / "fifo")
+    (tmp_path / "link.tsv").symlink_to(tmp_path / "nope.tsv")
+    with pytest.raises(ga.SizeClassTableError, match=r"cannot open the file: a symbolic link \(refused\)"):
+        read(tmp_path / "link.tsv")
 
 
 def test_bad_alignment_argument() -> None:
