@@ -274,6 +274,8 @@ def top(pid: int, once: bool, interval: float, classes: int) -> None:
                 if "being created" not in str(e):
                     raise click.ClickException(str(e)) from None
                 time.sleep(0.01)
+            except lv.BadLiveFile as e:  # refused or malformed: one line, no traceback
+                raise click.ClickException(str(e)) from None
         raise click.ClickException(f"no complete live statistics file for pid {pid}")
 
     snap = read()
@@ -288,7 +290,7 @@ def top(pid: int, once: bool, interval: float, classes: int) -> None:
                 try:
                     snap = read()
                 except click.ClickException as e:
-                    console.print(f"goalloc top: {e.message}")
+                    console.print(f"goalloc top: {e.message}", markup=False, highlight=False)
                     return
                 screen.update(live_view(snap, classes))
     except KeyboardInterrupt:

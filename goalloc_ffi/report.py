@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -138,6 +138,21 @@ def class_table(rows: Sequence[Any], n: int, title: str) -> Table:
     return table
 
 
+def _printable(s: str) -> str:
+    """s with its control characters (terminal escapes) shown as U+FFFD."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in s)
+
+
+def _live_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    """A live class row with every field class_table uses: one the file
+    does not name is None ("-"), and size and mallocs, which it multiplies,
+    are 0 rather than None."""
+    fields = (*(f for f, _ in CLASS_COLUMNS), "spans_cached", "spans_partial", "spans_full")
+    r = {**dict.fromkeys(fields), **row}
+    r["size"], r["mallocs"] = r["size"] or 0, r["mallocs"] or 0
+    return r
+
+
 def live_view(snap: Any, classes: int = 12) -> Group:
     """What `goalloc top` shows of a live.LiveSnapshot."""
     t = snap.totals
@@ -147,9 +162,11 @@ def live_view(snap: Any, classes: int = 12) -> Group:
             comm = f.read().strip()
     except OSError:
         pass
-    head = Text.from_markup(
-        f"[bold]goalloc top[/] pid {snap.pid} {comm}  size classes {snap.size_classes}  "
-        f"updates {snap.updates}, last {snap.age_s:.2f} s ago (at most every {snap.interval_ms} ms, "
+    # comm and the table's name are the process's to choose: plain text, not markup.
+    head = Text.assemble(
+        ("goalloc top", "bold"), f" pid {snap.pid} ", _printable(comm), "  size classes ",
+        _printable(snap.size_classes),
+        f"  updates {snap.updates}, last {snap.age_s:.2f} s ago (at most every {snap.interval_ms} ms, "
         "on allocation slow paths)")
     mem = Table(title="memory (MiB)")
     names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
@@ -163,8 +180,9 @@ def live_view(snap: Any, classes: int = 12) -> Group:
     for name in names:
         counts.add_column(_heading(name), justify="right")
     counts.add_row(*("-" if t.get(n) is None else str(t[n]) for n in names))
-    used = sum(1 for c in snap.classes if c.get("mallocs"))
-    return Group(head, mem, counts, class_table(snap.classes, classes, f"busiest size classes (of {used} used)"))
+    rows = [_live_row(c) for c in snap.classes]
+    used = sum(1 for c in rows if c["mallocs"])
+    return Group(head, mem, counts, class_table(rows, classes, f"busiest size classes (of {used} used)"))
 
 
 def sizeclass_table(classes: Sequence[Any], title: str) -> Table:

@@ -60,7 +60,7 @@ def sample(pid: int, start: float) -> Dict[str, Any]:
     for p in process_tree(pid):
         try:
             snap = live.read(p)
-        except (live.NoLiveFile, ValueError):
+        except (live.NoLiveFile, live.BadLiveFile):  # none yet, gone, or refused: skipped
             snap = None
         if snap is not None:
             nproc += 1
