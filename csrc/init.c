@@ -245,7 +245,7 @@ void ga_apply_options(void)
  * the tiny mcentral, span bitmaps, size profile, page heap, persistent
  * chunks. (The
  * bitmap and mcache pools fall back to heap pages when mmap fails.) */
-static void fork_prepare(void)
+static void lock_all(void)
 {
     ga_mcache_lock_all();
     ga_mcentral_lock_all();
@@ -255,7 +255,7 @@ static void fork_prepare(void)
     ga_persistent_lock();
 }
 
-static void fork_parent(void)
+static void unlock_all(void)
 {
     ga_persistent_unlock();
     ga_mheap_unlock();
@@ -263,6 +263,44 @@ static void fork_parent(void)
     ga_span_bits_unlock();
     ga_mcentral_unlock_all();
     ga_mcache_unlock_all();
+}
+
+/* glibc's: true until the process first creates a thread (glibc >= 2.32);
+ * its stdio list lock, which its fork takes after the atfork handlers. */
+extern char __libc_single_threaded __attribute__((weak));
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+
+static bool fork_locked; /* fork_prepare took the locks */
+
+/* Two ways fork could hang, and what glibc's own malloc does about them:
+ * - A process with one thread cannot find a lock held by another thread,
+ *   but a signal handler that forks may have interrupted malloc holding
+ *   one: then no lock is taken (glibc skips its malloc locks too). The
+ *   child still gets fresh locks (fork_child), so that it can allocate.
+ * - A thread holding a FILE lock may be in malloc (getline's realloc)
+ *   while another holds stdio's list lock waiting for that FILE (fflush
+ *   of every stream): taking goalloc's locks here, before glibc's fork
+ *   takes the list lock, would close the cycle. So the list lock (a
+ *   recursive lock, which fork then takes again) comes first: the order
+ *   stdio list < goalloc, as in glibc, where malloc's locks come last. */
+static void fork_prepare(void)
+{
+    fork_locked = !(&__libc_single_threaded != NULL && __libc_single_threaded);
+    if (!fork_locked)
+        return;
+    if (_IO_list_lock != NULL)
+        _IO_list_lock();
+    lock_all();
+}
+
+static void fork_parent(void)
+{
+    if (!fork_locked)
+        return;
+    unlock_all();
+    if (_IO_list_unlock != NULL)
+        _IO_list_unlock();
 }
 
 static void fork_child(void)
@@ -340,5 +378,5 @@ __attribute__((destructor)) static void ga_destructor(void)
 }
 
 /* Locks taken by ga_check_heap and ga_print_summary: the fork order. */
-void ga_lock_all(void) { fork_prepare(); }
-void ga_unlock_all(void) { fork_parent(); }
+void ga_lock_all(void) { lock_all(); }
+void ga_unlock_all(void) { unlock_all(); }

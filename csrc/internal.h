@@ -44,7 +44,26 @@
 #define GA_TINY_SPC GA_MAX_SIZE_CLASSES                 /* span class of tiny blocks, never shared */
 #define GA_NUM_SPC (GA_MAX_SIZE_CLASSES + 1)            /* mcache/mcentral slots */
 #define GA_MAX_BITMAP_WORDS (GA_MAX_OBJS_PER_SPAN / 64) /* 16 */
-#define GA_MAX_ALLOC ((size_t)PTRDIFF_MAX)              /* larger requests fail with ENOMEM */
+/* Population count without libgcc's table-driven __popcountdi2: the
+ * instruction where the build targets it (-mpopcnt), else a SWAR count
+ * (Hacker's Delight 5-2). The one loop that counts much, fold (mspan.c),
+ * also has a copy compiled for the instruction, chosen at start-up when
+ * the CPU has it (ga_cpu_popcnt): that is the whole mechanism. */
+static inline unsigned ga_popcount64(uint64_t x)
+{
+#ifdef __POPCNT__
+    return (unsigned)__builtin_popcountll(x);
+#else
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
+/* Larger requests fail at once with ENOMEM: they cannot fit in the user
+ * address space, so nothing (scavenging the heap, growing it) is tried. */
+#define GA_MAX_ALLOC (((size_t)1 << GA_ADDR_BITS) - GA_ARENA_SIZE)
 
 /* ------------------------------------------------------------------------
  * Spans (mspan.c)

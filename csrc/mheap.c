@@ -265,7 +265,7 @@ size_t ga_mheap_page_bits(uintptr_t base, size_t npages, int which, int op)
         while (n > 0) {
             unsigned b = i & 63, k = n < 64 - b ? (unsigned)n : 64 - b;
             uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
-            count += (size_t)__builtin_popcountll(bits[i / 64] & mask);
+            count += (size_t)ga_popcount64(bits[i / 64] & mask);
             if (op == GA_BITS_SET)
                 bits[i / 64] |= mask;
             else if (op == GA_BITS_CLEAR)

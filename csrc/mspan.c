@@ -137,17 +137,18 @@ static GA_COLD void fold_misuse(ga_span_t *s, unsigned w, uint64_t bad)
  * the scan at slot 0 (Go's sweep flip, for explicit free). alloc_count
  * moves by the slots handed out below freeindex minus the slots freed, so
  * only words with news cost a popcount. Inlined into two copies below:
- * with and without the POPCNT instruction. */
-GA_INLINE void fold(ga_span_t *s)
+ * with the POPCNT instruction (hw) and with ga_popcount64. */
+#define POPCOUNT(x) (hw ? (unsigned)__builtin_popcountll(x) : ga_popcount64(x))
+GA_INLINE void fold(ga_span_t *s, bool hw)
 {
     unsigned nw = s->nwords, fi = s->freeindex, handed = 0;
     for (unsigned w = 0; w < fi / 64; w++) {
-        handed += (unsigned)__builtin_popcountll(~s->alloc_bits[w]);
+        handed += (unsigned)POPCOUNT(~s->alloc_bits[w]);
         s->alloc_bits[w] = ~0ull;
     }
     if (fi & 63) {
         uint64_t below = (1ull << (fi & 63)) - 1;
-        handed += (unsigned)__builtin_popcountll(~s->alloc_bits[fi / 64] & below);
+        handed += (unsigned)POPCOUNT(~s->alloc_bits[fi / 64] & below);
         s->alloc_bits[fi / 64] |= below;
     }
     int32_t taken = 0;
@@ -166,8 +167,8 @@ GA_INLINE void fold(ga_span_t *s)
             }
             s->alloc_bits[w] &= ~f;
             s->local_free[w] = 0;
-            taken += __builtin_popcountll(r);
-            nfreed += (unsigned)__builtin_popcountll(f);
+            taken += POPCOUNT(r);
+            nfreed += (unsigned)POPCOUNT(f);
             any |= f;
         }
     }
@@ -194,8 +195,8 @@ GA_INLINE void fold(ga_span_t *s)
     s->alloc_cache = ~s->alloc_bits[0];
 }
 
-static GA_NOINLINE void fold_generic(ga_span_t *s) { fold(s); }
-static GA_NOINLINE __attribute__((target("popcnt"))) void fold_popcnt(ga_span_t *s) { fold(s); }
+static GA_NOINLINE void fold_generic(ga_span_t *s) { fold(s, false); }
+static GA_NOINLINE __attribute__((target("popcnt"))) void fold_popcnt(ga_span_t *s) { fold(s, true); }
 
 bool ga_cpu_popcnt; /* set at start-up (init.c) */
 
@@ -323,9 +324,9 @@ int ga_span_check(ga_span_t *s, char *msg, size_t len)
             return ga_fail(msg, len, "mspan: freed slot not allocated", s->base, w);
         if (l & r)
             return ga_fail(msg, len, "mspan: slot freed locally and remotely", s->base, w);
-        count += (unsigned)__builtin_popcountll(a);
-        nlocal += (unsigned)__builtin_popcountll(l);
-        nremote += (unsigned)__builtin_popcountll(r);
+        count += (unsigned)ga_popcount64(a);
+        nlocal += (unsigned)ga_popcount64(l);
+        nremote += (unsigned)ga_popcount64(r);
     }
     if (nlocal != s->nlocal)
         return ga_fail(msg, len, "mspan: nlocal disagrees with local_free", s->base, s->nlocal);

@@ -136,3 +136,21 @@ def goalloc_options(text: str) -> Iterator[None]:
         yield
     finally:
         lib.ga_test_parse_options(",".join(f"{k}={v}" for k, v in old.items()).encode())
+
+
+#: The test programs of tests/c.
+C_PROGRAMS = Path(__file__).resolve().parent / "c"
+
+
+def build_c_program(factory: pytest.TempPathFactory, name: str) -> Path:
+    """tests/c/NAME.c compiled (warnings are errors) into a fresh temporary
+    directory; skips the test when there is no C compiler."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler: install the Debian package 'gcc'")
+    exe = factory.mktemp(name) / name
+    subprocess.run(["cc", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", str(exe),
+                    str(C_PROGRAMS / f"{name}.c")], check=True, timeout=120)
+    return exe

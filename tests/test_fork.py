@@ -12,10 +12,14 @@ cache's lock, which the owner holds across those moves.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+from pathlib import Path
 from typing import List
 
-from conftest import goalloc_options, join_fully
+import pytest
+
+from conftest import build_c_program, goalloc_options, join_fully
 
 import goalloc_ffi as ga
 from goalloc_ffi import lib
@@ -67,3 +71,27 @@ def test_fork_waits_for_a_cache_moving_a_kept_span() -> None:
     assert child == "ok"
     assert result == [1], "fork went ahead while the cache was in the middle of a move"
     ga.check_heap()
+
+
+# ---- fork under LD_PRELOAD: signal handlers and stdio (tests/c/fork_hazards.c) ----
+
+@pytest.fixture(scope="module")
+def hazards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_c_program(tmp_path_factory, "fork_hazards")
+
+
+@pytest.mark.preload
+@pytest.mark.parametrize(("mode", "forks"), [("signal", 1000), ("stdio", 10000)])
+def test_fork_never_hangs_where_glibc_does_not(hazards: Path, mode: str, forks: int) -> None:
+    """signal: a SIGALRM handler forks while the only thread is inside the
+    page heap (its lock held): prepare must not wait for that lock. stdio:
+    a thread in getline's realloc holds a FILE lock that fflush(NULL),
+    holding stdio's list lock, waits for: prepare must take the list lock
+    before goalloc's, as glibc orders its own malloc locks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOALLOC")}
+    env["LD_PRELOAD"] = ga.lib_path()
+    try:
+        r = subprocess.run([str(hazards), mode, str(forks)], env=env, capture_output=True, text=True, timeout=150)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"fork_hazards {mode}: hung (deadlock in fork)")
+    assert r.returncode == 0 and r.stdout.split() == [f"forks={forks}"], r.stdout + r.stderr

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+from conftest import build_c_program
 
 import goalloc_ffi
 from goalloc_ffi import live
@@ -36,19 +37,13 @@ from goalloc_ffi import live
 pytestmark = pytest.mark.preload
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = Path(__file__).resolve().parent / "c" / "secure_probe.c"
 TIMEOUT = 60.0
 IGNORED = "GOALLOC, GOALLOC_STATS and GOALLOC_PROFILE are ignored in a privileged (AT_SECURE) process"
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("cc") is None:
-        pytest.skip("no C compiler: install the Debian package 'gcc'")
-    exe = tmp_path_factory.mktemp("secure_probe") / "secure_probe"
-    subprocess.run(["cc", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", str(exe), str(SOURCE)],
-                   check=True, timeout=TIMEOUT)
-    return exe
+    return build_c_program(tmp_path_factory, "secure_probe")
 
 
 def base_env(**extra: str) -> Dict[str, str]:
