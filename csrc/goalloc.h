@@ -27,6 +27,14 @@ GA_API void *ga_memalign(size_t align, size_t n);
 GA_API void *ga_valloc(size_t n);
 GA_API void *ga_pvalloc(size_t n);
 GA_API size_t ga_malloc_usable_size(void *p);
+/* C23 free_sized and free_aligned_sized: free(p) after checking that n (and
+ * align) are what p was allocated with: n must give the object's size class
+ * (tiny objects: n < 16; large ones: as many pages), as malloc(n) (or
+ * aligned_alloc(align, n)) would have served it. A size that does not fit
+ * is misuse: reported, then abort (or, with GOALLOC=on_error=report, the
+ * free is ignored). NULL does nothing. */
+GA_API void ga_free_sized(void *p, size_t n);
+GA_API void ga_free_aligned_sized(void *p, size_t align, size_t n);
 
 /* glibc's memory calls, answered with goalloc's own figures (field meanings
  * as in glibc's struct mallinfo2): arena = bytes of mapped arenas; ordblks =
@@ -42,9 +50,24 @@ typedef struct ga_mallinfo {
 GA_API void ga_mallinfo2(ga_mallinfo_t *out);
 /* Releases every free page to the OS now; 1 if anything was released. */
 GA_API int ga_malloc_trim(size_t pad);
-/* glibc mallopt: M_TRIM_THRESHOLD (-1) turns the scavenger off (value < 0)
- * or on (>= 0) and returns 1; every other parameter returns 0. */
+/* glibc mallopt, with glibc's parameter numbers: M_TRIM_THRESHOLD (-1)
+ * turns the scavenger off (value < 0) or on (>= 0); M_PERTURB (-6) turns
+ * fillnew and clobberfree on with glibc's bytes (value != 0: new objects
+ * get ~value, freed ones value) or back to the GOALLOC settings (0);
+ * M_MXFAST (1) accepts 0..160 as glibc does and changes nothing; M_TOP_PAD,
+ * M_MMAP_THRESHOLD, M_MMAP_MAX, M_CHECK_ACTION, M_ARENA_TEST, M_ARENA_MAX
+ * (-2, -3, -4, -5, -7, -8) are accepted and mean nothing here. Returns 1
+ * when accepted, 0 for an out-of-range M_MXFAST or an unknown parameter. */
 GA_API int ga_mallopt(int param, int value);
+/* glibc's malloc_info document (schema version 1: <malloc version="1">, one
+ * <heap nr="0"> with a <size> per span class, fast/rest/mmap totals,
+ * system and aspace sizes; the mapping is in mstats.c and the README) into
+ * buf, NUL-terminated if it fits (else buf holds ""): returns its length
+ * without the NUL, so a return value >= len asks for a larger buffer;
+ * GA_MALLOC_INFO_MAX always suffices. Takes every allocator lock for the
+ * census and formats after releasing them; never allocates. */
+enum { GA_MALLOC_INFO_MAX = 16384 };
+GA_API size_t ga_malloc_info_xml(char *buf, size_t len);
 /* Released pages and other figures of the page heap. */
 GA_API size_t ga_pages_released(void);
 

@@ -238,6 +238,21 @@ void ga_apply_options(void)
     ga_fast_medium = ga_hardened ? 0 : GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX;
 }
 
+/* ga_hardened changed: the inline free path of cached spans opens or
+ * closes with it (ga_span_set_owner); kept exhausted spans stay closed. */
+static void refresh_free_owner(ga_span_t *s, void *arg)
+{
+    (void)arg;
+    if (atomic_load(&s->state) == GA_SPAN_CACHED && s->cache_list != GA_LIST_FULL)
+        ga_span_set_owner(s, atomic_load(&s->owner));
+}
+
+void ga_apply_options_locked(void)
+{
+    ga_apply_options();
+    ga_mheap_for_each_span_locked(refresh_free_owner, NULL);
+}
+
 /* ---- fork ------------------------------------------------------------------- */
 
 /* Lock order, everywhere: shared mcache, mcache list, each mcache's own

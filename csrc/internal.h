@@ -729,6 +729,12 @@ extern size_t ga_fast_lo, ga_fast_span;
 extern size_t ga_fast_medium;
 extern bool ga_hardened;
 void ga_apply_options(void);
+/* free after checking that n (and align, 0 = malloc's) fit the object; fn
+ * names the call in a misuse report (malloc.c; free_sized, sized delete). */
+void ga_free_sized_checked(void *p, size_t align, size_t n, const char *fn);
+/* The same, at run time (mallopt, profile restart): also opens or closes
+ * the inline free path of the cached spans. REQUIRES: every allocator lock. */
+void ga_apply_options_locked(void);
 
 extern ga_options_t ga_opts;
 extern _Atomic int ga_initialized;

@@ -75,15 +75,20 @@
  *     its span when no sub-object is left and no mcache holds it.
  *   - Large: claim the span (a second free fails the claim), return the
  *     pages, coalescing with free neighbours.
+ *   Sized frees (C23 free_sized, free_aligned_sized; the C++ sized deletes
+ *   of override.c) first check the size against the span (size_fits), then
+ *   take the same ladder; plain free never pays for that check.
  *
  * THREADS AND PROCESSES
  *   A pthread key destructor returns an exiting thread's cache to mcentral;
  *   later frees from anywhere are remote frees; later allocations by that
- *   thread use a shared cache under a lock. pthread_atfork takes every lock
- *   in the order documented in init.c, and the child returns the caches of
- *   the threads that did not survive the fork.
+ *   thread use a shared cache under a lock. pthread_atfork takes stdio's
+ *   list lock and then every lock in the order documented in init.c (none
+ *   while the process has a single thread: a signal handler may fork in
+ *   the middle of malloc), and the child returns the caches of the threads
+ *   that did not survive the fork.
  *
- * LOCK ORDER: shared mcache < mcache list < each mcache's own (held by its
+ * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache list < each mcache's own (held by its
  *   owner across span moves, so a fork child never finds a cache half-way
  *   through one) < mcentral[spc] < span bitmaps < heap < persistent chunks.
  *   No lock is held on the fast paths.
@@ -298,8 +303,12 @@ static ga_span_t *object_span(uintptr_t p, const char *fn)
     ga_span_t *s = ga_span_of(p);
     if (GA_UNLIKELY(s == NULL))
         return misuse_null(fn, "invalid pointer (goalloc never handed it out)", p, NULL);
-    if (GA_UNLIKELY(!span_in_use(s) || p < s->base))
-        return misuse_null(fn, "invalid pointer (inside a free page run) or double free of", p, s);
+    /* A free run's inner pages map to a stale span: p past its end. */
+    if (GA_UNLIKELY(!span_in_use(s) || p < s->base ||
+                    p - s->base >= (uintptr_t)s->npages << GA_PAGE_SHIFT))
+        return misuse_null(fn, strcmp(fn, "free") == 0 ? "invalid pointer or double free of"
+                                                       : "pointer to a freed or never allocated object",
+                           p, s);
     if (s->spc == 0)
         return GA_LIKELY(p == s->base)
                    ? s
@@ -321,9 +330,47 @@ static size_t usable_size(ga_span_t *s, uintptr_t p, const char *fn)
     return s->elemsize;
 }
 
+/* Whether slot idx of small span s holds an object (the span invariant:
+ * idx < freeindex or its alloc bit, and no local or remote free bit), read
+ * without a lock from any thread. A live object's slot stays allocated
+ * whatever its owner does meanwhile: handing out other slots only raises
+ * freeindex, and a fold sets the alloc bits of every slot below freeindex
+ * before it resets freeindex to 0, so freeindex is read first (x86-64
+ * keeps the owner's store order and this load order). A racing free of
+ * the very object is the caller's bug and may go either way. */
+static bool slot_allocated(const ga_span_t *s, uint32_t idx)
+{
+    unsigned w = idx >> 6;
+    uint64_t m = 1ull << (idx & 63);
+    uint32_t fi = __atomic_load_n(&s->freeindex, __ATOMIC_ACQUIRE);
+    const uint64_t *ab = __atomic_load_n(&s->alloc_bits, __ATOMIC_RELAXED);
+    const uint64_t *lf = __atomic_load_n(&s->local_free, __ATOMIC_RELAXED);
+    _Atomic uint64_t *rf = __atomic_load_n(&s->remote_free, __ATOMIC_RELAXED);
+    if (ab == NULL || lf == NULL || rf == NULL) /* the span went back meanwhile */
+        return false;
+    uint64_t freed = __atomic_load_n(&lf[w], __ATOMIC_RELAXED) |
+                     atomic_load_explicit(&rf[w], memory_order_relaxed);
+    return (idx < fi || (__atomic_load_n(&ab[w], __ATOMIC_RELAXED) & m)) && !(freed & m);
+}
+
+/* usable_size of a pointer the caller says is live (malloc_usable_size,
+ * realloc): 0 after reporting misuse when its slot is free. */
+static size_t live_usable_size(ga_span_t *s, uintptr_t p, const char *fn)
+{
+    if (s->spc != 0 && s->spc != GA_TINY_SPC && !slot_allocated(s, ga_span_index(s, p))) {
+        ga_misuse(fn, "pointer to a freed or never allocated object", p, s);
+        return 0;
+    }
+    return usable_size(s, p, fn);
+}
+
 /* ---- the API -------------------------------------------------------------------- */
 
 /* ---- hardening (GOALLOC=clobberfree, fillnew, uafcheck) ------------------------ */
+
+/* The fill bytes of fillnew and clobberfree: goalloc's, or glibc's
+ * M_PERTURB bytes (ga_mallopt). Read on the hardened slow paths only. */
+static _Atomic unsigned char new_byte = GA_NEW_BYTE, freed_byte = GA_FREED_BYTE;
 
 /* Sampled use-after-free check (uafcheck=N): with clobberfree every free
  * slot holds GA_FREED_BYTE (new spans are filled too), so a reused slot
@@ -353,7 +400,7 @@ static GA_NOINLINE void *harden_new(void *p, size_t n)
     if (p != NULL && ga_opts.uafcheck)
         uaf_check((uintptr_t)p);
     if (p != NULL && ga_opts.fillnew)
-        memset(p, GA_NEW_BYTE, n);
+        memset(p, atomic_load_explicit(&new_byte, memory_order_relaxed), n);
     return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
 }
 
@@ -410,14 +457,16 @@ static GA_NOINLINE bool harden_free(ga_span_t *s, uintptr_t p)
         size_t usable = usable_size(s, p, "free");
         if (usable == 0)
             return false;
-        memset((void *)p, GA_FREED_BYTE, usable);
+        memset((void *)p, atomic_load_explicit(&freed_byte, memory_order_relaxed), usable);
     }
     if (ga_profiling)
         ga_prof_free(s, p);
     return true;
 }
 
-static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
+/* free of ptr (page-map entry s) from anywhere but the inline path; fn
+ * names the call in misuse reports. */
+GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
 {
     uintptr_t p = (uintptr_t)ptr;
     if (ptr == NULL)
@@ -428,20 +477,22 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
     if (s != NULL && s->spc == 0 && atomic_load(&s->state) == GA_SPAN_LARGE && p == s->base) {
         if (GA_UNLIKELY(ga_hardened))
             harden_free(s, p);
-        large_free(s, p, "free"); /* the claim there catches a racing double free */
-    } else if ((s = object_span(p, "free")) != NULL) {
+        large_free(s, p, fn); /* the claim there catches a racing double free */
+    } else if ((s = object_span(p, fn)) != NULL) {
         if (GA_UNLIKELY(ga_hardened) && !harden_free(s, p))
             goto out;
         if (s->spc == 0)
-            large_free(s, p, "free");
+            large_free(s, p, fn);
         else if (s->spc == GA_TINY_SPC)
-            tiny_free(s, p, "free");
+            tiny_free(s, p, fn);
         else
-            ga_free_slot(s, ga_span_index(s, p), p, ga_tls_mcache, "free");
+            ga_free_slot(s, ga_span_index(s, p), p, ga_tls_mcache, fn);
     }
 out:
     errno = saved;
 }
+
+static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s) { free_named(ptr, s, "free"); }
 
 /* The inline path: the owner's free of a slot start of a small span. */
 void ga_free(void *ptr)
@@ -456,6 +507,92 @@ void ga_free(void *ptr)
         return;
     }
     free_slow(ptr, s);
+}
+
+/* ---- sized free (C23 free_sized, free_aligned_sized; C++ sized delete) -------- */
+
+static bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+static size_t pages_of(size_t m) { return (m + PAGE - 1) >> GA_PAGE_SHIFT; }
+
+/* Whether live object s/p can be what a request of n bytes got: from
+ * malloc (align 0) as malloc_slow serves it (tiny below 16 B, the class
+ * of n, or ceil(n / page) pages; realloc in place keeps all three), or
+ * from an aligned allocation as aligned_alloc_impl serves it. */
+static bool size_fits(const ga_span_t *s, size_t align, size_t n)
+{
+    size_t m = n ? n : 1;
+    if (m > GA_MAX_ALLOC)
+        return false;
+    if (align != 0) {
+        size_t natural = (size_t)1 << (63 - __builtin_clzll(m));
+        if (natural > ga_classes.align)
+            natural = ga_classes.align;
+        if (!is_pow2(align))
+            return false; /* aligned_alloc refuses it: no such object */
+        if (align > natural) {
+            if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE)
+                for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
+                    if (ga_classes.size[c] % align == 0)
+                        return s->spc == c;
+            return s->spc == 0 && s->npages == pages_of(m);
+        }
+    }
+    if (s->spc == GA_TINY_SPC)
+        return n < GA_TINY_SIZE;
+    if (s->spc == 0)
+        return m > GA_MAX_SMALL_SIZE && s->npages == pages_of(m);
+    return m <= GA_MAX_SMALL_SIZE && ga_size_to_class(m) == s->spc;
+}
+
+static GA_COLD void size_misuse(const char *fn, size_t align, size_t n, uintptr_t p,
+                                const ga_span_t *s)
+{
+    char what[96];
+    ga_buf_t b = {what, 0, sizeof what};
+    ga_buf_str(&b, "size ");
+    ga_buf_uint(&b, n);
+    if (align != 0) {
+        ga_buf_str(&b, " with alignment ");
+        ga_buf_uint(&b, align);
+    }
+    ga_buf_str(&b, " does not match the object");
+    ga_misuse(fn, what, p, s);
+}
+
+/* A size that does not fit s's object: misuse, reported as what it is
+ * (a bad or freed pointer first, else the size); the free is not done. */
+static GA_COLD GA_NOINLINE void size_mismatch(void *ptr, size_t align, size_t n, const char *fn)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    int saved = errno;
+    ga_span_t *s = object_span(p, fn);
+    if (s != NULL && live_usable_size(s, p, fn) != 0)
+        size_misuse(fn, align, n, p, s);
+    errno = saved;
+}
+
+/* The sized frees: the size check costs a page-map lookup and a class
+ * lookup before the free itself (plain free does not pay it); a pointer
+ * that is not a live object start is left to the free path to report. */
+void ga_free_sized_checked(void *ptr, size_t align, size_t n, const char *fn)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    ga_span_t *s = ga_span_of(p);
+    if (GA_UNLIKELY(s != NULL && span_in_use(s) && p >= s->base &&
+                    p - s->base < (uintptr_t)s->npages << GA_PAGE_SHIFT &&
+                    !size_fits(s, align, n))) {
+        size_mismatch(ptr, align, n, fn);
+        return; /* GOALLOC=on_error=report: reported, the free is ignored */
+    }
+    free_named(ptr, s, fn);
+}
+
+void ga_free_sized(void *p, size_t n) { ga_free_sized_checked(p, 0, n, "free_sized"); }
+
+void ga_free_aligned_sized(void *p, size_t align, size_t n)
+{
+    ga_free_sized_checked(p, align, n, "free_aligned_sized");
 }
 
 #ifdef GA_OVERRIDE
@@ -497,7 +634,7 @@ void *ga_realloc(void *ptr, size_t n)
         return NULL;
     }
     ga_span_t *s = object_span(p, "realloc");
-    size_t old = s != NULL ? usable_size(s, p, "realloc") : 0;
+    size_t old = s != NULL ? live_usable_size(s, p, "realloc") : 0;
     if (old == 0) { /* reported misuse (GOALLOC=on_error=report) */
         errno = EINVAL;
         return NULL;
@@ -536,7 +673,7 @@ size_t ga_malloc_usable_size(void *ptr)
         return 0;
     uintptr_t p = (uintptr_t)ptr;
     ga_span_t *s = object_span(p, "malloc_usable_size");
-    return s != NULL ? usable_size(s, p, "malloc_usable_size") : 0;
+    return s != NULL ? live_usable_size(s, p, "malloc_usable_size") : 0;
 }
 
 /* align is a power of two. What malloc(n) already guarantees is used as
@@ -566,17 +703,20 @@ static void *aligned_alloc_impl(size_t align, size_t n)
     return profiled(large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1), n);
 }
 
-static bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
-
+/* As glibc (2.36 __posix_memalign): EINVAL is returned with errno
+ * untouched; ENOMEM is returned and also left in errno (its _mid_memalign
+ * sets it, and callers read it). Success keeps errno. */
 int ga_posix_memalign(void **out, size_t align, size_t n)
 {
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
     void *p = aligned_alloc_impl(align, n);
-    errno = saved;
-    if (p == NULL)
+    if (p == NULL) {
+        errno = ENOMEM;
         return ENOMEM;
+    }
+    errno = saved;
     *out = p;
     return 0;
 }
@@ -673,14 +813,77 @@ int ga_malloc_trim(size_t pad)
     return ga_scavenge_all() > 0;
 }
 
+/* mallopt(M_PERTURB, value), glibc's fill-on-malloc/free: value != 0 turns
+ * fillnew and clobberfree on with glibc's bytes (new objects ~value, freed
+ * ones value, low byte; calloc still zeroes); 0 goes back to what GOALLOC
+ * said and to goalloc's bytes. With uafcheck the freed byte stays
+ * GA_FREED_BYTE, which the check compares against.
+ *
+ * Other threads may allocate meanwhile: the options, bytes and fast-path
+ * bounds are plain stores, so a malloc or free already past its test (or
+ * racing with the switch) may still take the fast path, leaving that one
+ * object unfilled; the unlock after the spans' free_owner are refreshed
+ * drains this thread's stores (x86-64), so every call that starts after
+ * mallopt returns sees the new setting.
+ * Nothing is corrupted either way: only whether an object gets filled. */
+static void set_perturb(int value)
+{
+    static bool saved, env_fillnew, env_clobberfree;
+    ga_lock_all();
+    if (!saved) {
+        env_fillnew = ga_opts.fillnew;
+        env_clobberfree = ga_opts.clobberfree;
+        saved = true;
+    }
+    unsigned char b = (unsigned char)value;
+    atomic_store_explicit(&new_byte, value ? (unsigned char)~b : GA_NEW_BYTE,
+                          memory_order_relaxed);
+    atomic_store_explicit(&freed_byte, value && !ga_opts.uafcheck ? b : GA_FREED_BYTE,
+                          memory_order_relaxed);
+    ga_opts.fillnew = value ? true : env_fillnew;
+    ga_opts.clobberfree = value ? true : env_clobberfree;
+    ga_apply_options_locked();
+    ga_unlock_all();
+}
+
+/* glibc's parameters (<malloc.h>), glibc 2.36's answers unless noted:
+ *   M_TRIM_THRESHOLD  value < 0 turns the scavenger off, >= 0 on (sync)
+ *   M_PERTURB         fillnew + clobberfree with glibc's bytes (set_perturb)
+ *   M_MXFAST          0..80 * sizeof(size_t) / 4 accepted, else 0 (glibc's
+ *                     range); goalloc has no fastbins: nothing changes
+ *   M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_TEST, M_ARENA_MAX
+ *                     accepted, no meaning here (no heap top, large objects
+ *                     always come from the page heap, one heap per process)
+ *   M_CHECK_ACTION    accepted and ignored, as glibc >= 2.34 does: misuse
+ *                     follows GOALLOC=on_error
+ * Any other number returns 0 (glibc returns 1 for those too). */
 int ga_mallopt(int param, int value)
 {
-    enum { M_TRIM_THRESHOLD = -1 };
+    enum {
+        M_MXFAST = 1, M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_THRESHOLD = -3,
+        M_MMAP_MAX = -4, M_CHECK_ACTION = -5, M_PERTURB = -6, M_ARENA_TEST = -7,
+        M_ARENA_MAX = -8,
+    };
     ga_ensure_init();
-    if (param != M_TRIM_THRESHOLD)
+    switch (param) {
+    case M_TRIM_THRESHOLD:
+        ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_SYNC;
+        return 1;
+    case M_PERTURB:
+        set_perturb(value);
+        return 1;
+    case M_MXFAST: /* glibc's MAX_FAST_SIZE; a negative value is refused too */
+        return value >= 0 && (size_t)value <= 80 * sizeof(size_t) / 4;
+    case M_TOP_PAD:
+    case M_MMAP_THRESHOLD:
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+        return 1;
+    default:
         return 0;
-    ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_SYNC;
-    return 1;
+    }
 }
 
 size_t ga_pages_released(void)

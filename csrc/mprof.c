@@ -324,15 +324,6 @@ static void forget_span(ga_span_t *s, void *arg)
 
 /* Starts (on) a new profile of this heap, or stops it, from any state:
  * what is live now is not in the new profile. Returns 0, -1 without memory. */
-/* ga_hardened changed: the inline free path of cached spans must open or
- * close with it (ga_span_set_owner); kept exhausted spans stay closed. */
-static void refresh_free_owner(ga_span_t *s, void *arg)
-{
-    (void)arg;
-    if (atomic_load(&s->state) == GA_SPAN_CACHED && s->cache_list != GA_LIST_FULL)
-        ga_span_set_owner(s, atomic_load(&s->owner));
-}
-
 int ga_prof_restart(int on)
 {
     ga_ensure_init();
@@ -344,10 +335,9 @@ int ga_prof_restart(int on)
         if (!ok)
             return -1;
     }
-    ga_profiling = on != 0;
-    ga_apply_options();
     ga_lock_all();
-    ga_mheap_for_each_span_locked(refresh_free_owner, NULL);
+    ga_profiling = on != 0;
+    ga_apply_options_locked();
     ga_unlock_all();
     return 0;
 }

@@ -47,7 +47,7 @@ static unsigned handed_since_fold(const ga_span_t *s)
     unsigned n = 0;
     for (unsigned w = 0; w * 64 < s->freeindex; w++) {
         uint64_t below = (w + 1) * 64u <= s->freeindex ? ~0ull : (1ull << (s->freeindex & 63)) - 1;
-        n += (unsigned)__builtin_popcountll(~s->alloc_bits[w] & below);
+        n += (unsigned)ga_popcount64(~s->alloc_bits[w] & below);
     }
     return n;
 }
@@ -59,7 +59,7 @@ static void census_tiny(const ga_span_t *s, ga_census_t *c)
         uint32_t starts = word & GA_TINY_STARTS;
         if (starts == 0)
             continue;
-        c->tiny_objects += (size_t)__builtin_popcount(starts);
+        c->tiny_objects += (size_t)ga_popcount64(starts);
         unsigned end = (word & GA_TINY_HELD) ? (word & GA_TINY_CURSOR_MASK) >> GA_TINY_CURSOR_SHIFT
                                              : GA_TINY_SIZE;
         c->tiny_bytes += end - (unsigned)__builtin_ctz(starts); /* the block's used bytes */
@@ -84,13 +84,13 @@ static void census_span(ga_span_t *s, void *arg)
         if (cached && w * 64u < s->freeindex)
             a |= (w + 1) * 64u <= s->freeindex ? ~0ull : (1ull << (s->freeindex & 63)) - 1;
         a &= ~(s->local_free[w] | atomic_load(&s->remote_free[w]));
-        live += (size_t)__builtin_popcountll(a);
+        live += (size_t)ga_popcount64(a);
     }
     uint64_t pad = (s->nelems & 63) ? ~0ull << (s->nelems & 63) : 0;
     unsigned spc = s->spc;
     int32_t nremote = atomic_load(&s->nremote);
     c->spans[spc][cached ? 0 : st == GA_SPAN_PARTIAL ? 1 : 2]++;
-    c->objects[spc] += live - (size_t)__builtin_popcountll(pad);
+    c->objects[spc] += live - (size_t)ga_popcount64(pad);
     c->pending_mallocs[spc] += cached ? handed_since_fold(s) : 0;
     c->pending_frees[spc] += s->nlocal + (uint64_t)(nremote > 0 ? nremote : 0);
     c->pending_remote[spc] += (uint64_t)(nremote > 0 ? nremote : 0);
@@ -521,4 +521,133 @@ void ga_write_file_at_exit(const char *var, const char *tmpl, int (*write_doc)(i
 void ga_stats_write_at_exit(void)
 {
     ga_write_file_at_exit("GOALLOC_STATS", ga_opts.stats_path, ga_stats_write_json);
+}
+
+/* ---- glibc's malloc_info ------------------------------------------------------ */
+
+/* Appends s to buf while it fits; total counts every byte regardless. */
+typedef struct xml_out {
+    char *buf;
+    size_t len, total;
+    bool full;
+} xml_out_t;
+
+static void xml_put(xml_out_t *o, const ga_buf_t *line)
+{
+    if (!o->full && o->total + line->len < o->len)
+        memcpy(o->buf + o->total, line->p, line->len);
+    else
+        o->full = true;
+    o->total += line->len;
+}
+
+static void xml_attr(ga_buf_t *b, const char *name, uint64_t v)
+{
+    ga_buf_str(b, " ");
+    ga_buf_str(b, name);
+    ga_buf_str(b, "=\"");
+    ga_buf_uint(b, v);
+    ga_buf_str(b, "\"");
+}
+
+/* One element <tag type="type" count=".." size=".."/> (count < 0: none). */
+static void xml_total(xml_out_t *o, const char *tag, const char *type, int64_t count,
+                      uint64_t size)
+{
+    char line[128];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "<");
+    ga_buf_str(&b, tag);
+    ga_buf_str(&b, " type=\"");
+    ga_buf_str(&b, type);
+    ga_buf_str(&b, "\"");
+    if (count >= 0)
+        xml_attr(&b, "count", (uint64_t)count);
+    xml_attr(&b, "size", size);
+    ga_buf_str(&b, "/>\n");
+    xml_put(o, &b);
+}
+
+static void xml_str(xml_out_t *o, const char *s)
+{
+    ga_buf_t b = {(char *)s, strlen(s), strlen(s) + 1};
+    xml_put(o, &b);
+}
+
+/* glibc's malloc_info schema (version 1) with goalloc's figures:
+ *   <heap nr="0">       goalloc has one heap (glibc: one per arena)
+ *   <size from to total count>  one per span class that has spans: tiny
+ *                       blocks first (from 1 to 16), then the size
+ *                       classes (from the previous class's size + 1 to its
+ *                       size); count = free slots in its spans, total =
+ *                       their bytes (glibc: the free chunks of a bin)
+ *   <total type="fast"> the free slots of all classes and their bytes
+ *                       (glibc: the fastbins, ready for reuse)
+ *   <total type="rest"> the free page runs of the page heap and their
+ *                       bytes, released pages included (glibc: the other
+ *                       bins and the top chunk)
+ *   <system type="current|max">, <aspace type="total|mprotect">: bytes of
+ *                       the mapped arenas (mapped read-write whole, never
+ *                       unmapped: max = current = address space)
+ * After the heap, the process totals: fast and rest as the heap's,
+ * <total type="mmap"> the large objects (> 32 KiB, whole pages) and their
+ * bytes (glibc: the chunks it mmapped), system and aspace as the heap's.
+ * The figures are one census taken under every lock; the XML is formatted
+ * after the locks are released. */
+size_t ga_malloc_info_xml(char *buf, size_t len)
+{
+    uint64_t free_slots[GA_NUM_SPC];
+    ga_ensure_init();
+    ga_lock_all();
+    ga_census_t *c = &snap_census;
+    ga_census_locked(c);
+    for (unsigned spc = 1; spc < GA_NUM_SPC; spc++) {
+        uint64_t spans = c->spans[spc][0] + c->spans[spc][1] + c->spans[spc][2];
+        uint64_t slots = spans * ga_classes.nelems[spc];
+        free_slots[spc] = slots > c->objects[spc] ? slots - c->objects[spc] : 0;
+        if (spans == 0)
+            free_slots[spc] = UINT64_MAX; /* no line */
+    }
+    size_t large = c->large, large_bytes = c->large_bytes;
+    uint64_t runs = ga_heap.nfree_runs, free_bytes = (uint64_t)ga_heap.pages_free << GA_PAGE_SHIFT;
+    uint64_t mapped = (uint64_t)ga_heap.narenas * GA_ARENA_SIZE;
+    ga_unlock_all();
+
+    xml_out_t o = {buf, len, 0, len == 0};
+    uint64_t nfast = 0, fast_bytes = 0;
+    xml_str(&o, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+    for (unsigned i = 0; i < ga_classes.nclasses; i++) {
+        unsigned spc = i == 0 ? GA_TINY_SPC : i; /* tiny first */
+        if (free_slots[spc] == UINT64_MAX)
+            continue;
+        uint64_t size = spc == GA_TINY_SPC ? GA_TINY_SIZE : ga_classes.size[spc];
+        char line[160];
+        ga_buf_t b = {line, 0, sizeof line};
+        ga_buf_str(&b, "  <size");
+        xml_attr(&b, "from", spc == GA_TINY_SPC || spc == 1 ? 1 : ga_classes.size[spc - 1] + 1);
+        xml_attr(&b, "to", size);
+        xml_attr(&b, "total", free_slots[spc] * size);
+        xml_attr(&b, "count", free_slots[spc]);
+        ga_buf_str(&b, "/>\n");
+        xml_put(&o, &b);
+        nfast += free_slots[spc];
+        fast_bytes += free_slots[spc] * size;
+    }
+    xml_str(&o, "</sizes>\n");
+    for (int whole = 0; whole < 2; whole++) {
+        xml_total(&o, "total", "fast", (int64_t)nfast, fast_bytes);
+        xml_total(&o, "total", "rest", (int64_t)runs, free_bytes);
+        if (whole)
+            xml_total(&o, "total", "mmap", (int64_t)large, large_bytes);
+        xml_total(&o, "system", "current", -1, mapped);
+        xml_total(&o, "system", "max", -1, mapped);
+        xml_total(&o, "aspace", "total", -1, mapped);
+        xml_total(&o, "aspace", "mprotect", -1, mapped);
+        if (!whole)
+            xml_str(&o, "</heap>\n");
+    }
+    xml_str(&o, "</malloc>\n");
+    if (len > 0)
+        buf[o.total < len ? o.total : 0] = '\0';
+    return o.total;
 }

@@ -90,15 +90,27 @@ int ga_write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static void describe_span(ga_buf_t *b, const ga_span_t *s)
+static bool in_arena(uintptr_t p)
+{
+    uintptr_t ai = p >> GA_ARENA_SHIFT;
+    return ai < GA_ARENA_L2_ENTRIES &&
+           atomic_load_explicit(&ga_arena_map[ai], memory_order_acquire) != NULL;
+}
+
+/* Where p is, given its page-map entry s. A page no span ever held maps to
+ * NULL; the inner pages of a free run keep whatever span they last held
+ * (a free, dead or since reused struct), hence the bounds check. */
+static void describe_span(ga_buf_t *b, uintptr_t p, const ga_span_t *s)
 {
     if (s == NULL) {
-        ga_buf_str(b, " (outside every goalloc arena)");
+        ga_buf_str(b, in_arena(p) ? " (inside a goalloc arena, in no span)"
+                                  : " (outside every goalloc arena)");
         return;
     }
     uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-    if (st == GA_SPAN_FREE || st == GA_SPAN_DEAD || st == GA_SPAN_CLAIMED) {
-        ga_buf_str(b, " (inside a free page run)");
+    if (st == GA_SPAN_FREE || st == GA_SPAN_DEAD || st == GA_SPAN_CLAIMED || p < s->base ||
+        p - s->base >= (uintptr_t)s->npages << GA_PAGE_SHIFT) {
+        ga_buf_str(b, " (in a free page run)");
     } else if (s->spc == GA_TINY_SPC) {
         ga_buf_str(b, " (tiny block)");
     } else if (s->spc == 0) {
@@ -128,7 +140,7 @@ void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s
     ga_buf_str(&b, what);
     ga_buf_str(&b, " ");
     ga_buf_hex(&b, p);
-    describe_span(&b, s);
+    describe_span(&b, p, s);
     ga_buf_str(&b, "\n");
     ga_write_all(2, line, b.len);
     atomic_fetch_add(&ga_misuse_count, 1);

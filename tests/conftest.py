@@ -142,15 +142,16 @@ def goalloc_options(text: str) -> Iterator[None]:
 C_PROGRAMS = Path(__file__).resolve().parent / "c"
 
 
-def build_c_program(factory: pytest.TempPathFactory, name: str) -> Path:
-    """tests/c/NAME.c compiled (warnings are errors) into a fresh temporary
-    directory; skips the test when there is no C compiler."""
+def build_c_program(factory: pytest.TempPathFactory, name: str, cxx: bool = False) -> Path:
+    """tests/c/NAME.c (NAME.cc with cxx) compiled, warnings as errors, into
+    a fresh temporary directory; skips the test when there is no compiler."""
     import shutil
     import subprocess
 
-    if shutil.which("cc") is None:
-        pytest.skip("no C compiler: install the Debian package 'gcc'")
+    compiler, package, suffix = ("g++", "g++", ".cc") if cxx else ("cc", "gcc", ".c")
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no {compiler}: install the Debian package '{package}'")
     exe = factory.mktemp(name) / name
-    subprocess.run(["cc", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", str(exe),
-                    str(C_PROGRAMS / f"{name}.c")], check=True, timeout=120)
+    subprocess.run([compiler, "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", str(exe),
+                    str(C_PROGRAMS / f"{name}{suffix}")], check=True, timeout=120)
     return exe

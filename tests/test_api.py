@@ -17,8 +17,11 @@ What is checked, function by function:
   class, common prefix kept across tiny, small and large sizes, failures
   leave the block untouched.
 * posix_memalign, aligned_alloc, memalign, valloc, pvalloc: argument errors,
-  alignment from 1 byte up to 64 MiB, usable size.
+  alignment from 1 byte up to 64 MiB, usable size; posix_memalign's ENOMEM
+  is also left in errno (as glibc), its EINVAL is not.
 * malloc_usable_size: 0 for NULL, >= the request for every size.
+* free_sized, free_aligned_sized: free with the requested size (and
+  alignment), also after calloc and an in-place realloc; NULL does nothing.
 * Impossible requests (> PTRDIFF_MAX, overflowing products, huge
   alignments) fail with NULL and ENOMEM in every entry point.
 """
@@ -429,7 +432,8 @@ def test_posix_memalign_enomem(align: int, n: int) -> None:
     rc, out = posix_memalign(align, n, sentinel=0x1234)
     assert rc == errno.ENOMEM
     assert addr(out) == 0x1234, "*memptr changed on failure"
-    assert ga.errno() == 777, "posix_memalign set errno"
+    # glibc's posix_memalign leaves ENOMEM in errno too (not EINVAL, above).
+    assert ga.errno() == errno.ENOMEM, "posix_memalign did not set errno to ENOMEM"
 
 
 @pytest.mark.parametrize("n", ALIGNED_SIZES)
@@ -514,6 +518,63 @@ def test_usable_size_covers_request(tiny: bool) -> None:
             short[n] = usable(p)
         ga.free(p)
     assert not short, f"usable size below the request: {short}"
+
+
+# --------------------------------------------------------------------------
+# free_sized and free_aligned_sized (C23): free after a size check; wrong
+# sizes are misuse (tests/test_misuse.py)
+
+
+def assert_freed(p: Pointer, before: Any) -> None:
+    """p, whose ptr_info was before, has just been freed."""
+    after = ptr_info(p)
+    if before.kind == KIND_TINY:
+        assert not after.tiny_word & (1 << (addr(p) % TINY_SIZE)), "tiny object still live"
+    elif before.kind == KIND_SMALL:
+        assert after.nlocal == before.nlocal + 1, "no free recorded in the span"
+    else:
+        assert before.kind == KIND_LARGE and after.kind != KIND_LARGE, "large object still live"
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_free_sized_frees_with_the_requested_size(tiny: bool, n: int) -> None:
+    for make in (lambda: ga.malloc(n), lambda: ga.calloc(1, n)):
+        p = make()
+        before = ptr_info(p)
+        ga.set_errno(4321)
+        lib.ga_free_sized(p, n)
+        assert ga.errno() == 4321
+        assert_freed(p, before)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_free_sized_accepts_every_size_of_the_class(n: int) -> None:
+    """Any request the object's class (or page count) serves is its size:
+    the largest one too, and what realloc in place resized it to."""
+    p = ga.malloc(n)
+    m = usable(p) if n else 0
+    q = ga.realloc(p, m) if n else p  # in place: the same class or pages
+    assert addr(q) == addr(p)
+    before = ptr_info(q)
+    lib.ga_free_sized(q, m)
+    assert_freed(q, before)
+
+
+def test_free_sized_null_does_nothing() -> None:
+    ga.set_errno(4321)
+    lib.ga_free_sized(ffi.NULL, 100)
+    lib.ga_free_aligned_sized(ffi.NULL, 64, 100)
+    assert ga.errno() == 4321
+
+
+@pytest.mark.parametrize("n", [*ALIGNED_SIZES, 3, 17, 4097])
+@pytest.mark.parametrize("align", [1, 2, 4, *POSIX_ALIGNMENTS])
+def test_free_aligned_sized_frees_aligned_alloc_blocks(align: int, n: int) -> None:
+    p = lib.ga_aligned_alloc(align, n)
+    assert p != ffi.NULL
+    before = ptr_info(p)
+    lib.ga_free_aligned_sized(p, align, n)
+    assert_freed(p, before)
 
 
 # --------------------------------------------------------------------------

@@ -3,6 +3,8 @@ and each artefact exports only what it should."""
 
 from __future__ import annotations
 
+import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,16 @@ LIBC_NAMES = {
     "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree", "__libc_malloc",
     "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
     "__libc_pvalloc", "__posix_memalign", "malloc_trim", "mallopt", "malloc_stats", "mallinfo",
-    "mallinfo2",
+    "mallinfo2", "free_sized", "free_aligned_sized", "malloc_info",
+}
+#: C++'s replaceable operator new and delete (Itanium ABI names).
+CXX_NAMES = {
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZdlPv", "_ZdaPv",
+    "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
+    "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 }
 
 
@@ -54,8 +65,8 @@ def test_preload_library_exports_libc_names_and_ga_functions_only() -> None:
 
     for debug in (False, True):
         names = defined_dynamic_symbols(goalloc_ffi.lib_path(debug))
-        assert LIBC_NAMES <= names
-        assert {n for n in names if not n.startswith("ga_")} <= LIBC_NAMES | {"_init", "_fini"}
+        assert LIBC_NAMES | CXX_NAMES <= names
+        assert {n for n in names if not n.startswith("ga_")} <= LIBC_NAMES | CXX_NAMES | {"_init", "_fini"}
 
 
 def test_extension_exports_only_its_init_function() -> None:
@@ -92,3 +103,21 @@ def test_hot_libc_names_are_the_inline_paths_themselves() -> None:
         assert addr[name] == addr["ga_malloc"], name
     for name in ("free", "cfree", "__libc_free"):
         assert addr[name] == addr["ga_free"], name
+
+
+@pytest.mark.parametrize("name", ["libgoalloc.so", "libgoalloc-debug.so", "libgoalloc-nostats.so", "extension"])
+def test_popcount_never_takes_libgccs_fallback(name: str) -> None:
+    """Every population count is ga_popcount64 (SWAR, or the instruction
+    when the build targets it) except fold's copy for CPUs with POPCNT,
+    chosen at start-up: no __popcountdi2 from libgcc anywhere, and the
+    instruction is in the library."""
+    if platform.machine() != "x86_64":
+        pytest.skip("POPCNT is x86-64's")
+    import goalloc_ffi._goalloc as ext
+
+    path = ext.__file__ if name == "extension" else str(Path(ext.__file__).parent / name)
+    symbols = subprocess.run(["nm", path], capture_output=True, text=True, check=True).stdout
+    assert "__popcountdi2" not in symbols
+    code = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], capture_output=True, text=True,
+                          check=True).stdout
+    assert re.search(r"\bpopcnt\b", code), "no POPCNT copy of fold"

@@ -101,3 +101,76 @@ def test_uafcheck_is_quiet_on_a_correct_program() -> None:
         ga.check_heap(); print('ok')
     """, "uafcheck=1,fillnew=1")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+# --------------------------------------------------------------------------
+# mallopt(M_PERTURB): glibc's fill-on-malloc/free, mapped onto fillnew and
+# clobberfree with glibc's bytes (new objects ~value, freed ones value)
+
+M_PERTURB = -6
+
+
+@pytest.mark.parametrize("size", [5, 48, 3000, 100000])
+def test_mallopt_perturb_fills_as_glibc_and_zero_turns_it_off(size: int) -> None:
+    r = run(f"""
+        n = {size}; k = min(n, 5)
+        lib.ga_test_release_cache()
+        print(lib.ga_mallopt({M_PERTURB}, 0xA5))
+        keep = ga.malloc(n)  # keeps a tiny block alive next to p
+        p = ga.malloc(n)
+        print(buf(p, n) == b'\\x5a' * n)                    # ~0xA5 when allocated
+        q = ga.calloc(1, n); print(buf(q, n) == bytes(n))   # calloc still zeroes
+        ffi.memmove(p, b'x' * n, n); ga.free(p)
+        print(buf(p, k) == b'\\xa5' * k)                    # 0xA5 when freed
+        print(lib.ga_mallopt({M_PERTURB}, 0))
+        lo, span, hard = ffi.new('size_t *'), ffi.new('size_t *'), ffi.new('int *')
+        lib.ga_test_fast_paths(lo, span, hard); print(hard[0])  # the fast paths open again
+        p = ga.malloc(n); ffi.memmove(p, b'y' * n, n); ga.free(p)
+        print(buf(p, k) != b'\\xa5' * k)                    # no longer clobbered
+        ga.check_heap()
+    """, "")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "True", "True", "True", "1", "0", "True"], r.stdout + r.stderr
+
+
+def test_mallopt_perturb_zero_keeps_the_goalloc_options() -> None:
+    r = run(f"""
+        lib.ga_mallopt({M_PERTURB}, 7); lib.ga_mallopt({M_PERTURB}, 0)
+        print(lib.ga_test_option(b'fillnew'), lib.ga_test_option(b'clobberfree'))
+        p = ga.malloc(64); print(buf(p, 64) == b'\\xd0' * 64)  # goalloc's byte again
+    """, "fillnew=1")
+    assert r.returncode == 0 and r.stdout.split() == ["1", "0", "True"], r.stderr
+
+
+def test_mallopt_perturb_with_uafcheck_keeps_the_checked_byte() -> None:
+    r = run(f"""
+        lib.ga_test_release_cache()
+        lib.ga_mallopt({M_PERTURB}, 0x11)
+        ps = [ga.malloc(256) for _ in range(32)]
+        for p in ps: ga.free(p)
+        print(buf(ps[3], 4) == b'\\xdf' * 4)    # uafcheck's byte, not 0x11
+        for _ in range(64): ga.malloc(256)      # reuse: no false use-after-free report
+        ga.check_heap(); print('ok')
+    """, "uafcheck=1")
+    assert r.returncode == 0 and r.stdout.split() == ["True", "ok"], r.stderr
+
+
+def test_mallopt_perturb_switched_while_threads_allocate() -> None:
+    """ga_test_threads' workers pattern-check every object while the main
+    thread turns M_PERTURB on and off: no object is corrupted, the heap
+    stays sound, and the last setting holds afterwards."""
+    r = run(f"""
+        import threading
+        out = []
+        t = threading.Thread(target=lambda: out.append(lib.ga_test_threads(4, 40000, 3)))
+        t.start()
+        i = 0
+        while t.is_alive():
+            lib.ga_mallopt({M_PERTURB}, 0x3C if i % 2 == 0 else 0); i += 1
+        t.join()
+        lib.ga_mallopt({M_PERTURB}, 0x3C)
+        p = ga.malloc(100)
+        print(out[0], i > 10, buf(p, 100) == b'\\xc3' * 100)
+        ga.free(p); ga.check_heap()
+    """, "")
+    assert r.returncode == 0 and r.stdout.split() == ["0", "True", "True"], r.stdout + r.stderr

@@ -57,6 +57,32 @@ MISUSE = {
     ),
     "realloc of freed": ("p = ga.malloc(100000); ga.free(p); ga.realloc(p, 10)", "realloc(): ", "0x"),
     "usable size of interior": ("p = ga.malloc(64); lib.ga_malloc_usable_size(ffi.cast('char *', p) + 1)", "malloc_usable_size(): pointer into the middle", "64 B"),
+    # malloc_usable_size of a freed object is misuse, as free's
+    "usable size of freed small": (
+        "p = ga.malloc(48); ga.free(p); lib.ga_malloc_usable_size(p)",
+        "malloc_usable_size(): pointer to a freed or never allocated object",
+        "(size class 4, 48 B)",
+    ),
+    "usable size of remotely freed": (  # its bit is only in remote_free
+        "p = ga.malloc(48); other_thread(lambda: ga.free(p)); lib.ga_malloc_usable_size(p)",
+        "malloc_usable_size(): pointer to a freed or never allocated object",
+        "48 B",
+    ),
+    "usable size of freed tiny": (
+        "k = ga.malloc(5); p = ga.malloc(5); ga.free(p); lib.ga_malloc_usable_size(p)",
+        "malloc_usable_size(): pointer to a freed or never allocated tiny object",
+        "(tiny block)",
+    ),
+    "usable size of freed large": (
+        "p = ga.malloc(100000); ga.free(p); lib.ga_malloc_usable_size(p)",
+        "malloc_usable_size(): pointer to a freed or never allocated object",
+        "(in a free page run)",
+    ),
+    "realloc of freed small in its class": (
+        "p = ga.malloc(48); ga.free(p); ga.realloc(p, 40)",
+        "realloc(): pointer to a freed or never allocated object",
+        "48 B",
+    ),
 }
 
 
@@ -68,6 +94,104 @@ def test_misuse_aborts_with_one_line(case: str) -> None:
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("goalloc: ")]
     assert len(lines) == 1, r.stderr
     assert what in lines[0] and detail in lines[0], lines[0]
+
+
+ADDR = r"0x[0-9a-f]+"
+ARENA = 64 << 20
+#: Misuse whose whole line is known: the code, then the line as a regex.
+EXACT = {
+    "large double free": (
+        "p = ga.malloc(100000); ga.free(p); ga.free(p)",
+        rf"goalloc: free\(\): invalid pointer or double free of {ADDR} \(in a free page run\)",
+    ),
+    "inside an arena, in no span": (
+        # 40 MiB into the arena holding p: an inner page of the arena's free
+        # run, which no span of this small heap has reached
+        f"p = ga.malloc(100); a = (int(ffi.cast('uintptr_t', p)) & -{ARENA}) + (40 << 20);"
+        "ga.free(ffi.cast('void *', a))",
+        rf"goalloc: free\(\): invalid pointer \(goalloc never handed it out\) {ADDR} "
+        r"\(inside a goalloc arena, in no span\)",
+    ),
+    "outside every arena": (
+        "buf = ffi.new('char[64]'); ga.free(buf)",
+        rf"goalloc: free\(\): invalid pointer \(goalloc never handed it out\) {ADDR} "
+        r"\(outside every goalloc arena\)",
+    ),
+    # y's inner pages keep their page-map entry, y's span struct, which
+    # z (5 pages at y's start) then reuses: the page is in a free run.
+    "free_sized of a small object": (
+        "p = ga.malloc(48); lib.ga_free_sized(p, 100)",
+        rf"goalloc: free_sized\(\): size 100 does not match the object {ADDR} \(size class 4, 48 B\)",
+    ),
+    "free_sized of a tiny object": (
+        "p = ga.malloc(5); lib.ga_free_sized(p, 16)",
+        rf"goalloc: free_sized\(\): size 16 does not match the object {ADDR} \(tiny block\)",
+    ),
+    "free_sized of a small object with a tiny size": (
+        "p = ga.malloc(20); lib.ga_free_sized(p, 5)",
+        rf"goalloc: free_sized\(\): size 5 does not match the object {ADDR} \(size class 3, 32 B\)",
+    ),
+    "free_sized of a large object": (  # 13 pages, not 12
+        "p = ga.malloc(100000); lib.ga_free_sized(p, 12 * 8192)",
+        rf"goalloc: free_sized\(\): size 98304 does not match the object {ADDR} "
+        rf"\(large object at {ADDR}, 106496 B\)",
+    ),
+    "free_aligned_sized with another alignment": (  # aligned_alloc(4096, 100) is a 4096 B slot
+        "p = lib.ga_aligned_alloc(4096, 100); lib.ga_free_aligned_sized(p, 16, 100)",
+        rf"goalloc: free_aligned_sized\(\): size 100 with alignment 16 does not match the "
+        rf"object {ADDR} \(size class \d+, 4096 B\)",
+    ),
+    "free_sized of a freed object": (
+        "p = ga.malloc(48); ga.free(p); lib.ga_free_sized(p, 48)",
+        rf"goalloc: free_sized\(\): double free or free of unallocated memory {ADDR} "
+        r"\(size class 4, 48 B\)",
+    ),
+    "stale page-map entry": (
+        "x = ga.malloc(100000); y = ga.malloc(100000); g = ga.malloc(100000);"
+        "ga.free(y); ga.free(x); x2 = ga.malloc(100000); z = ga.malloc(40000);"
+        "ga.free(ffi.cast('char *', y) + 7 * 8192)",
+        rf"goalloc: free\(\): invalid pointer or double free of {ADDR} \(in a free page run\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXACT))
+def test_misuse_message_is_exact(case: str) -> None:
+    import re
+
+    code, line = EXACT[case]
+    r = run(code)
+    assert r.returncode == -signal.SIGABRT, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("goalloc: ")]
+    assert len(lines) == 1 and re.fullmatch(line, lines[0]), r.stderr
+
+
+def test_usable_size_of_freed_objects_reports_and_returns_zero() -> None:
+    r = run("""
+        p = ga.malloc(48); ga.free(p)
+        t = ga.malloc(5); ga.free(t)
+        q = ga.malloc(100000); ga.free(q)
+        r = ga.malloc(48); other_thread(lambda: ga.free(r))
+        live = ga.malloc(48)
+        print(*(lib.ga_malloc_usable_size(x) for x in (p, t, q, r, live)))
+        ga.check_heap()
+    """, {"GOALLOC": "on_error=report"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "0", "0", "0", "48"]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("goalloc: malloc_usable_size(): ")]
+    assert len(lines) == 4, r.stderr
+
+
+def test_free_sized_with_a_wrong_size_in_report_mode_keeps_the_object() -> None:
+    r = run("""
+        p = ga.malloc(48)
+        lib.ga_free_sized(p, 100)
+        print(lib.ga_malloc_usable_size(p))   # still live
+        lib.ga_free_sized(p, 33)              # right: 33..48 is class 4
+        ga.check_heap()
+    """, {"GOALLOC": "on_error=report"})
+    assert r.returncode == 0 and r.stdout.split() == ["48"], r.stderr
+    assert r.stderr.count("goalloc: ") == 1 and "free_sized(): size 100" in r.stderr
 
 
 def test_unknown_option_is_named_once_and_ignored() -> None:

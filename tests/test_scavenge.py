@@ -202,13 +202,40 @@ def test_mallinfo2_matches_goallocs_own_figures() -> None:
         ga.free(p)
 
 
-def test_mallopt_maps_trim_threshold_only() -> None:
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+def test_mallopt_maps_trim_threshold() -> None:
+    M_TRIM_THRESHOLD = -1
     assert lib.ga_mallopt(M_TRIM_THRESHOLD, -1) == 1
     assert lib.ga_test_option(b"scavenger") == 0  # off
     assert lib.ga_mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1
     assert lib.ga_test_option(b"scavenger") == 1  # sync
-    assert lib.ga_mallopt(M_MMAP_THRESHOLD, 1 << 20) == 0
+
+
+#: glibc's <malloc.h> numbers of the parameters that mean nothing to goalloc.
+MALLOPT_ACCEPTED = {"M_TOP_PAD": -2, "M_MMAP_THRESHOLD": -3, "M_MMAP_MAX": -4,
+                    "M_CHECK_ACTION": -5, "M_ARENA_TEST": -7, "M_ARENA_MAX": -8}
+
+
+@pytest.mark.parametrize("value", [-1, 0, 1, 3, 64 * 1024, 1 << 30, 2**31 - 1])
+@pytest.mark.parametrize("name", sorted(MALLOPT_ACCEPTED))
+def test_mallopt_accepts_glibc_parameters_without_meaning(name: str, value: int) -> None:
+    """What programs set at start-up is accepted (1), as glibc 2.36 does,
+    and changes none of goalloc's options."""
+    keys = (b"scavenger", b"fillnew", b"clobberfree", b"on_error", b"tiny")
+    before = [lib.ga_test_option(k) for k in keys]
+    assert lib.ga_mallopt(MALLOPT_ACCEPTED[name], value) == 1
+    assert [lib.ga_test_option(k) for k in keys] == before
+
+
+@pytest.mark.parametrize(("value", "accepted"), [(0, 1), (1, 1), (64, 1), (160, 1),
+                                                 (161, 0), (1 << 20, 0), (-1, 0)])
+def test_mallopt_mxfast_range_is_glibcs(value: int, accepted: int) -> None:
+    M_MXFAST = 1  # glibc: 0 .. 80 * sizeof(size_t) / 4
+    assert lib.ga_mallopt(M_MXFAST, value) == accepted
+
+
+@pytest.mark.parametrize("param", [2, 3, 4, 100, -9, -100])
+def test_mallopt_refuses_unknown_parameters(param: int) -> None:
+    assert lib.ga_mallopt(param, 1) == 0
 
 
 @pytest.mark.parametrize(
@@ -250,3 +277,23 @@ def test_cache_of_a_thread_idle_for_two_epochs_is_handed_back() -> None:
     assert info.elemsize != 256 or info.state != "cached"
     for q in qs:
         ga.free(q)
+
+
+def test_hopeless_requests_fail_at_once_and_leave_retained_pages_alone() -> None:
+    """A request larger than the address space (2^47 .. 2^63 bytes) fails
+    with ENOMEM before the ladder: no scavenging of the retained pages (it
+    used to release the whole heap page by page, then fail in mmap)."""
+    blocks = [ga.malloc(MiB) for _ in range(8)]
+    for p in blocks:
+        touch(p, MiB)
+    for p in blocks:
+        ga.free(p)  # free runs, resident for scavenge_delay
+    released = lib.ga_pages_released()
+    p = ga.malloc(100)
+    for k in range(47, 64):
+        for call in (lambda: ga.malloc(1 << k), lambda: ga.calloc(1, 1 << k), lambda: ga.realloc(p, 1 << k),
+                     lambda: ga.memalign(4096, 1 << k)):
+            ga.set_errno(0)
+            assert call() is None and ga.errno() == errno.ENOMEM, k
+    ga.free(p)
+    assert lib.ga_pages_released() == released
