@@ -88,9 +88,10 @@
  *   the middle of malloc), and the child returns the caches of the threads
  *   that did not survive the fork.
  *
- * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache list < each mcache's own (held by its
- *   owner across span moves, so a fork child never finds a cache half-way
- *   through one) < mcentral[spc] < span bitmaps < heap < persistent chunks.
+ * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache
+ *   list < each mcache's own (held by its owner across span moves, so a
+ *   fork child never finds a cache half-way through one) < mcentral[spc] <
+ *   span bitmaps < heap < persistent chunks.
  *   No lock is held on the fast paths.
  */
 #include <errno.h>
@@ -296,6 +297,13 @@ static ga_span_t *misuse_null(const char *fn, const char *what, uintptr_t p, ga_
     return NULL;
 }
 
+/* Whether p's page-map entry s is in use and covers p: a free run's inner
+ * pages map to a stale span, which p then lies past the end of. */
+static bool span_holds(const ga_span_t *s, uintptr_t p)
+{
+    return span_in_use(s) && p >= s->base && p - s->base < (uintptr_t)s->npages << GA_PAGE_SHIFT;
+}
+
 /* The span of a pointer that must be the start of a live object; NULL after
  * reporting misuse otherwise (abort unless GOALLOC=on_error=report). */
 static ga_span_t *object_span(uintptr_t p, const char *fn)
@@ -303,9 +311,7 @@ static ga_span_t *object_span(uintptr_t p, const char *fn)
     ga_span_t *s = ga_span_of(p);
     if (GA_UNLIKELY(s == NULL))
         return misuse_null(fn, "invalid pointer (goalloc never handed it out)", p, NULL);
-    /* A free run's inner pages map to a stale span: p past its end. */
-    if (GA_UNLIKELY(!span_in_use(s) || p < s->base ||
-                    p - s->base >= (uintptr_t)s->npages << GA_PAGE_SHIFT))
+    if (GA_UNLIKELY(!span_holds(s, p)))
         return misuse_null(fn, strcmp(fn, "free") == 0 ? "invalid pointer or double free of"
                                                        : "pointer to a freed or never allocated object",
                            p, s);
@@ -513,6 +519,26 @@ void ga_free(void *ptr)
 
 static bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* How an aligned request of m >= 1 bytes is served (aligned_alloc_impl):
+ * 0 when malloc's alignment suffices (the largest power of two <= m, up
+ * to the table's alignment: 16, or 8 with align=8); else the first size
+ * class whose size is a multiple of align, for page-or-smaller alignments
+ * of small sizes (objects start at page-aligned bases; the last class,
+ * 32768, always is); else GA_ALIGNED_LARGE, a large span from an aligned
+ * page run. */
+#define GA_ALIGNED_LARGE (~0u)
+static unsigned aligned_class(size_t m, size_t align)
+{
+    size_t natural = (size_t)1 << (63 - __builtin_clzll(m));
+    if (align <= (natural < ga_classes.align ? natural : ga_classes.align))
+        return 0;
+    if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE)
+        for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
+            if (ga_classes.size[c] % align == 0)
+                return c;
+    return GA_ALIGNED_LARGE;
+}
+
 static size_t pages_of(size_t m) { return (m + PAGE - 1) >> GA_PAGE_SHIFT; }
 
 /* Whether live object s/p can be what a request of n bytes got: from
@@ -525,18 +551,13 @@ static bool size_fits(const ga_span_t *s, size_t align, size_t n)
     if (m > GA_MAX_ALLOC)
         return false;
     if (align != 0) {
-        size_t natural = (size_t)1 << (63 - __builtin_clzll(m));
-        if (natural > ga_classes.align)
-            natural = ga_classes.align;
         if (!is_pow2(align))
             return false; /* aligned_alloc refuses it: no such object */
-        if (align > natural) {
-            if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE)
-                for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
-                    if (ga_classes.size[c] % align == 0)
-                        return s->spc == c;
+        unsigned c = aligned_class(m, align);
+        if (c == GA_ALIGNED_LARGE)
             return s->spc == 0 && s->npages == pages_of(m);
-        }
+        if (c != 0)
+            return s->spc == c;
     }
     if (s->spc == GA_TINY_SPC)
         return n < GA_TINY_SIZE;
@@ -579,9 +600,7 @@ void ga_free_sized_checked(void *ptr, size_t align, size_t n, const char *fn)
 {
     uintptr_t p = (uintptr_t)ptr;
     ga_span_t *s = ga_span_of(p);
-    if (GA_UNLIKELY(s != NULL && span_in_use(s) && p >= s->base &&
-                    p - s->base < (uintptr_t)s->npages << GA_PAGE_SHIFT &&
-                    !size_fits(s, align, n))) {
+    if (GA_UNLIKELY(s != NULL && span_holds(s, p) && !size_fits(s, align, n))) {
         size_mismatch(ptr, align, n, fn);
         return; /* GOALLOC=on_error=report: reported, the free is ignored */
     }
@@ -676,30 +695,20 @@ size_t ga_malloc_usable_size(void *ptr)
     return s != NULL ? live_usable_size(s, p, "malloc_usable_size") : 0;
 }
 
-/* align is a power of two. What malloc(n) already guarantees is used as
- * is: the largest power of two <= n, up to the table's alignment (16, or 8
- * with align=8); page-or-smaller alignments take the first class whose size
- * is a multiple of align (objects start at page-aligned bases; the last
- * class, 32768, always is); the rest get a large span from an aligned page
- * run. */
+/* align is a power of two; aligned_class says how the request is served. */
 static void *aligned_alloc_impl(size_t align, size_t n)
 {
     ga_ensure_init();
     size_t m = n ? n : 1;
-    size_t natural = (size_t)1 << (63 - __builtin_clzll(m));
-    if (natural > ga_classes.align)
-        natural = ga_classes.align;
-    if (align <= natural)
+    unsigned c = aligned_class(m, align);
+    if (c == 0)
         return ga_malloc(n);
     if (n > GA_MAX_ALLOC || align > GA_MAX_ALLOC / 2 + 1) {
         errno = ENOMEM;
         return NULL;
     }
-    if (align <= GA_PAGE_SIZE && m <= GA_MAX_SMALL_SIZE) {
-        for (unsigned c = ga_size_to_class(m); c < ga_classes.nclasses; c++)
-            if (ga_classes.size[c] % align == 0)
-                return profiled(small_alloc(c, n), n);
-    }
+    if (c != GA_ALIGNED_LARGE)
+        return profiled(small_alloc(c, n), n);
     return profiled(large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1), n);
 }
 

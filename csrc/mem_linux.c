@@ -106,7 +106,8 @@ static long raw(long nr, long a, long b, long c, long d)
     return r;
 }
 
-/* The result of a libc call that returns 0 or -1 with errno, as 0 or -errno. */
+/* The result of a libc call that returns 0 or -1 with errno, as 0 or
+ * -errno; errno goes back to saved, read before the call. */
 static long checked(int rc, int saved)
 {
     long r = rc == 0 ? 0 : -errno;
@@ -127,11 +128,12 @@ int ga_sys_open_file(const char *path, int how)
     if (fd < 0)
         return (int)fd;
     struct stat st;
-    long rc = checked(fstat((int)fd, &st), errno);
+    int saved = errno;
+    long rc = checked(fstat((int)fd, &st), saved);
     if (rc == 0 && !S_ISREG(st.st_mode))
         rc = -GA_ENOTREG;
     if (rc == 0 && how == GA_FILE_WRITE)
-        rc = checked(ftruncate((int)fd, 0), errno);
+        rc = checked(ftruncate((int)fd, 0), saved);
     if (rc != 0) {
         ga_sys_close((int)fd);
         return (int)rc;
@@ -142,7 +144,8 @@ int ga_sys_open_file(const char *path, int how)
 int ga_sys_lstat(const char *path, ga_file_info_t *fi)
 {
     struct stat st;
-    long rc = checked(lstat(path, &st), errno);
+    int saved = errno;
+    long rc = checked(lstat(path, &st), saved);
     if (rc != 0)
         return (int)-rc;
     fi->regular = S_ISREG(st.st_mode);
@@ -257,7 +260,8 @@ void *ga_sys_map_shared_fd(int fd, size_t size)
 
 int ga_sys_unlink(const char *path)
 {
-    return (int)-checked(unlink(path), errno);
+    int saved = errno;
+    return (int)-checked(unlink(path), saved);
 }
 
 const char *ga_sys_getenv(const char *name)
