@@ -13,7 +13,8 @@
 # bench-instructions  instructions per malloc+free pair under callgrind
 # bench-ffi  pytest-benchmark of the C loops of csrc/benchloops.c (FFI)
 # stress the long stress runs under LD_PRELOAD (tests/c): stress.c for
-#        STRESS_SECONDS (60) plus 15 s on the debug library, fork_alloc.c
+#        STRESS_SECONDS (60) plus 15 s on the debug library and 15 s with
+#        GOALLOC=harden=1, fork_alloc.c
 #        with 1000 forks, thread_exit.c with 10 000 threads (8 and 64 at a
 #        time), mem_pressure.c for 10 cycles; each bounded by a timeout
 # fuzz   atheris over the FFI heap (tests/fuzz/fuzz_heap.py) for
@@ -134,15 +135,17 @@ $(STRESS_DIR)/%: tests/c/%.c
 stress: venv deps build $(STRESS_PROGRAMS)
 	@set -e; \
 	release=$$($(VENV)/bin/goalloc lib); debug=$$($(VENV)/bin/goalloc lib --debug); \
-	run() { lib=$$1; shift; echo "== LD_PRELOAD=$$lib $$*"; start=$$(date +%s); \
-		timeout -k 10 $(STRESS_TIMEOUT) env LD_PRELOAD=$$lib "$$@"; \
+	run() { lib=$$1; opts=$$2; shift 2; echo "== GOALLOC=$$opts LD_PRELOAD=$$lib $$*"; \
+		start=$$(date +%s); \
+		timeout -k 10 $(STRESS_TIMEOUT) env GOALLOC=$$opts LD_PRELOAD=$$lib "$$@"; \
 		echo "== $$(basename $$1): $$(( $$(date +%s) - start )) s"; }; \
-	run $$release $(STRESS_DIR)/stress -s $(STRESS_SECONDS) -q; \
-	run $$debug $(STRESS_DIR)/stress -s 15 -q; \
-	run $$release $(STRESS_DIR)/fork_alloc 1000; \
-	run $$release $(STRESS_DIR)/thread_exit 10000 8; \
-	run $$release $(STRESS_DIR)/thread_exit 10000 64; \
-	run $$release $(STRESS_DIR)/mem_pressure 256 10; \
+	run $$release "" $(STRESS_DIR)/stress -s $(STRESS_SECONDS) -q; \
+	run $$debug "" $(STRESS_DIR)/stress -s 15 -q; \
+	run $$release harden=1 $(STRESS_DIR)/stress -s 15 -q; \
+	run $$release "" $(STRESS_DIR)/fork_alloc 1000; \
+	run $$release "" $(STRESS_DIR)/thread_exit 10000 8; \
+	run $$release "" $(STRESS_DIR)/thread_exit 10000 64; \
+	run $$release "" $(STRESS_DIR)/mem_pressure 256 10; \
 	echo "stress: all runs passed"
 
 fuzz: venv deps build

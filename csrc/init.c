@@ -23,6 +23,9 @@ ga_options_t ga_opts = {
     .clobberfree = false,
     .fillnew = false,
     .uafcheck = 0,
+    .harden = false,
+    .canary = false,
+    .protect = false,
     .mcache_keep = 512,
     .sizeclasses = "",
     .align8 = false,
@@ -32,6 +35,8 @@ ga_options_t ga_opts = {
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
 size_t ga_fast_medium;          /* 0 until start-up */
 bool ga_hardened;
+size_t ga_canary;
+bool ga_protect;
 _Atomic int ga_initialized;
 size_t ga_tiny_limit; /* 0 until start-up: no request takes the tiny path */
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -68,6 +73,9 @@ static const option_t options[] = {
     {"clobberfree", OPT_BOOL, &ga_opts.clobberfree, 0, 1, NULL, "0 or 1"},
     {"fillnew", OPT_BOOL, &ga_opts.fillnew, 0, 1, NULL, "0 or 1"},
     {"uafcheck", OPT_UINT, &ga_opts.uafcheck, 0, 1000000000, NULL, "N: check 1 in N reused slots, 0 = off"},
+    {"harden", OPT_BOOL, &ga_opts.harden, 0, 1, NULL, "0 or 1"},
+    {"canary", OPT_BOOL, &ga_opts.canary, 0, 1, NULL, "0 or 1"},
+    {"protect", OPT_BOOL, &ga_opts.protect, 0, 1, NULL, "0 or 1"},
     {"mcache_keep", OPT_UINT, &ga_opts.mcache_keep, 0, 1u << 20, NULL, "pages, 0..1048576 (0 = Go: none)"},
     {"sizeclasses", OPT_STRING, ga_opts.sizeclasses, 1, sizeof ga_opts.sizeclasses - 1, NULL,
      "go1.12, go1.16 or the path of a table file"},
@@ -153,6 +161,16 @@ static bool set_option(const option_t *o, const char *v, size_t n)
     return false;
 }
 
+/* harden=1 (or 0) sets the options it stands for at that point of the
+ * string, so that later items can still change one of them. */
+static void harden_preset(bool on)
+{
+    ga_opts.canary = on;
+    ga_opts.protect = on;
+    ga_opts.clobberfree = on;
+    ga_opts.uafcheck = on;
+}
+
 /* Parses one "key=value" item of length n; reports and ignores bad ones. */
 static void parse_item(const char *item, size_t n)
 {
@@ -167,6 +185,8 @@ static void parse_item(const char *item, size_t n)
             continue;
         if (!set_option(&options[i], eq + 1, vlen))
             option_message("bad value in", item, n, " (ignored; expected ", options[i].expect);
+        else if (options[i].value == &ga_opts.harden)
+            harden_preset(ga_opts.harden);
         return;
     }
     option_message("unknown option", item, klen, " (ignored", "");
@@ -231,8 +251,10 @@ void ga_apply_options(void)
 {
     if (ga_opts.uafcheck)
         ga_opts.clobberfree = true;
-    ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck || ga_profiling;
-    ga_tiny_limit = ga_opts.tiny ? GA_TINY_SIZE : 0;
+    ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck || ga_profiling ||
+                  ga_canary || ga_protect;
+    /* a canary needs the object's end in a slot of its own: no tiny blocks */
+    ga_tiny_limit = ga_opts.tiny && !ga_canary ? GA_TINY_SIZE : 0;
     ga_fast_lo = ga_hardened ? SIZE_MAX : ga_tiny_limit;
     ga_fast_span = ga_hardened ? 0 : GA_SMALL_SIZE_MAX - ga_tiny_limit;
     ga_fast_medium = ga_hardened ? 0 : GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX;
@@ -360,6 +382,10 @@ void ga_init_slow(void)
         ga_warn("GOALLOC, GOALLOC_STATS and GOALLOC_PROFILE are ignored in a privileged "
                 "(AT_SECURE) process", NULL, NULL);
     }
+    ga_canary = ga_opts.canary ? GA_CANARY_TAIL : 0;
+    ga_protect = ga_opts.protect;
+    if (ga_canary)
+        ga_canary_init();
     ga_classes_init();
     ga_cpu_popcnt = cpu_has_popcnt();
     ga_mheap_init();

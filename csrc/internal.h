@@ -703,6 +703,10 @@ typedef struct ga_options {
     bool clobberfree;        /* clobberfree: fill freed objects with GA_FREED_BYTE */
     bool fillnew;            /* fillnew: fill new objects with GA_NEW_BYTE */
     uint64_t uafcheck;       /* uafcheck: check 1 in N reused slots for writes after free */
+    bool harden;             /* harden: canary + protect + clobberfree + uafcheck=1 at once */
+    bool canary;             /* canary: a checked canary after every object (start-up only) */
+    bool protect;            /* protect: freed large objects and malloc(0) inaccessible
+                                (start-up only) */
     uint64_t mcache_keep;    /* mcache_keep: pages of exhausted spans a thread keeps, 0 = Go */
     bool live;               /* live: publish counters in /dev/shm/goalloc-<pid> (mlive.c) */
     const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
@@ -728,6 +732,15 @@ extern size_t ga_fast_lo, ga_fast_span;
  * (0 when hardened or before start-up). */
 extern size_t ga_fast_medium;
 extern bool ga_hardened;
+/* Start-up only (ga_init_slow), never changed after: GOALLOC=canary's
+ * bytes after each object (GA_CANARY_TAIL, or 0 when off) and
+ * GOALLOC=protect. Objects made with either must be freed with it. */
+extern size_t ga_canary;
+extern bool ga_protect;
+#define GA_CANARY_TAIL 8
+void ga_canary_init(void); /* malloc.c: the process's random canary key */
+/* malloc.c: whether p is one of GOALLOC=protect's zero-size objects. */
+bool ga_is_zero_object(uintptr_t p);
 void ga_apply_options(void);
 /* free after checking that n (and align, 0 = malloc's) fit the object; fn
  * names the call in a misuse report (malloc.c; free_sized, sized delete). */

@@ -359,15 +359,134 @@ static bool slot_allocated(const ga_span_t *s, uint32_t idx)
     return (idx < fi || (__atomic_load_n(&ab[w], __ATOMIC_RELAXED) & m)) && !(freed & m);
 }
 
-/* usable_size of a pointer the caller says is live (malloc_usable_size,
- * realloc): 0 after reporting misuse when its slot is free. */
-static size_t live_usable_size(ga_span_t *s, uintptr_t p, const char *fn)
+/* ---- canaries (GOALLOC=canary) ---------------------------------------------------- */
+
+/* Whether the n bytes at p all are b: each byte equals the next (libc's
+ * vectorised memcmp) and the first is b. */
+static bool all_bytes(const unsigned char *p, size_t n, unsigned char b)
+{
+    return n == 0 || (p[0] == b && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* With canaries every request of n bytes is served as need_of(n) bytes, so
+ * that the last GA_CANARY_TAIL bytes of its region (slot, or a large
+ * object's pages: usable_size) are past the object. Then bytes
+ * [n, region - 8) all hold canary_byte and the last 8 bytes a tail word,
+ * little-endian: canary_byte again (so the byte right after the object is
+ * always canary_byte), a 24-bit keyed hash of address and slack, and the
+ * slack region - 8 - n in the high half. A write even one byte past the
+ * object changes a canary byte (unless it writes that random non-zero
+ * byte) or the tail, which then no longer hashes: free and realloc check
+ * both, and malloc_usable_size gives n. The key is random per process. */
+static uint64_t canary_key;
+static unsigned char canary_byte;
+
+void ga_canary_init(void)
+{
+    ga_sys_random(&canary_key, sizeof canary_key);
+    canary_byte = (unsigned char)(0x80 | (canary_key & 0x7F));
+}
+
+static size_t need_of(size_t n) { return (n ? n : 1) + ga_canary; }
+
+static uint64_t canary_tail(uintptr_t p, uint64_t slack)
+{
+    uint64_t h = ((uint64_t)p ^ canary_key) * 0x9E3779B97F4A7C15ull;
+    h = (h ^ slack) * 0xBF58476D1CE4E5B9ull;
+    return slack << 32 | ((h ^ (h >> 31)) & 0xFFFFFF00u) | canary_byte;
+}
+
+static void canary_set(ga_span_t *s, uintptr_t p, size_t n)
+{
+    size_t slack = usable_size(s, p, "malloc") - GA_CANARY_TAIL - n;
+    uint64_t tail = canary_tail(p, slack);
+    memset((void *)(p + n), canary_byte, slack);
+    memcpy((void *)(p + n + slack), &tail, sizeof tail);
+}
+
+/* n: the object's size, or SIZE_MAX when the tail word was overwritten
+ * too and the size is lost with it. */
+static GA_COLD void overflow_misuse(const char *fn, size_t n, uintptr_t p, const ga_span_t *s)
+{
+    char what[96];
+    ga_buf_t b = {what, 0, sizeof what};
+    ga_buf_str(&b, "heap overflow: written past the end of the ");
+    if (n != SIZE_MAX) {
+        ga_buf_uint(&b, n);
+        ga_buf_str(&b, "-byte ");
+    }
+    ga_buf_str(&b, "object at");
+    ga_misuse(fn, what, p, s);
+}
+
+/* The size asked for live object p of span s (not tiny); false after
+ * reporting an overflow when its canary is broken. The tail's first byte
+ * is checked with the canary bytes, so that an overflow by one byte into
+ * it still names the size its other bytes keep. */
+static bool canary_size(ga_span_t *s, uintptr_t p, const char *fn, size_t *n)
+{
+    size_t region = usable_size(s, p, fn);
+    uint64_t tail;
+    memcpy(&tail, (const void *)(p + region - GA_CANARY_TAIL), sizeof tail);
+    uint64_t slack = tail >> 32;
+    if (GA_UNLIKELY(slack > region - GA_CANARY_TAIL || (tail ^ canary_tail(p, slack)) > 0xFF)) {
+        overflow_misuse(fn, SIZE_MAX, p, s);
+        return false;
+    }
+    *n = region - GA_CANARY_TAIL - slack;
+    /* slack canary bytes, then the tail's first */
+    if (GA_UNLIKELY(!all_bytes((const unsigned char *)(p + *n), slack + 1, canary_byte))) {
+        overflow_misuse(fn, *n, p, s);
+        return false;
+    }
+    return true;
+}
+
+/* ---- zero-size objects (GOALLOC=protect) ------------------------------------------ */
+
+/* malloc(0) hands out addresses, 16 bytes apart, in a region that can
+ * never be read or written (PROT_NONE, no memory behind it), so any use of
+ * such an object faults at once. Addresses are never reused; when the
+ * region is used up (2^28 objects) malloc(0) returns ordinary objects.
+ * Freeing one does nothing: a double free of one goes unseen. */
+#define ZERO_REGION ((uintptr_t)1 << 32)
+static _Atomic uintptr_t zero_base, zero_next;
+
+static void *zero_alloc(void)
+{
+    uintptr_t base = atomic_load_explicit(&zero_base, memory_order_acquire);
+    if (base == 0) {
+        void *m = ga_sys_reserve_noaccess(ZERO_REGION);
+        if (m == NULL)
+            return NULL;
+        if (atomic_compare_exchange_strong(&zero_base, &base, (uintptr_t)m))
+            base = (uintptr_t)m;
+        else
+            ga_sys_free(m, ZERO_REGION); /* another thread's won; base is it */
+    }
+    uintptr_t off = atomic_fetch_add_explicit(&zero_next, 16, memory_order_relaxed);
+    return off < ZERO_REGION ? (void *)(base + off) : NULL;
+}
+
+bool ga_is_zero_object(uintptr_t p)
+{
+    uintptr_t base = atomic_load_explicit(&zero_base, memory_order_relaxed);
+    return base != 0 && p - base < ZERO_REGION;
+}
+
+/* The size a pointer the caller says is live was asked for or may use
+ * (malloc_usable_size, realloc); false after reporting misuse when its
+ * slot is free or its canary broken. */
+static bool live_size(ga_span_t *s, uintptr_t p, const char *fn, size_t *n)
 {
     if (s->spc != 0 && s->spc != GA_TINY_SPC && !slot_allocated(s, ga_span_index(s, p))) {
         ga_misuse(fn, "pointer to a freed or never allocated object", p, s);
-        return 0;
+        return false;
     }
-    return usable_size(s, p, fn);
+    if (ga_canary && s->spc != GA_TINY_SPC)
+        return canary_size(s, p, fn, n);
+    *n = usable_size(s, p, fn);
+    return *n != 0; /* 0: a reported bad tiny pointer */
 }
 
 /* ---- the API -------------------------------------------------------------------- */
@@ -393,31 +512,32 @@ static void uaf_check(uintptr_t p)
     if (!sample || s->spc == 0 || s->spc == GA_TINY_SPC)
         return;
     const unsigned char *b = (const unsigned char *)p;
-    for (uint32_t i = 0; i < s->elemsize; i++)
-        if (b[i] != GA_FREED_BYTE) {
-            ga_misuse("malloc", "use after free: a freed object was written at", p + i, s);
-            return;
-        }
+    if (GA_LIKELY(all_bytes(b, s->elemsize, GA_FREED_BYTE)))
+        return;
+    uint32_t i = 0;
+    while (b[i] == GA_FREED_BYTE)
+        i++;
+    ga_misuse("malloc", "use after free: a freed object was written at", p + i, s);
 }
 
 /* Also the size profile's hook (GOALLOC_PROFILE sets ga_hardened too). */
 static GA_NOINLINE void *harden_new(void *p, size_t n)
 {
-    if (p != NULL && ga_opts.uafcheck)
+    if (p == NULL)
+        return NULL;
+    if (ga_opts.uafcheck)
         uaf_check((uintptr_t)p);
-    if (p != NULL && ga_opts.fillnew)
+    if (ga_opts.fillnew)
         memset(p, atomic_load_explicit(&new_byte, memory_order_relaxed), n);
-    return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
-}
-
-/* An allocation that bypassed malloc_slow (aligned, or realloc in place). */
-static void *profiled(void *p, size_t n)
-{
+    if (ga_canary)
+        canary_set(ga_span_of((uintptr_t)p), (uintptr_t)p, n);
     return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
 }
 
 static void *resized_in_place(ga_span_t *s, void *p, size_t n)
 {
+    if (ga_canary)
+        canary_set(s, (uintptr_t)p, n);
     if (GA_UNLIKELY(ga_profiling))
         ga_prof_resize(s, (uintptr_t)p, n);
     return p;
@@ -425,17 +545,36 @@ static void *resized_in_place(ga_span_t *s, void *p, size_t n)
 
 /* ---- the API -------------------------------------------------------------------- */
 
+/* The hardened configuration's malloc: zero-size objects, and room for
+ * the canary. */
+static GA_NOINLINE void *malloc_hardened(size_t n)
+{
+    void *p;
+    if (n == 0 && ga_protect && (p = zero_alloc()) != NULL)
+        return p;
+    size_t need = need_of(n);
+    if (n < ga_tiny_limit)
+        p = tiny_alloc(n);
+    else if (n <= GA_MAX_ALLOC && need <= GA_MAX_SMALL_SIZE)
+        p = small_alloc(ga_size_to_class(need), n);
+    else
+        p = large_alloc(n <= GA_MAX_ALLOC ? need : n, 1);
+    return harden_new(p, n);
+}
+
 static GA_NOINLINE void *malloc_slow(size_t n)
 {
     void *p;
     ga_ensure_init();
+    if (GA_UNLIKELY(ga_hardened))
+        return malloc_hardened(n);
     if (n < ga_tiny_limit)
         p = tiny_alloc(n);
     else if (n <= GA_MAX_SMALL_SIZE)
         p = small_alloc(ga_size_to_class(n ? n : 1), n);
     else
         p = large_alloc(n, 1);
-    return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
+    return p;
 }
 
 /* The inline path: Go's nextFreeFast on the thread's span of the class.
@@ -455,12 +594,18 @@ void *ga_malloc(size_t n)
     return malloc_slow(n);
 }
 
-/* What clobberfree and the size profile do before a free (ga_hardened).
- * False for a reported bad tiny pointer. */
-static GA_NOINLINE bool harden_free(ga_span_t *s, uintptr_t p)
+/* What the canary check, clobberfree and the size profile do before a
+ * free (ga_hardened). False for a reported bad tiny pointer or overflow. */
+static GA_NOINLINE bool harden_free(ga_span_t *s, uintptr_t p, const char *fn)
 {
+    size_t n;
+    bool small = s->spc != 0 && s->spc != GA_TINY_SPC;
+    if (small && !slot_allocated(s, ga_span_index(s, p)))
+        return true; /* a double free: the free path reports it as such */
+    if (ga_canary && s->spc != GA_TINY_SPC && !canary_size(s, p, fn, &n))
+        return false;
     if (ga_opts.clobberfree) {
-        size_t usable = usable_size(s, p, "free");
+        size_t usable = usable_size(s, p, fn);
         if (usable == 0)
             return false;
         memset((void *)p, atomic_load_explicit(&freed_byte, memory_order_relaxed), usable);
@@ -479,13 +624,14 @@ GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
         return;
     if (s != NULL && s->spc == GA_TINY_SPC && !ga_hardened && tiny_free_fast(s, p))
         return;
+    if (s == NULL && ga_protect && ga_is_zero_object(p))
+        return;
     int saved = errno;
     if (s != NULL && s->spc == 0 && atomic_load(&s->state) == GA_SPAN_LARGE && p == s->base) {
-        if (GA_UNLIKELY(ga_hardened))
-            harden_free(s, p);
-        large_free(s, p, fn); /* the claim there catches a racing double free */
+        if (!GA_UNLIKELY(ga_hardened) || harden_free(s, p, fn))
+            large_free(s, p, fn); /* the claim there catches a racing double free */
     } else if ((s = object_span(p, fn)) != NULL) {
-        if (GA_UNLIKELY(ga_hardened) && !harden_free(s, p))
+        if (GA_UNLIKELY(ga_hardened) && !harden_free(s, p, fn))
             goto out;
         if (s->spc == 0)
             large_free(s, p, fn);
@@ -547,9 +693,9 @@ static size_t pages_of(size_t m) { return (m + PAGE - 1) >> GA_PAGE_SHIFT; }
  * from an aligned allocation as aligned_alloc_impl serves it. */
 static bool size_fits(const ga_span_t *s, size_t align, size_t n)
 {
-    size_t m = n ? n : 1;
-    if (m > GA_MAX_ALLOC)
+    if (n > GA_MAX_ALLOC)
         return false;
+    size_t m = need_of(n);
     if (align != 0) {
         if (!is_pow2(align))
             return false; /* aligned_alloc refuses it: no such object */
@@ -588,7 +734,8 @@ static GA_COLD GA_NOINLINE void size_mismatch(void *ptr, size_t align, size_t n,
     uintptr_t p = (uintptr_t)ptr;
     int saved = errno;
     ga_span_t *s = object_span(p, fn);
-    if (s != NULL && live_usable_size(s, p, fn) != 0)
+    size_t got;
+    if (s != NULL && live_size(s, p, fn, &got))
         size_misuse(fn, align, n, p, s);
     errno = saved;
 }
@@ -603,6 +750,10 @@ void ga_free_sized_checked(void *ptr, size_t align, size_t n, const char *fn)
     if (GA_UNLIKELY(s != NULL && span_holds(s, p) && !size_fits(s, align, n))) {
         size_mismatch(ptr, align, n, fn);
         return; /* GOALLOC=on_error=report: reported, the free is ignored */
+    }
+    if (GA_UNLIKELY(s == NULL && n != 0 && ga_protect && ga_is_zero_object(p))) {
+        size_misuse(fn, align, n, p, NULL);
+        return;
     }
     free_named(ptr, s, fn);
 }
@@ -635,7 +786,7 @@ void *ga_calloc(size_t count, size_t size)
         return NULL;
     }
     void *p = ga_malloc(n);
-    if (p != NULL) {
+    if (p != NULL && n != 0) { /* GOALLOC=protect: calloc(0) has no span */
         ga_span_t *s = ga_span_of((uintptr_t)p);
         if (s->needzero || s->spc == GA_TINY_SPC || ga_hardened)
             memset(p, 0, n);
@@ -652,20 +803,22 @@ void *ga_realloc(void *ptr, size_t n)
         ga_free(ptr);
         return NULL;
     }
+    if (ga_protect && ga_is_zero_object(p))
+        return ga_malloc(n); /* nothing to copy, nothing to free */
     ga_span_t *s = object_span(p, "realloc");
-    size_t old = s != NULL ? live_usable_size(s, p, "realloc") : 0;
-    if (old == 0) { /* reported misuse (GOALLOC=on_error=report) */
-        errno = EINVAL;
+    size_t old, need = need_of(n);
+    if (s == NULL || !live_size(s, p, "realloc", &old)) { /* reported misuse */
+        errno = EINVAL;                                   /* (on_error=report) */
         return NULL;
     }
     if (s->spc == GA_TINY_SPC) {
         if (n <= old)
             return resized_in_place(s, ptr, n);
     } else if (s->spc != 0) {
-        if (n >= ga_tiny_limit && n <= GA_MAX_SMALL_SIZE && ga_size_to_class(n) == s->spc)
+        if (n >= ga_tiny_limit && need <= GA_MAX_SMALL_SIZE && ga_size_to_class(need) == s->spc)
             return resized_in_place(s, ptr, n);
-    } else if (n > GA_MAX_SMALL_SIZE && n <= GA_MAX_ALLOC) {
-        if (ga_mheap_resize(s, (n + PAGE - 1) >> GA_PAGE_SHIFT))
+    } else if (need > GA_MAX_SMALL_SIZE && n <= GA_MAX_ALLOC) {
+        if (ga_mheap_resize(s, (need + PAGE - 1) >> GA_PAGE_SHIFT))
             return resized_in_place(s, ptr, n);
     }
     void *q = ga_malloc(n);
@@ -691,25 +844,29 @@ size_t ga_malloc_usable_size(void *ptr)
     if (ptr == NULL)
         return 0;
     uintptr_t p = (uintptr_t)ptr;
+    if (ga_protect && ga_is_zero_object(p))
+        return 0;
     ga_span_t *s = object_span(p, "malloc_usable_size");
-    return s != NULL ? live_usable_size(s, p, "malloc_usable_size") : 0;
+    size_t n;
+    return s != NULL && live_size(s, p, "malloc_usable_size", &n) ? n : 0;
 }
 
 /* align is a power of two; aligned_class says how the request is served. */
 static void *aligned_alloc_impl(size_t align, size_t n)
 {
     ga_ensure_init();
-    size_t m = n ? n : 1;
-    unsigned c = aligned_class(m, align);
-    if (c == 0)
-        return ga_malloc(n);
     if (n > GA_MAX_ALLOC || align > GA_MAX_ALLOC / 2 + 1) {
         errno = ENOMEM;
         return NULL;
     }
-    if (c != GA_ALIGNED_LARGE)
-        return profiled(small_alloc(c, n), n);
-    return profiled(large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1), n);
+    size_t m = need_of(n);
+    unsigned c = aligned_class(m, align);
+    if (c == 0)
+        return ga_malloc(n);
+    void *p = c != GA_ALIGNED_LARGE
+                  ? small_alloc(c, n)
+                  : large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
+    return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
 }
 
 /* As glibc (2.36 __posix_memalign): EINVAL is returned with errno

@@ -26,6 +26,13 @@ int ga_sys_free(void *p, size_t size);
  * with lazy set, MADV_FREE (contents undefined until rewritten; falls back
  * to MADV_DONTNEED where the kernel lacks it). */
 int ga_sys_unused(void *p, size_t size, int lazy);
+/* Hardening (GOALLOC=protect): makes pages inaccessible (access 0) or
+ * read/write again (access 1), Go's sysFault and its reverse; 0 or an
+ * errno value (ENOMEM when the process has run out of memory maps). */
+int ga_sys_protect(void *p, size_t size, int access);
+/* Maps size bytes of address space that can never be accessed (PROT_NONE,
+ * no memory committed): the home of GOALLOC=protect's zero-size objects. */
+void *ga_sys_reserve_noaccess(size_t size);
 /* Monotonic clock in nanoseconds (vDSO, no system call). */
 uint64_t ga_sys_nanotime(void);
 void ga_sys_sleep_ns(uint64_t ns);

@@ -56,6 +56,17 @@ void *ga_sys_reserve(uintptr_t hint, size_t size, size_t align)
     return (void *)start;
 }
 
+int ga_sys_protect(void *p, size_t size, int access)
+{
+    return mprotect(p, size, access ? PROT_READ | PROT_WRITE : PROT_NONE) == 0 ? 0 : errno;
+}
+
+void *ga_sys_reserve_noaccess(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 int ga_sys_free(void *p, size_t size)
 {
     return munmap(p, size) == 0 ? 0 : errno;

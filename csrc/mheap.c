@@ -24,6 +24,26 @@ ga_mheap_t ga_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
  * address space (16 MiB of zero pages, touched only where arenas exist). */
 _Atomic(ga_heap_arena_t *) ga_arena_map[GA_ARENA_L2_ENTRIES];
 
+/* GOALLOC=protect: a freed large object's pages are inaccessible until the
+ * heap hands them out again, and every run it hands out is made read/write
+ * first (a no-op for pages that were never protected, and what the
+ * scavenger's madvise leaves alone). Protecting can fail only when the
+ * process runs out of memory maps (vm.max_map_count): the pages then stay
+ * accessible, said once. Making them accessible again cannot be skipped. */
+static void set_access(uintptr_t base, size_t npages, int access)
+{
+    static _Atomic bool warned;
+    int err = ga_sys_protect((void *)base, npages * PAGE, access);
+    if (err == 0)
+        return;
+    if (access)
+        ga_throw("GOALLOC=protect: mprotect cannot make free pages accessible again "
+                 "(out of memory maps? see vm.max_map_count)");
+    if (!atomic_exchange(&warned, true))
+        ga_warn("GOALLOC=protect: mprotect failed: ", ga_sys_error_text(err),
+                "; freed large objects from now on may stay accessible");
+}
+
 void ga_mheap_lock(void) { pthread_mutex_lock(&ga_heap.lock); }
 void ga_mheap_unlock(void) { pthread_mutex_unlock(&ga_heap.lock); }
 
@@ -442,6 +462,8 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
     ga_span_set_owner(s, NULL);
     atomic_store_explicit(&s->state, state, memory_order_release);
     pthread_mutex_unlock(&ga_heap.lock);
+    if (ga_protect)
+        set_access(s->base, s->npages, 1);
     return s;
 }
 
@@ -465,6 +487,8 @@ void *ga_mheap_alloc_meta_locked(size_t bytes)
         r->nscav -= released;
         free_run_locked(r);
     }
+    if (ga_protect)
+        set_access(base, npages, 1);
     ga_span_t *m = (ga_span_t *)base;
     memset(m, 0, dirty ? npages * PAGE : sizeof *m); /* fixalloc hands out zeroed memory */
     m->base = base;
@@ -486,6 +510,8 @@ void *ga_mheap_alloc_meta(size_t bytes)
 void ga_mheap_free(ga_span_t *s)
 {
     ga_assert(atomic_load(&s->state) == GA_SPAN_CLAIMED);
+    if (ga_protect && s->spc == 0) /* still the caller's alone: not yet free */
+        set_access(s->base, s->npages, 0);
     uint64_t now = ga_now_ns();
     pthread_mutex_lock(&ga_heap.lock);
     ga_heap.pages_inuse -= s->npages;
@@ -509,6 +535,8 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
             t->unused_since = ga_now_ns();
             s->npages = npages;
             ga_heap.pages_inuse -= t->npages;
+            if (ga_protect)
+                set_access(t->base, t->npages, 0);
             free_run_locked(t);
             ok = true;
         }
@@ -532,6 +560,8 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
                 span_dispose_locked(n);
             }
             s->needzero |= ga_mheap_page_bits(end, extra, GA_BITS_DIRTY, GA_BITS_SET) != 0;
+            if (ga_protect)
+                set_access(end, extra, 1);
             ga_heap.pages_inuse += extra;
             if (ga_heap.pages_inuse > ga_heap.peak_cur)
                 ga_heap.peak_cur = ga_heap.pages_inuse;

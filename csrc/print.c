@@ -103,8 +103,9 @@ static bool in_arena(uintptr_t p)
 static void describe_span(ga_buf_t *b, uintptr_t p, const ga_span_t *s)
 {
     if (s == NULL) {
-        ga_buf_str(b, in_arena(p) ? " (inside a goalloc arena, in no span)"
-                                  : " (outside every goalloc arena)");
+        ga_buf_str(b, in_arena(p)             ? " (inside a goalloc arena, in no span)"
+                      : ga_is_zero_object(p) ? " (a zero-size object, no access)"
+                                             : " (outside every goalloc arena)");
         return;
     }
     uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);

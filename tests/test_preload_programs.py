@@ -261,6 +261,18 @@ def test_interpreter(lib: str, workload: Workload) -> None:
     assert workload.expect in result.stdout, result.describe()
 
 
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.name)
+def test_interpreter_hardened(lib: str, workload: Workload) -> None:
+    """GOALLOC=harden=1 (canaries, protected freed large objects and
+    malloc(0), clobberfree, uafcheck=1) finds nothing in programs that are
+    correct and changes none of their output."""
+    program = require(workload.program, workload.package)
+    stdin = PROGRAMS_DIR / workload.stdin if workload.stdin else None
+    result = run_both([program, *workload.args], lib, cwd=PROGRAMS_DIR, stdin=stdin,
+                      env={**workload.env, "GOALLOC": "harden=1"}, timeout=120.0)
+    assert workload.expect in result.stdout, result.describe()
+
+
 # --------------------------------------------------------------------------
 # The C stress programs in tests/c, run under the allocator
 
@@ -272,11 +284,12 @@ def test_interpreter(lib: str, workload: Workload) -> None:
         pytest.param("fork_alloc", ("200",), " failed=0 hung=0", 120.0, id="fork_alloc"),
     ],
 )
+@pytest.mark.parametrize("goalloc", ["", "harden=1"], ids=["default", "hardened"])
 def test_c_program(
     lib: str, c_programs: dict[str, Path], name: str, args: tuple[str, ...],
-    expect: str, timeout: float,
+    expect: str, timeout: float, goalloc: str,
 ) -> None:
-    result = run_both([c_programs[name], *args], lib, timeout=timeout)
+    result = run_both([c_programs[name], *args], lib, timeout=timeout, env={"GOALLOC": goalloc})
     assert expect in result.stdout, result.describe()
 
 

@@ -144,6 +144,14 @@ def test_stress(lib: str, programs: Dict[str, Path]) -> None:
     assert len(re.findall(r"^stress: round \d+: ", result.stdout, re.M)) == int(rounds.group(1))
 
 
+def test_stress_hardened(lib: str, programs: Dict[str, Path]) -> None:
+    """harden=1 (canaries checked at every free, freed large objects
+    mprotected, every reused slot checked for writes after free) under the
+    same threads, cross-thread frees and reallocs: no false report."""
+    passed(run(programs["stress"], "-s", "2", "-r", "6", preload=lib, options="harden=1"),
+           "stress: corruptions=0 ok", "stress: rounds=")
+
+
 def test_stress_on_glibc(programs: Dict[str, Path]) -> None:
     passed(run(programs["stress"], "-s", "1", "-r", "4", preload=None),
            "stress: corruptions=0 ok", "stress: rss ")
