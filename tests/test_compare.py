@@ -20,7 +20,7 @@ from typing import Any, Dict
 import pytest
 
 from goalloc_ffi import compare, stats
-from goalloc_ffi.bench import python_exe
+from goalloc_ffi.benchwork import python_exe
 
 pytestmark = pytest.mark.preload
 GOALLOC = [sys.executable, "-m", "goalloc_ffi.cli"]
