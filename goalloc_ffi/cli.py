@@ -193,7 +193,10 @@ def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
 
     try:
         s = st.load(file)
-    except (OSError, st.StatsUnavailable, ValueError) as e:
+    except st.StatsUnavailable as e:  # a valid file that says there is nothing
+        click.echo(f"goalloc: {e}")
+        return
+    except (OSError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     print_report(s, classes, Console())
     if plot_png:
