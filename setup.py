@@ -1,6 +1,7 @@
 """setuptools entry: the cffi extension plus the LD_PRELOAD libraries.
 
-Metadata is in pyproject.toml; ``cffi_modules`` cannot go there. build_ext
+Metadata is in pyproject.toml; ``cffi_modules`` cannot go there, nor the
+version, which is GA_VERSION of csrc/goalloc.h. build_ext
 first builds goalloc_ffi._goalloc (cffi), then compiles libgoalloc.so, libgoalloc-debug.so and
 libgoalloc-nostats.so from all of csrc/*.c with $CC (default ``cc``) into the
 package directory of the build: build_lib/goalloc_ffi/ for a normal build,
@@ -10,6 +11,7 @@ goalloc_ffi/_flags.py. Run from the project root (pip does).
 
 import importlib.util
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -73,7 +75,14 @@ class build_ext_with_preload(build_ext):
         return super().get_outputs() + [str(p) for p in self._preload_outputs()]
 
 
+def c_version() -> str:
+    """GA_VERSION of csrc/goalloc.h: the version is defined once, in C."""
+    text = (Path(__file__).resolve().parent / "csrc" / "goalloc.h").read_text()
+    return re.search(r'^#define GA_VERSION "([^"]+)"', text, re.M).group(1)
+
+
 setup(
+    version=c_version(),
     cffi_modules=["goalloc_ffi/_build.py:ffibuilder"],
     cmdclass={"build_ext": build_ext_with_preload},
 )

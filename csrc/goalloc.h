@@ -16,6 +16,14 @@
 #define GA_API
 #endif
 
+/* The version of goalloc (also the Python package's: setup.py reads it
+ * from here), and the environment variables the library reads: i = 0
+ * GOALLOC (the options), 1 GOALLOC_STATS, 2 GOALLOC_PROFILE; NULL past
+ * the last. */
+#define GA_VERSION "0.2.0"
+GA_API const char *ga_version(void);
+GA_API const char *ga_env_name(unsigned i);
+
 GA_API void *ga_malloc(size_t n);
 GA_API void ga_free(void *p);
 GA_API void *ga_calloc(size_t count, size_t size);
@@ -191,5 +199,16 @@ GA_API void ga_sizeclass_geometry(ga_sizeclass_geometry_t *out);
  * and live objects per size class) to file descriptor fd, without
  * allocating. GOALLOC=summary=1 calls it at exit with fd 2. */
 GA_API void ga_print_summary(int fd);
+/* The totals of the statistics (ga_stats_snapshot), one per line, bytes
+ * also in MiB, to fd without allocating: GOALLOC=stats=1 calls it at exit
+ * with fd 2. A library built with GA_STATS=0 says they are compiled out. */
+GA_API void ga_stats_print(int fd);
+/* The options in effect (and where GOALLOC_STATS and GOALLOC_PROFILE
+ * point), one line "goalloc <version>: options tiny=1,..." to fd:
+ * GOALLOC=verbose=1 calls it once at start-up with fd 2. */
+GA_API void ga_print_options(int fd);
+/* The options in effect as GOALLOC spells them, "tiny=1,summary=0,...",
+ * into buf (NUL-terminated, cut to len); returns the full length. */
+GA_API size_t ga_options_string(char *buf, size_t len);
 
 #endif

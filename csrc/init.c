@@ -63,6 +63,8 @@ typedef struct option {
 static const option_t options[] = {
     {"tiny", OPT_BOOL, &ga_opts.tiny, 0, 1, NULL, "0 or 1"},
     {"summary", OPT_BOOL, &ga_opts.summary, 0, 1, NULL, "0 or 1"},
+    {"stats", OPT_BOOL, &ga_opts.stats, 0, 1, NULL, "0 or 1"},
+    {"verbose", OPT_BOOL, &ga_opts.verbose, 0, 1, NULL, "0 or 1"},
     {"reclaim", OPT_BOOL, &ga_opts.reclaim, 0, 1, NULL, "0 or 1"},
     {"scavenger", OPT_ENUM, &ga_opts.scavenger, 0, 0, scavenger_names, "off, sync or background"},
     {"madvise", OPT_ENUM, &ga_opts.madvise, 0, 0, madvise_names, "dontneed or free"},
@@ -171,6 +173,47 @@ static void harden_preset(bool on)
     ga_opts.uafcheck = on;
 }
 
+/* Edit distance (insertions, deletions, substitutions, transpositions of
+ * neighbours) between a[0..n) and b, at most 64 characters each. */
+static unsigned edit_distance(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b);
+    unsigned d[3][65]; /* rows i-2, i-1, i, cyclically */
+    if (n > 64 || m > 64)
+        return 64;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= n; i++) {
+        unsigned *cur = d[i % 3], *prev = d[(i - 1) % 3], *pp = d[(i + 1) % 3];
+        cur[0] = (unsigned)i;
+        for (size_t j = 1; j <= m; j++) {
+            unsigned v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            v = prev[j] + 1 < v ? prev[j] + 1 : v;
+            v = cur[j - 1] + 1 < v ? cur[j - 1] + 1 : v;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+                v = pp[j - 2] + 1;
+            cur[j] = v;
+        }
+    }
+    return d[n % 3][m];
+}
+
+/* The option key nearest to key[0..n) (a typo: at most 2 edits, and
+ * fewer than half its letters), or NULL. */
+static const char *closest_option(const char *key, size_t n)
+{
+    const char *best = NULL;
+    unsigned best_d = 3;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        unsigned d = edit_distance(key, n, options[i].key);
+        if (d < best_d && 2 * d < strlen(options[i].key)) {
+            best_d = d;
+            best = options[i].key;
+        }
+    }
+    return best;
+}
+
 /* Parses one "key=value" item of length n; reports and ignores bad ones. */
 static void parse_item(const char *item, size_t n)
 {
@@ -189,7 +232,15 @@ static void parse_item(const char *item, size_t n)
             harden_preset(ga_opts.harden);
         return;
     }
-    option_message("unknown option", item, klen, " (ignored", "");
+    const char *near = closest_option(item, klen);
+    if (near != NULL) {
+        char hint[80];
+        ga_buf_t h = {hint, 0, sizeof hint};
+        ga_buf_str(&h, near);
+        ga_buf_str(&h, "?");
+        option_message("unknown option", item, klen, " (ignored; did you mean ", hint);
+    } else
+        option_message("unknown option", item, klen, " (ignored", "");
 }
 
 void ga_parse_options(const char *s)
@@ -243,6 +294,38 @@ long long ga_option_value(const char *key)
     }
     return -1;
 }
+
+/* The options in effect, for the statistics JSON and verbose=1: their
+ * number, each key, and each value as GOALLOC would spell it. */
+unsigned ga_option_count(void) { return sizeof options / sizeof options[0]; }
+const char *ga_option_key(unsigned i) { return i < ga_option_count() ? options[i].key : NULL; }
+
+void ga_option_format(unsigned i, ga_buf_t *b)
+{
+    const option_t *o = &options[i];
+    switch (o->kind) {
+    case OPT_BOOL:
+        ga_buf_uint(b, *(bool *)o->value);
+        return;
+    case OPT_ENUM:
+        ga_buf_str(b, o->names[*(unsigned *)o->value]);
+        return;
+    case OPT_ENUM_BOOL:
+        ga_buf_str(b, o->names[*(bool *)o->value]);
+        return;
+    case OPT_STRING:
+        ga_buf_str(b, (const char *)o->value);
+        return;
+    default:
+        ga_buf_uint(b, *(uint64_t *)o->value);
+    }
+}
+
+/* The environment variables the library reads, NULL-terminated (also for
+ * the Python layer: ga_env_name). */
+static const char *const env_names[] = {"GOALLOC", "GOALLOC_STATS", "GOALLOC_PROFILE", NULL};
+const char *ga_env_name(unsigned i) { return i < 3 ? env_names[i] : NULL; }
+const char *ga_version(void) { return GA_VERSION; }
 
 /* Derives what the fast paths read from the options. uafcheck implies
  * clobberfree; any hardening option, and the size profile, close the
@@ -375,10 +458,10 @@ void ga_init_slow(void)
     }
     bool secure = ga_sys_secure();
     if (!secure) {
-        ga_parse_options(ga_sys_getenv("GOALLOC"));
-        ga_opts.stats_path = ga_sys_getenv("GOALLOC_STATS");
-    } else if (ga_sys_getenv("GOALLOC") || ga_sys_getenv("GOALLOC_STATS") ||
-               ga_sys_getenv("GOALLOC_PROFILE")) {
+        ga_parse_options(ga_sys_getenv(env_names[0]));
+        ga_opts.stats_path = ga_sys_getenv(env_names[1]);
+    } else if (ga_sys_getenv(env_names[0]) || ga_sys_getenv(env_names[1]) ||
+               ga_sys_getenv(env_names[2])) {
         ga_warn("GOALLOC, GOALLOC_STATS and GOALLOC_PROFILE are ignored in a privileged "
                 "(AT_SECURE) process", NULL, NULL);
     }
@@ -390,7 +473,7 @@ void ga_init_slow(void)
     ga_cpu_popcnt = cpu_has_popcnt();
     ga_mheap_init();
     if (!secure)
-        ga_prof_init(ga_sys_getenv("GOALLOC_PROFILE"));
+        ga_prof_init(ga_sys_getenv(env_names[2]));
     ga_mcentral_init();
     ga_mcache_init();
     ga_apply_options();
@@ -405,6 +488,8 @@ __attribute__((constructor)) static void ga_constructor(void)
     ga_ensure_init();
     ga_scavenger_start(); /* here, not at start-up: threads need libc up */
     ga_live_start();
+    if (ga_opts.verbose)
+        ga_print_options(2);
 }
 
 __attribute__((destructor)) static void ga_destructor(void)
@@ -413,6 +498,8 @@ __attribute__((destructor)) static void ga_destructor(void)
         return;
     if (ga_opts.summary)
         ga_print_summary(2);
+    if (ga_opts.stats)
+        ga_stats_print(2);
     ga_stats_write_at_exit();
     ga_prof_write_at_exit();
     ga_live_exit();

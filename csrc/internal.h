@@ -693,6 +693,8 @@ enum { GA_MADV_DONTNEED, GA_MADV_FREE };
 typedef struct ga_options {
     bool tiny;               /* tiny: pack 1..15-byte requests into 16-byte blocks */
     bool summary;            /* summary: print a heap census at exit */
+    bool stats;              /* stats: print the statistics' totals at exit (mstats.c) */
+    bool verbose;            /* verbose: print the options in effect at start (print.c) */
     bool reclaim;            /* reclaim: recover empty cached spans before growing */
     unsigned scavenger;      /* scavenger: off | sync | background */
     unsigned madvise;        /* madvise: dontneed | free */
@@ -756,6 +758,12 @@ void ga_init_slow(void);
 void ga_parse_options(const char *s); /* reports bad items on stderr */
 void ga_option_refused(const char *key, const char *value, const char *why, const char *instead);
 long long ga_option_value(const char *key);
+/* Per-class peaks (mstats.c): a span of class spc left or re-entered the
+ * page heap (heap lock held). */
+void ga_stats_span_alloc_locked(unsigned spc, size_t npages);
+void ga_stats_span_free_locked(unsigned spc, size_t npages);
+unsigned ga_option_count(void);
+const char *ga_option_key(unsigned i);
 void ga_lock_all(void);   /* every allocator lock, in the documented order */
 void ga_unlock_all(void);
 GA_INLINE void ga_ensure_init(void)
@@ -791,6 +799,8 @@ extern _Atomic uint64_t ga_misuse_count;
 __attribute__((noreturn)) GA_COLD void ga_throw(const char *msg);
 void ga_warn(const char *msg1, const char *msg2, const char *msg3);
 int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t b);
+/* Option i's value as GOALLOC spells it (init.c, which owns the table). */
+void ga_option_format(unsigned i, ga_buf_t *b);
 
 #if GA_DEBUG >= 1
 #define ga_assert(e) ((e) ? (void)0 : ga_throw("assertion failed: " #e))

@@ -458,6 +458,7 @@ ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint
         return NULL;
     }
     s->spc = spc;
+    ga_stats_span_alloc_locked(spc, npages);
     s->prof_request = 0; /* no request recorded (mprof.c) */
     ga_span_set_owner(s, NULL);
     atomic_store_explicit(&s->state, state, memory_order_release);
@@ -515,6 +516,7 @@ void ga_mheap_free(ga_span_t *s)
     uint64_t now = ga_now_ns();
     pthread_mutex_lock(&ga_heap.lock);
     ga_heap.pages_inuse -= s->npages;
+    ga_stats_span_free_locked(s->spc, s->npages);
     s->nscav = 0;
     s->unused_since = now;
     free_run_locked(s);

@@ -139,6 +139,34 @@ static uint64_t proc_value(const char *path, const char *key)
     return v;
 }
 
+/* ---- per-class peaks (the heap lock; mheap.c calls the hooks) --------------- */
+
+static size_t class_pages[GA_NUM_SPC];         /* pages of each class's spans now */
+static size_t class_pages_max[GA_NUM_SPC];     /* ... the most at one time */
+static size_t class_pages_at_peak[GA_NUM_SPC]; /* ... when pages_inuse last reached its peak */
+static size_t peak_noted;                      /* that peak */
+
+/* A span of npages pages of class spc (0: a large object) left the page
+ * heap; a new peak of the heap's pages in use saves every class's pages. */
+void ga_stats_span_alloc_locked(unsigned spc, size_t npages)
+{
+    if (!GA_STATS || spc >= GA_NUM_SPC)
+        return;
+    class_pages[spc] += npages;
+    if (class_pages[spc] > class_pages_max[spc])
+        class_pages_max[spc] = class_pages[spc];
+    if (ga_heap.pages_inuse >= peak_noted) {
+        peak_noted = ga_heap.pages_inuse;
+        memcpy(class_pages_at_peak, class_pages, sizeof class_pages);
+    }
+}
+
+void ga_stats_span_free_locked(unsigned spc, size_t npages)
+{
+    if (GA_STATS && spc < GA_NUM_SPC)
+        class_pages[spc] -= npages < class_pages[spc] ? npages : class_pages[spc];
+}
+
 /* The per-class figures every view derives the same way. */
 static void class_row(uint64_t *row, unsigned spc, uint64_t mallocs, uint64_t frees,
                       uint64_t objects, uint64_t requested)
@@ -154,6 +182,8 @@ static void class_row(uint64_t *row, unsigned spc, uint64_t mallocs, uint64_t fr
     row[GA_CSTAT_frag_cumulative_bytes] = waste;
     row[GA_CSTAT_frag_live_estimate_bytes] =
         mallocs ? (uint64_t)((unsigned __int128)objects * waste / mallocs) : 0;
+    row[GA_CSTAT_peak_span_bytes] = (uint64_t)class_pages_at_peak[spc] << GA_PAGE_SHIFT;
+    row[GA_CSTAT_peak_class_span_bytes] = (uint64_t)class_pages_max[spc] << GA_PAGE_SHIFT;
 }
 
 /* The tiny class's internal fragmentation: 16-byte blocks handed out
@@ -409,6 +439,67 @@ static void json_field(json_out_t *o, const char *sep, const char *name, uint64_
     ga_buf_uint(&o->b, v);
 }
 
+/* Up to cap - 1 bytes of a /proc file into buf, NUL-terminated; the
+ * number read (0 if it cannot be read). */
+static size_t read_proc(const char *path, char *buf, size_t cap)
+{
+    int fd = ga_sys_open_file(path, GA_FILE_READ);
+    size_t n = 0;
+    buf[0] = '\0';
+    if (fd < 0)
+        return 0;
+    while (n + 1 < cap) {
+        long r = ga_sys_read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    ga_sys_close(fd);
+    buf[n] = '\0';
+    return n;
+}
+
+static char proc_text[8192]; /* under json_lock: the command line being written */
+
+/* How the file was made: goalloc's version, the process's name and
+ * command line (/proc/self/comm, cmdline; argv_truncated when it is longer
+ * than 8 KiB: the arguments that fit in whole are listed), and every
+ * option in effect as GOALLOC spells it. */
+static void json_provenance(json_out_t *o)
+{
+    json_str(o, ",\n  \"goalloc_version\": ");
+    json_quoted(o, GA_VERSION);
+    size_t n = read_proc("/proc/self/comm", proc_text, 64);
+    while (n > 0 && proc_text[n - 1] == '\n')
+        proc_text[--n] = '\0';
+    json_str(o, ",\n  \"comm\": ");
+    json_quoted(o, proc_text);
+    n = read_proc("/proc/self/cmdline", proc_text, sizeof proc_text);
+    bool cut = n + 1 >= sizeof proc_text;
+    json_str(o, ",\n  \"argv\": [");
+    size_t end = n;
+    if (cut) /* the last argument may be cut: drop it */
+        while (end > 0 && proc_text[end - 1] != '\0')
+            end--;
+    for (size_t i = 0; i < end; i += strlen(proc_text + i) + 1) {
+        json_str(o, i ? ", " : "");
+        json_quoted(o, proc_text + i);
+    }
+    json_str(o, cut ? "], \"argv_truncated\": true" : "], \"argv_truncated\": false");
+    json_str(o, ",\n  \"options\": {");
+    char value[1100];
+    for (unsigned i = 0; i < ga_option_count(); i++) {
+        ga_buf_t v = {value, 0, sizeof value};
+        value[0] = '\0';
+        ga_option_format(i, &v);
+        json_str(o, i ? ", " : "");
+        json_quoted(o, ga_option_key(i));
+        json_str(o, ": ");
+        json_quoted(o, value);
+    }
+    json_str(o, "}");
+}
+
 static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER; /* the arrays below */
 static uint64_t json_totals[GA_STAT_NTOTALS];
 static uint64_t json_classes[GA_MAX_SIZE_CLASSES * GA_STAT_NCLASS];
@@ -426,6 +517,7 @@ static int json_write(json_out_t *o)
     }
     json_field(o, "{\n  ", "version", GA_STATS_VERSION);
     json_field(o, ",\n  ", "pid", (uint64_t)ga_sys_getpid());
+    json_provenance(o);
     if (rc == -2) { /* GA_STATS=0 */
         json_str(o, ",\n  \"stats\": \"compiled out\"\n}\n");
         json_flush(o);
@@ -468,6 +560,51 @@ size_t ga_stats_json(char *buf, size_t len)
     if (buf != NULL && len > 0)
         buf[o.total < len ? o.total : len - 1] = '\0';
     return o.total;
+}
+
+/* GOALLOC=stats=1: the totals, one per line, bytes also in MiB. */
+void ga_stats_print(int fd)
+{
+    char line[256];
+    pthread_mutex_lock(&json_lock);
+    int rc = ga_stats_snapshot(json_totals, GA_STAT_NTOTALS, json_classes, GA_MAX_SIZE_CLASSES,
+                               GA_STAT_NCLASS);
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "goalloc " GA_VERSION ": statistics of pid ");
+    ga_buf_uint(&b, (uint64_t)ga_sys_getpid());
+    ga_buf_str(&b, " (");
+    size_t n = read_proc("/proc/self/comm", proc_text, 64);
+    while (n > 0 && proc_text[n - 1] == '\n')
+        proc_text[--n] = '\0';
+    for (char *c = proc_text; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?'; /* the name is the process's to choose: no terminal escapes */
+    ga_buf_str(&b, proc_text);
+    ga_buf_str(&b, rc == -2 ? "): compiled out (GA_STATS=0)\n" : "), size classes ");
+    if (rc == 0) {
+        ga_buf_str(&b, ga_classes.name);
+        ga_buf_str(&b, "\n");
+    }
+    ga_write_all(fd, line, b.len);
+    for (unsigned i = 0; rc == 0 && i < GA_STAT_NTOTALS; i++) {
+        b.len = 0;
+        ga_buf_str(&b, "goalloc:   ");
+        ga_buf_str(&b, total_names[i]);
+        while (b.len < 40)
+            ga_buf_str(&b, " ");
+        uint64_t v = json_totals[i];
+        ga_buf_uint(&b, v);
+        if (strstr(total_names[i], "bytes") != NULL && v >= (1u << 20)) {
+            ga_buf_str(&b, " (");
+            ga_buf_uint(&b, v >> 20);
+            ga_buf_str(&b, ".");
+            ga_buf_uint(&b, ((v & ((1u << 20) - 1)) * 10) >> 20);
+            ga_buf_str(&b, " MiB)");
+        }
+        ga_buf_str(&b, "\n");
+        ga_write_all(fd, line, b.len);
+    }
+    pthread_mutex_unlock(&json_lock);
 }
 
 bool ga_path_with_pid(const char *tmpl, char *out, size_t cap)

@@ -14,8 +14,12 @@
  *   1  the first schema.
  *   2  requested_bytes, frag_cumulative_bytes, frag_live_estimate_bytes (totals and
  *      per class) and bytes_free_in_spans; a library built with GA_STATS=0 writes
- *      {"version", "pid", "stats": "compiled out"} and nothing else. */
-#define GA_STATS_VERSION 2
+ *      {"version", "pid", "stats": "compiled out"} and nothing else.
+ *   3  provenance after "pid": "goalloc_version", "comm", "argv", "argv_truncated" and
+ *      "options" (every option in effect, as GOALLOC spells it; the compiled-out form
+ *      has them too); per class peak_span_bytes (bytes of the class's spans when the heap
+ *      peaked) and peak_class_span_bytes (the class's own peak). */
+#define GA_STATS_VERSION 3
 
 /* GA_STATS=0 compiles the counters out (libgoalloc-nostats.so): the macros
  * below become no-ops, the per-thread requested-bytes array disappears, and
@@ -97,7 +101,10 @@
     X(frag_cumulative_bytes, "internal fragmentation over all mallocs of this class so far, exact: " \
                              "mallocs x size - requested_bytes")                                 \
     X(frag_live_estimate_bytes, "ESTIMATE of the bytes lost to rounding in the live objects: "    \
-                                "objects_in_use x frag_cumulative_bytes / mallocs")
+                                "objects_in_use x frag_cumulative_bytes / mallocs")                \
+    X(peak_span_bytes, "bytes of this class's spans when the heap's pages in use last reached "  \
+                       "their peak (peak_heap_bytes)")                                           \
+    X(peak_class_span_bytes, "the most bytes this class's spans ever held at one time")
 
 #define GA_STAT_ENUM(name, doc) GA_STAT_##name,
 enum { GA_STAT_TOTALS(GA_STAT_ENUM) GA_STAT_NTOTALS };

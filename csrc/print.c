@@ -187,3 +187,42 @@ int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t c)
     }
     return 1;
 }
+
+/* ---- options in effect (GOALLOC=verbose=1) ---------------------------------- */
+
+size_t ga_options_string(char *buf, size_t len)
+{
+    char item[1200];
+    size_t total = 0;
+    if (buf != NULL && len > 0)
+        buf[0] = '\0';
+    for (unsigned i = 0; i < ga_option_count(); i++) {
+        ga_buf_t b = {item, 0, sizeof item};
+        item[0] = '\0';
+        ga_buf_str(&b, i ? "," : "");
+        ga_buf_str(&b, ga_option_key(i));
+        ga_buf_str(&b, "=");
+        ga_option_format(i, &b);
+        if (buf != NULL && total + b.len < len) {
+            memcpy(buf + total, item, b.len + 1);
+        }
+        total += b.len;
+    }
+    return total;
+}
+
+void ga_print_options(int fd)
+{
+    char line[4096 + GA_PATH_MAX];
+    ga_buf_t b = {line, 0, sizeof line};
+    ga_buf_str(&b, "goalloc " GA_VERSION ": options ");
+    size_t n = ga_options_string(line + b.len, sizeof line - b.len - 1);
+    b.len = n < sizeof line - b.len - 1 ? b.len + n : b.len;
+    line[b.len] = '\0';
+    if (ga_opts.stats_path != NULL) {
+        ga_buf_str(&b, "; GOALLOC_STATS=");
+        ga_buf_str(&b, ga_opts.stats_path);
+    }
+    ga_buf_str(&b, "\n");
+    ga_write_all(fd, line, b.len);
+}

@@ -14,21 +14,39 @@ from typing import Any, List, Optional
 
 from ._paths import lib_path
 
-try:
-    from ._goalloc import ffi, lib
-except ImportError as _error:
-    # Without the compiled extension the pure-Python modules still work
-    # (stats.preloaded_stats under LD_PRELOAD, stats.load, the CLI's run);
-    # the heap functions below then raise this error when called.
-    class _Missing:
-        def __init__(self, error: ImportError) -> None:
-            self._error = error
 
-        def __getattr__(self, name: str) -> Any:
-            raise ImportError(f"the goalloc_ffi extension is not importable ({self._error}); "
-                              "run 'make build'") from self._error
+def _extension() -> Any:
+    """The compiled extension, imported on first use: importing goalloc_ffi
+    (the CLI does) neither loads it nor starts its private heap, which reads
+    $GOALLOC and would warn about it a second time."""
+    try:
+        from . import _goalloc
+    except ImportError as error:
+        # Without the compiled extension the pure-Python modules still work
+        # (stats.preloaded_stats under LD_PRELOAD, stats.load, the CLI's run);
+        # the heap functions below then raise this error when called.
+        raise ImportError(f"the goalloc_ffi extension is not importable ({error}); run 'make build'") from error
+    return _goalloc
 
-    ffi = lib = _Missing(_error)
+
+class _Lazy:
+    """ffi or lib of the extension, bound on first attribute access."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(getattr(_extension(), self._name), attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if attr == "_name":
+            object.__setattr__(self, attr, value)
+        else:
+            setattr(getattr(_extension(), self._name), attr, value)
+
+
+ffi: Any = _Lazy("ffi")
+lib: Any = _Lazy("lib")
 
 __all__ = [
     "HeapCorruption",

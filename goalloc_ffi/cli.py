@@ -4,7 +4,7 @@
     goalloc run [--debug] [--set K=V ...] -- CMD ARGS...
                                                 run CMD under LD_PRELOAD
     goalloc demo [-n N]                         CPython on glibc and goalloc
-    goalloc run --stats FILE --report -- CMD    statistics of CMD
+    goalloc run --stats FILE --report -- CMD    statistics of CMD (the report on stderr)
     goalloc run --live -- CMD                   CMD publishes live statistics
     goalloc run --timeline FILE.png -- CMD      memory over time (+ FILE.json)
     goalloc run --profile-sizes FILE -- CMD     record the sizes CMD requests
@@ -16,22 +16,22 @@
     goalloc compare -n N --config C ... -- CMD  CMD under several configurations
     goalloc bench [--quick] [-n N] [-a LIST] ...
                                                 the benchmark suite (bench/README.md)
+    goalloc --version
+
+Bad input is one line on stderr and a non-zero exit (2 for usage), checked
+before any command runs where it can be.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import click
 
 from ._paths import lib_path
-
-OPTIONS_ENV = "GOALLOC"  # comma-separated KEY=VALUE options read by the library
-STATS_ENV = "GOALLOC_STATS"  # where the library writes its statistics at exit
-PROFILE_ENV = "GOALLOC_PROFILE"  # where the library writes its size profile at exit
+from .launch import OPTIONS_ENV
 
 
 def _library(debug: bool, nostats: bool = False) -> str:
@@ -54,28 +54,60 @@ def _parse_set(ctx: click.Context, param: click.Parameter, values: Sequence[str]
     return pairs
 
 
-def merge_options(existing: Optional[str], pairs: Sequence[Tuple[str, str]]) -> str:
-    """Merge KEY=VALUE *pairs* into the comma-separated *existing* options.
+def _version() -> str:
+    from .allocators import goalloc_version
 
-    Later values win; items of *existing* keep their order, new keys follow.
-    """
-    merged: Dict[str, str] = {}
-    for item in (existing or "").split(","):
-        item = item.strip()
-        if item:
-            key, _, _ = item.partition("=")
-            merged[key.strip()] = item
-    for key, value in pairs:
-        merged[key] = f"{key}={value}"
-    return ",".join(merged.values())
+    try:
+        where = lib_path()
+    except FileNotFoundError:
+        where = "not built"
+    return f"goalloc {goalloc_version()}, library {where}"
+
+
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version())
+        ctx.exit()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Print goalloc's version and the library's path, and exit.")
+def cli() -> None:
     """goalloc: a malloc replacement modelled on Go's runtime allocator."""
 
 
-@main.command()
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """The entry point: click's, with every error on one line of stderr
+    ("goalloc run: ...") instead of a usage block or a traceback."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="goalloc", standalone_mode=False)
+    except click.ClickException as e:
+        where = e.ctx.command_path if isinstance(e, click.UsageError) and e.ctx else "goalloc"
+        click.echo(f"{where}: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _writable(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An output file's path, absolute, in a directory that exists and can
+    be written (checked before anything runs)."""
+    from .runner import RunError, output_path
+
+    if value is None:
+        return None
+    try:
+        path = output_path(str(value), param.opts[-1])
+    except RunError as e:
+        raise click.BadParameter(str(e).split(": ", 1)[1], ctx, param) from None
+    return Path(path) if isinstance(value, Path) else path
+
+
+@cli.command()
 @click.option("--debug", is_flag=True, help="The debug build (GA_DEBUG=3, asserts on).")
 @click.option("--nostats", is_flag=True, help="The build with statistics compiled out (GA_STATS=0).")
 def lib(debug: bool, nostats: bool) -> None:
@@ -94,15 +126,19 @@ def _png(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
     return value
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--debug", is_flag=True, help="Preload the debug build (GA_DEBUG=3, asserts on).")
 @click.option(
     "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
-    help=f"Set an allocator option (repeatable); merged into ${OPTIONS_ENV}.",
+    help=f"Set an allocator option (repeatable); merged into ${OPTIONS_ENV}. Options the library "
+         "refuses stop goalloc before CMD runs (exit 2).",
 )
 @click.option("--stats", "stats_path", metavar="FILE",
               help="Write goalloc's statistics as JSON when CMD exits (%p: the pid).")
-@click.option("--report", is_flag=True, help="Print a summary of the statistics when CMD ends.")
+@click.option("--report", is_flag=True, help="Print a summary of the statistics on stderr when CMD ends.")
+@click.option("--report-file", metavar="FILE", help="Write the summary into FILE instead (implies --report).")
+@click.option("--report-pid", type=click.IntRange(1), metavar="PID",
+              help="Summarise process PID of the command (one of the others the report lists).")
 @click.option("--live", is_flag=True,
               help="CMD publishes live statistics (GOALLOC=live=1) for `goalloc top PID`.")
 @click.option("--timeline", metavar="FILE.png", callback=_png,
@@ -113,137 +149,64 @@ def _png(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
               help="Record the sizes CMD requests and how many were live at the peak, as JSON "
                    "(%p: the pid, one file per process; without %p, CMD's own process's only).")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool, live: bool,
-        timeline: Optional[str], profile_path: Optional[str], cmd: Tuple[str, ...]) -> None:
+def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool,
+        report_file: Optional[str], report_pid: Optional[int], live: bool, timeline: Optional[str],
+        profile_path: Optional[str], cmd: Tuple[str, ...]) -> None:
     """Run CMD with goalloc preloaded.
 
     Prepends the library to LD_PRELOAD and merges the --set options into
-    $GOALLOC. Without --report or --timeline it execs CMD (exit status and
-    signals are CMD's own); otherwise it waits for CMD, prints the summary
-    of the statistics its main process left (or, if that one never called
-    malloc, its busiest descendant's) and lists the others', and/or writes
-    the timeline, and exits with CMD's status.
+    $GOALLOC, after checking them with the library. Without --report or
+    --timeline it execs CMD (exit status and signals are CMD's own);
+    otherwise it waits for CMD, writes the summary of the statistics its
+    main process left (or --report-pid's, or, if the main process never
+    called malloc, its busiest descendant's) on stderr and lists the other
+    processes by pid, name and command line, and/or writes the timeline,
+    and exits with CMD's status.
 
     Example: goalloc run --set tiny=0 --report -- python3 -c 'print(1)'
     """
-    path = _library(debug)
-    if any(c.isspace() or c == ":" for c in path):
-        raise click.ClickException(f"{path}: LD_PRELOAD cannot hold a path with ':' or whitespace")
-    env = dict(os.environ)
-    env["LD_PRELOAD"] = " ".join(p for p in (path, env.get("LD_PRELOAD", "").strip()) if p)
-    from .compare import here
+    from .runner import RunError, execute, make_plan
 
-    settings = [(k, here(v)) for k, v in settings]  # a table file named relative to here
-    if live or timeline:
-        settings = [*settings, ("live", "1")]
-    options = merge_options(env.get(OPTIONS_ENV), settings)
-    if options:
-        env[OPTIONS_ENV] = options
-    tmp = None
-    if report and not stats_path:
-        import tempfile
-
-        tmp = tempfile.mkdtemp(prefix="goalloc-run-")
-        stats_path = os.path.join(tmp, "stats-%p.json")
-    if stats_path:
-        env[STATS_ENV] = stats_path
-    # Without %p every process would write FILE: the children write into a
-    # temporary directory and only CMD's own file is kept.
-    profile_one = bool(profile_path) and "%p" not in profile_path
-    if profile_path:
-        if profile_one:
-            import tempfile
-
-            profile_tmp = tempfile.mkdtemp(prefix="goalloc-profile-")
-            env[PROFILE_ENV] = os.path.join(profile_tmp, "profile-%p.json")
-        else:
-            env[PROFILE_ENV] = profile_path
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if not report and not timeline and not profile_one:
-        _exec(cmd, env)
-    import subprocess
-
-    import time
-
-    started = time.time() - 1  # files of this run (mtime granularity)
+    if report_pid is not None and not (report or report_file):
+        raise click.UsageError("--report-pid: only with --report or --report-file")
     try:
-        child = subprocess.Popen(list(cmd), env=env)
-    except OSError as e:
-        click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
-        sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
-    if timeline:
-        from .timeline import record
-
-        record(child, cmd, timeline)
-    status = child.wait()
-    if profile_one:
-        import shutil
-
-        written = os.path.join(profile_tmp, f"profile-{child.pid}.json")
-        if os.path.exists(written):
-            shutil.move(written, profile_path)
-        else:
-            click.echo(f"goalloc run: {cmd[0]} left no size profile (did it exit normally?)", err=True)
-        shutil.rmtree(profile_tmp, ignore_errors=True)
-    if report:
-        from .report import load_busiest_first, print_other_processes, print_report
-
-        own = stats_path.replace("%p", str(child.pid))
-        others: List[str] = []
-        if "%p" in stats_path:  # the other processes' files of this run
-            import glob
-
-            others = [f for f in glob.glob(glob.escape(stats_path).replace("%p", "*"))
-                      if f != own and os.path.getmtime(f) >= started]
-        loaded = load_busiest_first(others)
-        if os.path.exists(own) or not loaded:
-            print_report(own)
-        else:  # a shell or driver that never called malloc: its busiest descendant
-            click.echo(f"goalloc: {cmd[0]} (pid {child.pid}) left no statistics (it never called malloc, "
-                       f"or did not exit normally); the busiest of its {len(loaded)} allocating "
-                       f"descendant(s), pid {loaded[0][1].pid}:")
-            print_report(loaded[0][0])
-            loaded = loaded[1:]
-        print_other_processes([s for _, s in loaded])
-    if tmp:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(status if status >= 0 else 128 - status)
+        plan = make_plan(_library(debug), settings, cmd, stats_path, report_file or ("-" if report else None),
+                         report_pid, live, timeline, profile_path)
+    except RunError as e:
+        raise click.UsageError(str(e)) from None
+    sys.exit(execute(plan))
 
 
-def _exec(cmd: Tuple[str, ...], env: Dict[str, str]) -> None:
-    try:
-        os.execvpe(cmd[0], list(cmd), env)
-    except OSError as e:
-        click.echo(f"goalloc run: {cmd[0]}: {e.strerror}", err=True)
-        sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
-
-
-@main.command()
+@cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--classes", "-c", default=15, show_default=True, help="size classes shown (most bytes first)")
-@click.option("--plot", "plot_png", metavar="FILE.png", callback=_png,
-              help="Also draw per-class bytes in use and internal fragmentation, and where the RSS goes.")
+@click.option("--classes", "-c", default=15, show_default=True,
+              help="size classes shown (most bytes at the heap's peak first)")
+@click.option("--plot", "plot_png", metavar="FILE.png", callback=lambda c, p, v: _writable(c, p, _png(c, p, v)),
+              help="Also draw per-class bytes at the heap's peak, in use and internal fragmentation, and "
+                   "where the RSS goes.")
 def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
     """Render a statistics file written with GOALLOC_STATS or run --stats."""
+    from rich.console import Console
+
+    from . import stats as st
     from .report import print_report
 
-    print_report(file, classes)
+    try:
+        s = st.load(file)
+    except st.StatsUnavailable as e:  # a valid file that says there is nothing
+        click.echo(f"goalloc: {e}")
+        return
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    print_report(s, classes, Console())
     if plot_png:
-        from . import stats as st
         from .plots import plot_stats
 
-        try:
-            s = st.load(file)
-        except (st.StatsUnavailable, ValueError) as e:
-            raise click.ClickException(str(e)) from None
         plot_stats(s, plot_png, f"goalloc statistics of pid {s.pid} ({file})")
         click.echo(f"wrote {plot_png}")
 
 
-@main.command()
+@cli.command()
 @click.argument("pid", type=int)
 @click.option("--once", is_flag=True, help="Print one snapshot and exit (for scripts).")
 @click.option("--interval", "-i", type=click.FloatRange(0.05), default=1.0, show_default=True,
@@ -281,10 +244,10 @@ def top(pid: int, once: bool, interval: float, classes: int) -> None:
     snap = read()
     console = Console()
     if once:
-        console.print(live_view(snap, classes))
+        console.print(live_view(snap, classes, console.width))
         return
     try:
-        with Live(live_view(snap, classes), console=console, refresh_per_second=4) as screen:
+        with Live(live_view(snap, classes, console.width), console=console, refresh_per_second=4) as screen:
             while True:
                 time.sleep(interval)
                 try:
@@ -292,12 +255,12 @@ def top(pid: int, once: bool, interval: float, classes: int) -> None:
                 except click.ClickException as e:
                     console.print(f"goalloc top: {e.message}", markup=False, highlight=False)
                     return
-                screen.update(live_view(snap, classes))
+                screen.update(live_view(snap, classes, console.width))
     except KeyboardInterrupt:
         pass
 
 
-@main.command()
+@cli.command()
 @click.option(
     "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
     help="sizeclasses=go1.12|go1.16|FILE and align=16|8, as in $GOALLOC: show that table instead.",
@@ -311,7 +274,7 @@ def top(pid: int, once: bool, interval: float, classes: int) -> None:
               help="With --fit: minimise the waste at the recorded peak (live) or over every request (count).")
 @click.option("--align", type=click.Choice(["16", "8"]), default="16", show_default=True,
               help="With --fit: alignment of classes of 16 B or more (8: as Go >= 1.16, needs align=8).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="TABLE.tsv",
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="TABLE.tsv", callback=_writable,
               help="With --fit: write the table in the generator's TSV format (GOALLOC=sizeclasses=FILE).")
 @click.option("--no-table", is_flag=True, help="With --fit: print only the comparison, not the classes.")
 def sizeclasses(settings: List[Tuple[str, str]], profile: Optional[str], max_classes: Optional[int],
@@ -384,40 +347,49 @@ def _configs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) 
     return out
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--reps", "-n", type=click.IntRange(1), default=3, show_default=True,
               help="Interleaved repetitions.")
+@click.option("--warmup", "-w", type=click.IntRange(0), default=0, show_default=True,
+              help="Interleaved rounds run first and not measured (caches, page cache, CPU frequency).")
 @click.option("--config", "-c", "configs", multiple=True, required=True, callback=_configs, metavar="CONFIG",
-              help="default, glibc or KEY=VALUE[,KEY=VALUE...] for $GOALLOC (repeatable; the first is "
-                   "the baseline of the ratios).")
-@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+              help="default, glibc, jemalloc, tcmalloc, mimalloc (found as goalloc bench finds them), "
+                   "lib=PATH (any preload library) or KEY=VALUE[,KEY=VALUE...] for $GOALLOC (repeatable; "
+                   "the first is the baseline of the ratios).")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png", callback=_writable,
               help="Draw one panel per metric, error bars from the repetitions.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.json",
-              help="Write every run and the summary as JSON.")
+              callback=_writable, help="Write every run and the summary as JSON.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.md",
+              callback=_writable, help="Write the table and the verdicts as Markdown.")
 @click.option("--stdin", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Feed this file to every run's standard input [default: /dev/null].")
 @click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True, help="Seconds per run.")
 @click.option("--ignore-output", is_flag=True, help="Do not require the same standard output from every run.")
 @click.option("--debug", is_flag=True, help="Preload the debug build (GA_DEBUG=3).")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def compare(reps: int, configs: List[Any], chart: Optional[Path], json_path: Optional[Path],
-            stdin: Optional[Path], timeout: float, ignore_output: bool, debug: bool, cmd: Tuple[str, ...]) -> None:
-    """Run CMD under several configurations and compare them side by side.
+def compare(reps: int, warmup: int, configs: List[Any], chart: Optional[Path], json_path: Optional[Path],
+            markdown_path: Optional[Path], stdin: Optional[Path], timeout: float, ignore_output: bool, debug: bool,
+            cmd: Tuple[str, ...]) -> None:
+    """Run CMD under several allocators and configurations, side by side.
 
-    Interleaved (A B C A B C ...): wall time, peak RSS, and from goalloc's
-    statistics at exit peak heap, internal fragmentation (when the
-    statistics carry requested bytes), spans and pages released; medians,
-    spread and ratios to the first configuration. Every run must exit 0
-    with the same output. Exits 1 if a run failed, 2 if nothing could run.
+    Interleaved (A B C A B C ...) after --warmup rounds: wall time, peak
+    RSS, and from goalloc's statistics at exit peak heap, internal
+    fragmentation, spans and pages released; medians, spread and ratios to
+    the first configuration, and a verdict on the wall time ("X ran 1.23
+    times faster than Y") with its 95 % confidence interval over the
+    paired repetitions. Every run must exit 0 with the same output. Exits
+    1 if a run failed, 2 if nothing could run.
 
-    Example: goalloc compare -n 5 -c default -c tiny=0 -c glibc -- python3 script.py
+    Example: goalloc compare -n 5 --warmup 1 -c default -c jemalloc -c glibc -- python3 script.py
     """
-    from .compare import main as compare_main
+    from .compare_report import main as compare_main
 
-    sys.exit(compare_main(list(cmd), configs, reps, chart, json_path, timeout, stdin, ignore_output, debug))
+    sys.exit(compare_main(list(cmd), configs, reps, chart, json_path, timeout, stdin, ignore_output, debug,
+                          warmup, markdown_path))
 
 
-@main.command()
+@cli.command()
 @click.option("--repetitions", "-n", default=3, show_default=True, help="runs per allocator")
 def demo(repetitions: int) -> None:
     """Run an allocation-heavy CPython script on glibc and on goalloc."""
@@ -441,7 +413,7 @@ def _lib_pairs(ctx: click.Context, param: click.Parameter, values: Sequence[str]
     return pairs
 
 
-@main.command()
+@cli.command()
 @click.option("--quick", is_flag=True, help="Everything once at small sizes (a smoke test).")
 @click.option("--reps", "-n", type=click.IntRange(1), default=None,
               help="Interleaved repetitions [default: 5; 1 with --quick].")

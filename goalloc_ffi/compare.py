@@ -1,54 +1,52 @@
-"""``goalloc compare``: one command under several allocator configurations.
+"""``goalloc compare``: one command under several allocators and configurations.
 
 A configuration is ``default`` (goalloc preloaded with its default options),
-``glibc`` (nothing preloaded) or comma-separated ``KEY=VALUE`` options for
-``$GOALLOC`` with goalloc preloaded (``tiny=0``, ``sizeclasses=fitted.tsv``,
-...). Every configuration runs the command in turn, repetition after
-repetition (A B C A B C ...), through the launcher of ``goalloc bench``
-(bench_workloads/c/launcher.c: wall time and peak RSS from wait4 on that
-child alone). Each goalloc run also writes its statistics at exit
+``glibc`` (nothing preloaded), a peer found as ``goalloc bench`` finds it
+(``jemalloc``, ``tcmalloc``, ``mimalloc``), ``lib=PATH`` (any preload
+library), or comma-separated ``KEY=VALUE`` options for ``$GOALLOC`` with
+goalloc preloaded (``tiny=0``, ``sizeclasses=fitted.tsv``, ...). After
+``--warmup`` rounds that are not measured, every configuration runs the
+command in turn, repetition after repetition (A B C A B C ...), through the
+launcher (launch.launch: wall time and peak RSS from wait4 on that child
+alone). Each goalloc run also writes its statistics at exit
 (``GOALLOC_STATS``), from which come the heap figures: peak heap bytes,
 spans taken from the page heap, pages released and internal fragmentation
 (exact over every small malloc, in bytes and as a share of the bytes handed
-out; and the library's estimate for the objects live at exit). Every run must exit with
-status 0 and print what the first run printed; a configuration the library
-rejects (its ``GOALLOC:`` warning on a trial run) stops everything before
-the first measurement.
+out; and the library's estimate for the objects live at exit). Every run
+must exit with status 0 and print what the first run printed; a
+configuration that cannot run (options the library rejects, a peer that is
+not installed) stops everything before the first measurement.
 
-The result: a table of medians with spread and ratio to the first
-configuration, optionally a JSON file of every run and a PNG chart.
+The output (compare_report): a table of medians with spread and ratio to
+the first configuration, a verdict on the wall time with a confidence
+interval, optionally JSON of every run, a Markdown table and a PNG chart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
 import re
-import shlex
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from . import bench, stats
+from . import stats
 from ._paths import lib_path
-from .sizeclass_table import VARIANTS
+from .allocators import PEERS, find_peer, machine_info
+from .launch import (OPTION_WARNING, LaunchError, bindir, build_programs, clean_env, first_lines, here, launch, now,
+                     option_warnings, preload_env, status_error)
 
-SCHEMA = "goalloc-compare/1"
-OPTIONS_ENV = "GOALLOC"
-STATS_ENV = "GOALLOC_STATS"
-#: A warning of the library about $GOALLOC (init.c, option_message).
-OPTION_WARNING = re.compile(r"\bGOALLOC: [^\n]*")
+SCHEMA = "goalloc-compare/2"
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -63,41 +61,46 @@ class CompareError(Exception):
 @dataclass(frozen=True)
 class Config:
     label: str  # as given on the command line
-    preload: bool  # goalloc preloaded (False: glibc)
+    preload: bool  # something preloaded (False: glibc)
     options: Tuple[Tuple[str, str], ...] = ()  # for $GOALLOC, in order
+    allocator: str = ""  # a peer (jemalloc, ...) or "lib"; "": goalloc (or glibc)
+    library: Optional[str] = None  # lib=PATH; a peer's once found (resolve)
 
     @property
     def goalloc_env(self) -> str:
         """$GOALLOC for the runs: the options, a value naming a file here
-        made absolute (see ``here``)."""
+        made absolute (see launch.here)."""
         return ",".join(f"{k}={here(v)}" for k, v in self.options)
 
-
-def here(value: str) -> str:
-    """A relative path to a file in the current directory, made absolute:
-    every process of the command reads $GOALLOC from its own working
-    directory, and some change it first (pyenv's python3 shim does). A
-    built-in table's name stays a name."""
-    if os.path.isabs(value) or value in {v.name for v in VARIANTS} or not os.path.isfile(value):
-        return value
-    return os.path.abspath(value)
+    @property
+    def is_goalloc(self) -> bool:
+        """goalloc's own library (or lib=PATH, possibly another goalloc
+        build): its runs are given GOALLOC_STATS."""
+        return self.preload and self.allocator in ("", "lib")
 
 
 def parse_config(text: str) -> Config:
-    """``default``, ``glibc`` or ``KEY=VALUE[,KEY=VALUE...]``; raises
-    ValueError saying what is wrong."""
+    """``default``, ``glibc``, a peer's name, ``lib=PATH`` or
+    ``KEY=VALUE[,KEY=VALUE...]``; raises ValueError saying what is wrong."""
     label = text.strip()
     if label in ("default", "glibc"):
         return Config(label, label == "default")
+    if label in PEERS:
+        return Config(label, True, allocator=label)
+    if label.startswith("lib="):
+        path = label[4:]
+        if not Path(path).is_file():
+            raise ValueError(f"{text!r}: {path or '(empty)'}: no such file")
+        return Config(label, True, allocator="lib", library=str(Path(path).resolve()))
     if not label:
-        raise ValueError("empty configuration (expected default, glibc or KEY=VALUE[,KEY=VALUE...])")
+        raise ValueError(f"empty configuration (expected {_KINDS})")
     options: List[Tuple[str, str]] = []
     for item in label.split(","):
         key, sep, value = item.partition("=")
         if not item:
             raise ValueError(f"{text!r}: empty item between commas")
         if not sep:
-            raise ValueError(f"{text!r}: {item!r} is not KEY=VALUE (or default / glibc)")
+            raise ValueError(f"{text!r}: {item!r} is not KEY=VALUE (or {_KINDS})")
         if not _KEY.match(key):
             raise ValueError(f"{text!r}: {key!r} is not an option name")
         if not value:
@@ -108,38 +111,44 @@ def parse_config(text: str) -> Config:
     return Config(label, True, tuple(options))
 
 
+_KINDS = f"default, glibc, {', '.join(PEERS)}, lib=PATH or KEY=VALUE[,KEY=VALUE...]"
+
+
+def resolve(config: Config, goalloc_library: str) -> Config:
+    """config with the library it preloads: goalloc's, lib=PATH's, or the
+    installed peer's; CompareError for a peer that is not installed."""
+    if not config.preload or config.library:
+        return config
+    if config.allocator in PEERS:
+        peer = find_peer(config.allocator)
+        if peer is None:
+            raise CompareError(f"{config.label}: not installed (Debian package {PEERS[config.allocator][0]}; "
+                               "as root, 'make bench-deps' installs the peers)")
+        return Config(config.label, True, (), config.allocator, peer.preload)
+    return Config(config.label, True, config.options, config.allocator, goalloc_library)
+
+
 def run_env(config: Config, stats_path: Optional[str]) -> Dict[str, str]:
-    """The environment of one run: bench's (no LD_PRELOAD, C locale, UTC)
-    without inherited goalloc settings, plus this configuration's."""
-    env = bench.base_env()
-    for name in (OPTIONS_ENV, STATS_ENV):
-        env.pop(name, None)
-    if config.options:
-        env[OPTIONS_ENV] = config.goalloc_env
-    if config.preload and stats_path:
-        env[STATS_ENV] = stats_path
-    return env
+    """The environment of one run: measurement's (no LD_PRELOAD, C locale,
+    UTC) without inherited goalloc settings, plus this configuration's. The
+    launcher preloads the library into the command alone."""
+    return preload_env(clean_env(measure=True), None, config.goalloc_env,
+                       stats_path if config.is_goalloc else None)
 
 
-def check_configs(configs: Sequence[Config], library: str, console: Console) -> None:
-    """A trial run of a trivial program under each goalloc configuration:
-    any warning of the library about $GOALLOC rejects the configuration."""
-    probe = shutil.which("true") or sys.executable
-    argv = [probe] if probe != sys.executable else [probe, "-c", "pass"]
+def check_configs(configs: Sequence[Config]) -> None:
+    """A trial run of a trivial program under each goalloc configuration
+    with options: any warning of the library about $GOALLOC rejects it."""
     bad = []
     for c in configs:
-        if not c.options:
+        if not c.options or c.library is None:
             continue
-        env = run_env(c, None)
-        env["LD_PRELOAD"] = library
         try:
-            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise CompareError(f"trial run of {c.label!r} failed: {e}") from None
-        warnings = OPTION_WARNING.findall(r.stderr)
-        if warnings or r.returncode != 0:
-            bad.append(f"{c.label!r}: " + ("; ".join(warnings) or f"exit status {r.returncode}: "
-                                           f"{bench._first_lines(r.stderr)}"))
+            warnings = option_warnings(c.library, c.goalloc_env)
+        except LaunchError as e:
+            raise CompareError(f"{c.label!r}: {e}") from None
+        if warnings:
+            bad.append(f"{c.label!r}: " + "; ".join(warnings))
     if bad:
         raise CompareError("the library rejects configuration(s):\n  " + "\n  ".join(bad))
 
@@ -176,20 +185,21 @@ def _load_stats(pattern: str, pid: int) -> Optional[Dict[str, Any]]:
     return doc if isinstance(doc, dict) else None
 
 
-def run_once(config: Config, index: int, rep: int, argv: Sequence[str], launcher: Path, library: str,
+def run_once(config: Config, index: int, rep: int, argv: Sequence[str], launcher: Path,
              workdir: Path, timeout: float, stdin: Optional[Path]) -> Run:
-    """One run of *argv* under *config* (the *index*-th) in this directory."""
+    """One run of *argv* under the resolved *config* (the *index*-th) in
+    this directory."""
     stats_pattern = str(workdir / f"stats-{rep}-{index}-%p.json")
     env = run_env(config, stats_pattern)
-    res, stdout, stderr = bench.launch(launcher, list(argv), library if config.preload else None, env, timeout,
-                                       workdir, stdin, cwd=Path.cwd())
+    res, stdout, stderr = launch(launcher, list(argv), config.library, env, timeout, workdir, stdin,
+                                 cwd=Path.cwd())
     run = Run(config.label, rep, pid=int(res["pid"]), exit=int(res["exit"]), signal=int(res["signal"]), wall=res["wall"],
               user=res["user"], sys=res["sys"], maxrss_kib=int(res["maxrss_kib"]),
               stdout_sha256=hashlib.sha256(stdout.encode()).hexdigest(),
-              stdout_head=bench._first_lines(stdout, 1), stderr_head=bench._first_lines(stderr, 2))
-    if config.preload:
+              stdout_head=first_lines(stdout, 1), stderr_head=first_lines(stderr, 2))
+    if config.is_goalloc:
         run.stats = _load_stats(stats_pattern, run.pid)
-    status = bench._status_error(res, timeout)
+    status = status_error(res, timeout)
     warnings = OPTION_WARNING.findall(stderr)
     if status:
         run.error = f"{status}: {run.stderr_head}" if run.stderr_head else status
@@ -320,6 +330,7 @@ class Comparison:
     started: str = ""
     finished: str = ""
     machine: Dict[str, object] = field(default_factory=dict)
+    warmup: int = 0  # rounds run first and not kept
 
     def summary(self, config: str, metric: Metric) -> Summary:
         vals = [metric.get(r) for r in self.runs if r.config == config and r.ok]
@@ -330,14 +341,58 @@ class Comparison:
         mine = self.summary(config, metric).median
         return mine / base if base and mine is not None else None
 
+    def paired_ratio(self, config: str, metric: Metric) -> Optional["Interval"]:
+        """metric of config over the baseline's, repetition by repetition
+        (interleaved runs pair up): the geometric mean of the ratios and its
+        95 % confidence interval (Student's t over the log ratios); None
+        without a pair, no interval from a single pair."""
+        base = self.configs[0].label
+        by_rep: Dict[int, Dict[str, float]] = {}
+        for r in self.runs:
+            v = metric.get(r) if r.ok else None
+            if v is not None and v > 0 and r.config in (base, config):
+                by_rep.setdefault(r.rep, {})[r.config] = v
+        logs = [math.log(p[config] / p[base]) for p in by_rep.values() if len(p) == 2 or base == config]
+        if not logs:
+            return None
+        mean = statistics.fmean(logs)
+        if len(logs) < 2:
+            return Interval(math.exp(mean), None, None, 1)
+        half = _t975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+        return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(logs))
+
     @property
     def failed(self) -> List[Run]:
         return [r for r in self.runs if not r.ok]
 
 
+@dataclass(frozen=True)
+class Interval:
+    """A ratio and its 95 % confidence interval over n paired runs (lo and
+    hi None for one pair)."""
+
+    ratio: float
+    lo: Optional[float]
+    hi: Optional[float]
+    n: int
+
+
+#: Student's t, two-sided 95 % (0.975 quantile), for 1..30 degrees of freedom.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def _t975(df: int) -> float:
+    return _T975[df - 1] if df <= len(_T975) else 1.960
+
+
 def run_comparison(argv: Sequence[str], configs: Sequence[Config], reps: int, timeout: float = 600.0,
                    stdin: Optional[Path] = None, ignore_output: bool = False, debug: bool = False,
-                   console: Optional[Console] = None) -> Comparison:
+                   console: Optional[Console] = None, warmup: int = 0) -> Comparison:
+    """Checks everything that can be checked first (the command, the
+    libraries, the options), then *warmup* rounds that are not kept, then
+    *reps* interleaved rounds."""
     console = console or Console(stderr=True)
     try:
         library = lib_path(debug)
@@ -345,178 +400,33 @@ def run_comparison(argv: Sequence[str], configs: Sequence[Config], reps: int, ti
         raise CompareError(str(e)) from None
     if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
         raise CompareError(f"{argv[0]}: command not found")
-    check_configs(configs, library, console)
+    resolved = [resolve(c, library) for c in configs]
+    check_configs(resolved)
     try:
-        launcher = bench.build_programs(_bindir(), ["launcher"])["launcher"]
-    except bench.BenchError as e:
+        launcher = build_programs(bindir(), ["launcher"])["launcher"]
+    except LaunchError as e:
         raise CompareError(str(e)) from None
-    cmp = Comparison(list(argv), list(configs), reps, started=bench._now(), machine=bench.machine_info())
+    cmp = Comparison(list(argv), resolved, reps, started=now(), machine=machine_info(), warmup=warmup)
     with tempfile.TemporaryDirectory(prefix="goalloc-compare-") as tmp:
-        for rep in range(reps):
+        for rep in range(-warmup, reps):
             t0 = time.monotonic()
-            for i, c in enumerate(configs):
-                try:
-                    run = run_once(c, i, rep, argv, launcher, library, Path(tmp), timeout, stdin)
-                except (bench.BenchError, OSError, subprocess.SubprocessError) as e:
-                    run = Run(c.label, rep, error=f"runner: {e}")
+            for i, c in enumerate(resolved):
+                run = _run_guarded(c, i, rep, argv, launcher, Path(tmp), timeout, stdin)
+                if rep < 0:
+                    continue  # a warm-up round: not kept
                 cmp.runs.append(run)
                 check_same(cmp.runs, ignore_output)
                 if not run.ok:
                     console.print(Text.assemble(("FAIL", "bold red"), f" {c.label} (rep {rep + 1}): {run.error}"))
-            console.print(f"repetition {rep + 1}/{reps}: {len(configs)} configurations, "
-                          f"{time.monotonic() - t0:.1f} s", style="dim")
-    cmp.finished = bench._now()
+            what = f"warm-up {rep + warmup + 1}/{warmup}" if rep < 0 else f"repetition {rep + 1}/{reps}"
+            console.print(f"{what}: {len(resolved)} configurations, {time.monotonic() - t0:.1f} s", style="dim")
+    cmp.finished = now()
     return cmp
 
 
-def _bindir() -> Path:
-    """Where the launcher is compiled: the user's cache, else a temporary directory."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "goalloc" / "bin"
+def _run_guarded(c: Config, index: int, rep: int, argv: Sequence[str], launcher: Path, workdir: Path,
+                 timeout: float, stdin: Optional[Path]) -> Run:
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        if os.access(cache, os.W_OK):
-            return cache
-    except OSError:
-        pass
-    return Path(tempfile.mkdtemp(prefix="goalloc-bin-"))
-
-
-# ---------------------------------------------------------------------------
-# Output
-
-
-def table(cmp: Comparison) -> Table:
-    base = cmp.configs[0].label
-    t = Table(title=f"goalloc compare: median of {cmp.reps} interleaved run(s), ±spread, ×ratio to {base}",
-              title_justify="left")
-    t.add_column("metric", no_wrap=True)
-    for c in cmp.configs:
-        t.add_column(c.label, justify="right", no_wrap=True)
-    for m in METRICS:
-        row: List[Text] = [Text(m.title)]
-        for c in cmp.configs:
-            s = cmp.summary(c.label, m)
-            if s.median is None:
-                row.append(Text("n/a", style="dim"))
-                continue
-            cell = Text(m.fmt(s.median))
-            if s.spread is not None:
-                cell.append(f" ±{s.spread * 100:.0f}%", style="dim")
-            if c.label != base:
-                cell.append(" ")
-                cell.append_text(bench._ratio_text(cmp.ratio(c.label, m)))
-            row.append(cell)
-        t.add_row(*row)
-    t.add_section()
-    runs = []
-    for c in cmp.configs:
-        mine = [r for r in cmp.runs if r.config == c.label]
-        bad = sum(not r.ok for r in mine)
-        runs.append(Text(f"FAIL {bad}/{len(mine)}", style="bold red") if bad else Text(f"{len(mine)} ok"))
-    t.add_row(Text("runs"), *runs)
-    return t
-
-
-def print_report(cmp: Comparison, console: Console) -> None:
-    console.print(f"command: {shlex.join(cmp.command)}", markup=False, highlight=False)
-    console.print(table(cmp))
-    if cmp.failed:
-        console.print(f"[bold red]{len(cmp.failed)} failed run(s):[/]")
-        for r in cmp.failed:
-            console.print(f"  {r.config} / rep {r.rep + 1}: {r.error}", markup=False)
-    console.print("glibc runs have no goalloc statistics (n/a). Heap figures are the library's at exit "
-                  "(GOALLOC_STATS), from these totals:", style="dim")
-    docs = stats.TOTAL_DOCS
-    for name in (FRAG_EXACT, FRAG_LIVE):
-        console.print(f"  {name}: {docs[name]}", style="dim", markup=False, highlight=False)
-
-
-def to_json(cmp: Comparison) -> Dict[str, Any]:
-    metrics: Dict[str, Dict[str, Any]] = {}
-    for m in METRICS:
-        metrics[m.name] = {}
-        for c in cmp.configs:
-            s = cmp.summary(c.label, m)
-            metrics[m.name][c.label] = {"median": s.median, "min": min(s.values) if s.values else None,
-                                        "max": max(s.values) if s.values else None, "spread": s.spread,
-                                        "ratio": cmp.ratio(c.label, m), "n": len(s.values)}
-    return {
-        "schema": SCHEMA,
-        "command": cmp.command,
-        "reps": cmp.reps,
-        "order": "rep-major: within a repetition every configuration runs in turn",
-        "started": cmp.started,
-        "finished": cmp.finished,
-        "machine": cmp.machine,
-        "configs": [{"label": c.label, "preload": c.preload, "options": dict(c.options)} for c in cmp.configs],
-        "metrics": metrics,
-        "runs": [asdict(r) for r in cmp.runs],
-        "failed": len(cmp.failed),
-    }
-
-
-def plot(cmp: Comparison, path: Path) -> None:
-    """One panel per metric, a bar per configuration at its median, error
-    bars from the smallest to the largest clean run; n/a where there is no
-    figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ncols = 3
-    nrows = (len(METRICS) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
-    labels = [c.label for c in cmp.configs]
-    colors = plt.get_cmap("tab10")
-    for ax, m in zip(axes.flat, METRICS):
-        for i, c in enumerate(cmp.configs):
-            s = cmp.summary(c.label, m)
-            if s.median is None:
-                ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8, color="grey")
-                continue
-            med = s.median / m.scale
-            err = [[med - min(s.values) / m.scale], [max(s.values) / m.scale - med]]
-            ax.bar(i, med, 0.7, color=colors(i % 10), yerr=err, capsize=4, ecolor="black")
-        ax.set_title(m.title, fontsize=9)
-        ax.set_xlim(-0.6, len(labels) - 0.4)
-        if m.unit:
-            ax.set_ylabel(m.unit, fontsize=8)
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=7)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_ylim(bottom=0)
-    for ax in list(axes.flat)[len(METRICS):]:
-        ax.axis("off")
-    command = " ".join(shlex.join(cmp.command).split())
-    fig.suptitle(f"goalloc compare, {cmp.reps} interleaved run(s): {command[:90]}"
-                 f"{'...' if len(command) > 90 else ''}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def main(argv: Sequence[str], configs: Sequence[Config], reps: int, chart: Optional[Path] = None,
-         json_path: Optional[Path] = None, timeout: float = 600.0, stdin: Optional[Path] = None,
-         ignore_output: bool = False, debug: bool = False, console: Optional[Console] = None) -> int:
-    """``goalloc compare``; returns the exit status (1 if a run failed, 2 if
-    nothing could run)."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=max(console.width, 140))
-    try:
-        cmp = run_comparison(argv, configs, reps, timeout, stdin, ignore_output, debug,
-                             Console(stderr=True, width=console.width))
-    except CompareError as e:
-        console.print(f"[bold red]goalloc compare:[/] {e}")
-        return 2
-    print_report(cmp, console)
-    if json_path:
-        json_path.write_text(json.dumps(to_json(cmp), indent=2) + "\n")
-        console.print(f"JSON: {json_path}")
-    if chart:
-        plot(cmp, chart)
-        console.print(f"PNG:  {chart}")
-    return 1 if cmp.failed else 0
+        return run_once(c, index, rep, argv, launcher, workdir, timeout, stdin)
+    except (LaunchError, OSError, subprocess.SubprocessError) as e:
+        return Run(c.label, rep, error=f"runner: {e}")

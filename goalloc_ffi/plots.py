@@ -19,7 +19,8 @@ from . import stats as st
 TIMELINE_FIGURES = ("bytes_in_use", "bytes_mapped", "bytes_released", "rss_bytes")
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,7 +45,7 @@ def load_samples(path: "str | Path") -> Tuple[Dict[str, Any], List[Dict[str, Any
 
 def plot_timeline(samples: Sequence[Dict[str, Any]], png: "str | Path", title: str) -> None:
     """Lines of TIMELINE_FIGURES (MiB) against time (s)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.8))
     t = [s["t"] for s in samples]
     for name in TIMELINE_FIGURES:
@@ -81,7 +82,7 @@ def rss_parts(s: st.Stats) -> List[Tuple[str, int]]:
 def plot_stats(s: st.Stats, png: "str | Path", title: str, classes: int = 30) -> None:
     """Per class bytes in use and internal fragmentation (the classes with
     the most bytes in use, in size order), and where the RSS goes."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = sorted(st.busiest(s, classes), key=lambda c: c.size)
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8), gridspec_kw={"height_ratios": [3, 1]})
     x = list(range(len(rows)))

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import stats as st
+from .tables import Column, fit_tables
 
 if TYPE_CHECKING:
     from . import SizeClass
@@ -35,39 +36,49 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def print_report(path: str, classes: int = 15, console: Optional[Console] = None) -> None:
+def _table(console: Console, title: str, names: Sequence[str], values: Sequence[str]) -> None:
+    """One row of figures, folded into as many tables as the width needs."""
+    cols = [Column(_heading(n)) for n in names]
+    for t in fit_tables(title, cols, [list(values)], console.width, keep=0):
+        console.print(t)
+
+
+def _who(s: "st.Stats") -> str:
+    """pid, name and command line of the process a file describes."""
+    who = f"pid {s.pid}"
+    if s.comm:
+        who += f" {_printable(s.comm)}"
+    if s.argv:
+        who += f" ({_printable(_short(s.command, 120))})"
+    return who
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def print_report(s: "st.Stats", classes: int = 15, console: Optional[Console] = None) -> None:
     """Totals, where the resident memory goes, internal fragmentation and
-    the busiest classes."""
-    console = console or Console()
-    try:
-        s = st.load(path)
-    except FileNotFoundError:
-        console.print(f"goalloc: no statistics at {path} (did the program exit normally?)")
-        return
-    except st.StatsUnavailable as e:
-        console.print(f"goalloc: {e}")
-        return
+    the busiest classes (by bytes at the heap's peak) of loaded statistics."""
+    console = console or Console(stderr=True)
     t = s.totals
-    console.print(f"[bold]goalloc statistics[/] of pid {s.pid} (size classes {s.size_classes})")
-    where = Table(title="memory (MiB)")
+    version = f", goalloc {s.goalloc_version}" if s.goalloc_version else ""
+    console.print(Text.assemble(("goalloc statistics", "bold"),
+                                f" of {_who(s)} (size classes {_printable(s.size_classes)}{version})"))
     names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
              "bytes_metadata", "rss_bytes", "peak_rss_bytes", "peak_heap_bytes")
-    for name in names:
-        where.add_column(_heading(name), justify="right")
-    where.add_row(*(_mib(getattr(t, n)) for n in names))
-    console.print(where)
-    counts = Table(title="counts")
+    _table(console, "memory (MiB)", names, [_mib(getattr(t, n)) for n in names])
     names = ("small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees", "tiny_objects",
              "mcache_refills", "mcentral_grows", "scavenged_pages", "reclaimed_pages", "misuse_errors")
-    for name in names:
-        counts.add_column(_heading(name), justify="right")
-    counts.add_row(*(str(getattr(t, n)) for n in names))
-    console.print(counts)
+    _table(console, "counts", names, [str(getattr(t, n)) for n in names])
     handed = t.requested_bytes + t.frag_cumulative_bytes
     console.print(f"internal fragmentation (small and tiny objects): {_mib(t.frag_cumulative_bytes)} MiB "
                   f"over all mallocs ({_pct(t.frag_cumulative_bytes, handed)} of the bytes handed out, exact); "
                   f"in live objects about {_mib(t.frag_live_estimate_bytes)} MiB (estimate)")
-    console.print(class_table(s.classes, classes, f"busiest size classes (of {sum(1 for c in s.classes if c.mallocs)} used)"))
+    used = sum(1 for c in s.classes if c.mallocs)
+    for table in class_tables(s.classes, classes, f"busiest size classes (of {used} used; by bytes at the "
+                              f"heap's peak of {_mib(t.peak_heap_bytes)} MiB)", console.width):
+        console.print(table)
 
 
 def load_busiest_first(paths: Sequence[str]) -> List[Tuple[str, "st.Stats"]]:
@@ -84,58 +95,52 @@ def load_busiest_first(paths: Sequence[str]) -> List[Tuple[str, "st.Stats"]]:
 
 
 def print_other_processes(loaded: Sequence["st.Stats"], console: Optional[Console] = None,
-                          rows: int = 10) -> None:
-    """A table of other processes' statistics (pid, mallocs, peaks), as
-    `goalloc run --report` shows them after the command's own: a shell or a
-    driver may have done little of the allocating."""
+                          rows: int = 10, title: str = "other processes of the command") -> None:
+    """A table of other processes' statistics (pid, name, command, mallocs,
+    peaks), as `goalloc run --report` shows them after the summary: a shell
+    or a driver may have done little of the allocating."""
     if not loaded:
         return
-    console = console or Console()
-    table = Table(title=f"other processes of the command ({len(loaded)})")
+    console = console or Console(stderr=True)
     names = ("small_mallocs", "large_mallocs", "peak_heap_bytes", "peak_rss_bytes")
-    table.add_column("pid", justify="right")
-    for name in names:
-        table.add_column(_heading(name) + (" (MiB)" if name.endswith("_bytes") else ""), justify="right")
+    cols = [Column("pid"), Column("process", "left"), Column("command", "left"),
+            *(Column(_heading(n) + (" (MiB)" if n.endswith("_bytes") else "")) for n in names)]
+    body = []
     for s in loaded[:rows]:
         t = s.totals
-        table.add_row(str(s.pid), *(_mib(getattr(t, n)) if n.endswith("_bytes") else str(getattr(t, n))
-                                    for n in names))
-    console.print(table)
+        body.append([str(s.pid), _printable(s.comm) or "?", _printable(_short(s.command, 40)) or "?",
+                     *(_mib(getattr(t, n)) if n.endswith("_bytes") else str(getattr(t, n)) for n in names)])
+    for table in fit_tables(f"{title} ({len(loaded)}; --report-pid PID summarises one)", cols, body,
+                            console.width, keep=1):
+        console.print(table)
     if len(loaded) > rows:
         console.print(f"... and {len(loaded) - rows} more")
 
 
 #: Columns of the per-class table: (field, heading).
-CLASS_COLUMNS = (("size", "size"), ("mallocs", "mallocs"), ("objects_in_use", "live objects"),
-                 ("bytes_in_use", "bytes in use"), ("frag_cumulative_bytes", "frag, all mallocs"),
-                 ("frag_live_estimate_bytes", "frag, live (est.)"))
+CLASS_COLUMNS = (("size", "size"), ("mallocs", "mallocs"), ("peak_span_bytes", "bytes at heap peak"),
+                 ("objects_in_use", "live objects"), ("bytes_in_use", "bytes in use"),
+                 ("frag_cumulative_bytes", "frag, all mallocs"), ("frag_live_estimate_bytes", "frag, live (est.)"))
 
 
-def class_table(rows: Sequence[Any], n: int, title: str) -> Table:
-    """The n classes of rows (ClassStats or live dicts) with the most bytes
-    in use (then the most bytes handed out), with the internal fragmentation
-    columns: over all mallocs (exact; "frag %" of the bytes handed out) and
-    in the live objects (an estimate); spans: cached/partial/full."""
+def class_tables(rows: Sequence[Any], n: int, title: str, width: int) -> List[Table]:
+    """The n busiest classes of rows (ClassStats or live dicts; by bytes of
+    their spans at the heap's peak, then bytes in use, then handed out) with
+    the internal fragmentation columns: over all mallocs (exact; "frag %"
+    of the bytes handed out) and in the live objects (an estimate); spans:
+    cached/partial/full. Folded to *width*, the class repeated."""
     def get(r: Any, name: str) -> Any:
-        return r[name] if isinstance(r, dict) else getattr(r, name)
+        return r.get(name) if isinstance(r, dict) else getattr(r, name, None)
 
-    used = [r for r in rows if get(r, "mallocs")]
-    table = Table(title=title)
-    table.add_column("class", justify="right")
-    for _, heading in CLASS_COLUMNS:
-        table.add_column(heading, justify="right")
-    table.add_column("frag %", justify="right")
-    table.add_column("spans c/p/f", justify="right")
-    def order(r: Any) -> tuple[int, int]:
-        return -(get(r, "bytes_in_use") or 0), -get(r, "mallocs") * get(r, "size")
-
-    for r in sorted(used, key=order)[:n]:
+    cols = [Column("class"), *(Column(h) for _, h in CLASS_COLUMNS), Column("frag %"), Column("spans c/p/f")]
+    body = []
+    for r in sorted((r for r in rows if get(r, "mallocs")), key=st.class_order)[:n]:
         handed = get(r, "mallocs") * get(r, "size")
-        table.add_row(str(get(r, "class") if isinstance(r, dict) else r.cls),
-                      *("-" if get(r, f) is None else str(get(r, f)) for f, _ in CLASS_COLUMNS),
-                      _pct(get(r, "frag_cumulative_bytes") or 0, handed),
-                      "/".join(str(get(r, f)) for f in ("spans_cached", "spans_partial", "spans_full")))
-    return table
+        body.append([str(get(r, "class") if isinstance(r, dict) else r.cls),
+                     *("-" if get(r, f) is None else str(get(r, f)) for f, _ in CLASS_COLUMNS),
+                     _pct(get(r, "frag_cumulative_bytes") or 0, handed),
+                     "/".join(str(get(r, f)) for f in ("spans_cached", "spans_partial", "spans_full"))])
+    return fit_tables(title, cols, body, width, keep=1)
 
 
 def _printable(s: str) -> str:
@@ -153,7 +158,7 @@ def _live_row(row: Dict[str, Any]) -> Dict[str, Any]:
     return r
 
 
-def live_view(snap: Any, classes: int = 12) -> Group:
+def live_view(snap: Any, classes: int = 12, width: int = 100) -> Group:
     """What `goalloc top` shows of a live.LiveSnapshot."""
     t = snap.totals
     comm = ""
@@ -168,21 +173,18 @@ def live_view(snap: Any, classes: int = 12) -> Group:
         _printable(snap.size_classes),
         f"  updates {snap.updates}, last {snap.age_s:.2f} s ago (at most every {snap.interval_ms} ms, "
         "on allocation slow paths)")
-    mem = Table(title="memory (MiB)")
     names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
              "bytes_metadata", "rss_bytes", "frag_live_estimate_bytes")
-    for name in names:
-        mem.add_column(_heading(name), justify="right")
-    mem.add_row(*("-" if t.get(n) is None else _mib(t[n]) for n in names))
-    counts = Table(title="counts")
+    mem = fit_tables("memory (MiB)", [Column(_heading(n)) for n in names],
+                     [["-" if t.get(n) is None else _mib(t[n]) for n in names]], width, keep=0)
     names = ("objects_in_use", "small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees",
              "mcache_refills", "mcentral_grows", "scavenged_pages", "misuse_errors")
-    for name in names:
-        counts.add_column(_heading(name), justify="right")
-    counts.add_row(*("-" if t.get(n) is None else str(t[n]) for n in names))
+    counts = fit_tables("counts", [Column(_heading(n)) for n in names],
+                        [["-" if t.get(n) is None else str(t[n]) for n in names]], width, keep=0)
     rows = [_live_row(c) for c in snap.classes]
     used = sum(1 for c in rows if c["mallocs"])
-    return Group(head, mem, counts, class_table(rows, classes, f"busiest size classes (of {used} used)"))
+    return Group(head, *mem, *counts,
+                 *class_tables(rows, classes, f"busiest size classes (of {used} used)", width))
 
 
 def sizeclass_table(classes: Sequence[Any], title: str) -> Table:

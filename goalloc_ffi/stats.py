@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import ctypes
 import json
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 #: The JSON value of "stats" in a library built with GA_STATS=0.
 _COMPILED_OUT_KEY = "stats"
+
+
+class StatsFileError(ValueError):
+    """A file that is not a goalloc statistics document (empty, cut short,
+    a size profile, any other file); the message names the file and why."""
 
 
 class StatsUnavailable(RuntimeError):
@@ -122,11 +127,27 @@ class Stats:
     size_classes: str  # the table in use, e.g. "go1.12"
     totals: Any  # Totals
     classes: List[Any]  # ClassStats, class 1 first
+    # How it was made (schema 3; empty for the private heap's snapshot):
+    goalloc_version: str = ""
+    comm: str = ""  # the process's name (/proc/PID/comm)
+    argv: Tuple[str, ...] = ()  # its command line
+    options: Dict[str, str] = field(default_factory=dict)  # every option in effect, as $GOALLOC spells it
+
+    @property
+    def command(self) -> str:
+        """The command line, shell-quoted ("" if unknown)."""
+        import shlex
+
+        return shlex.join(self.argv)
 
     def to_json(self) -> Dict[str, Any]:
         return {
             "version": self.version,
             "pid": self.pid,
+            "goalloc_version": self.goalloc_version,
+            "comm": self.comm,
+            "argv": list(self.argv),
+            "options": dict(self.options),
             "size_classes": self.size_classes,
             "totals": {f.name: getattr(self.totals, f.name) for f in fields(self.totals)},
             "classes": [{"class": c.cls, **{f.name: getattr(c, f.name) for f in fields(c) if f.name != "cls"}}
@@ -155,11 +176,33 @@ def from_json(doc: Dict[str, Any]) -> Stats:
     class_names = tuple(k for k in rows[0] if k != "class") if rows else schema().class_names
     totals_type, class_type = _types(tuple(doc["totals"]), class_names)
     classes = [class_type(cls=row["class"], **{n: row[n] for n in class_names}) for row in rows]
-    return Stats(doc["version"], doc["pid"], doc["size_classes"], totals_type(**doc["totals"]), classes)
+    return Stats(doc["version"], doc["pid"], doc["size_classes"], totals_type(**doc["totals"]), classes,
+                 str(doc.get("goalloc_version", "")), str(doc.get("comm", "")),
+                 tuple(str(a) for a in doc.get("argv", ())),
+                 {str(k): str(v) for k, v in doc.get("options", {}).items()})
 
 
 def load(path: "str | Path") -> Stats:
-    return from_json(json.loads(Path(path).read_text()))
+    """The statistics file at path. Raises OSError when it cannot be read,
+    StatsUnavailable for a library without statistics, StatsFileError for
+    anything else that is not a statistics document of this goalloc."""
+    text = Path(path).read_text(errors="replace")
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        what = "empty" if not text.strip() else f"not JSON ({e.msg} at line {e.lineno})"
+        raise StatsFileError(f"{path}: not a goalloc statistics file: {what}") from None
+    if not isinstance(doc, dict) or "version" not in doc or "pid" not in doc:
+        kind = "a size profile" if isinstance(doc, dict) and "goalloc_profile" in doc else "no version and pid"
+        raise StatsFileError(f"{path}: not a goalloc statistics file ({kind})")
+    try:
+        return from_json(doc)
+    except StatsUnavailable:
+        raise
+    except ValueError as e:
+        raise StatsFileError(f"{path}: {e}") from None
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise StatsFileError(f"{path}: not a goalloc statistics file (malformed: {e!r})") from None
 
 
 def stats() -> Stats:
@@ -201,9 +244,20 @@ def preloaded_stats() -> Stats:
 
 
 def busiest(s: Stats, n: int = 10) -> List[Any]:
-    """The n classes with the most bytes in use, then the most bytes
-    handed out (at exit little may be in use)."""
-    return sorted((c for c in s.classes if c.mallocs), key=lambda c: (-c.bytes_in_use, -c.mallocs * c.size))[:n]
+    """The n classes whose spans held the most bytes when the heap peaked,
+    then the most bytes in use, then handed out (at exit little may be in
+    use)."""
+    return sorted((c for c in s.classes if c.mallocs), key=class_order)[:n]
+
+
+def class_order(c: Any) -> Tuple[int, int, int]:
+    """Sort key of a class row (ClassStats or a live dict), busiest first:
+    bytes at the heap's peak, bytes in use, bytes handed out."""
+    def get(name: str) -> int:
+        v = c.get(name) if isinstance(c, dict) else getattr(c, name, None)
+        return v or 0
+
+    return -get("peak_span_bytes"), -get("bytes_in_use"), -get("mallocs") * get("size")
 
 
 def is_bytes(name: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 import pytest
 from rich.console import Console
 
-from goalloc_ffi import bench, lib
+from goalloc_ffi import allocators, bench, benchreport, benchsuite, benchwork, launch, lib
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "goalloc_ffi.cli", "bench"]
@@ -65,13 +65,13 @@ def test_quick_run_passes_for_glibc_and_goalloc(quick_run: Dict[str, Any]) -> No
 def test_quick_run_writes_valid_json(quick_run: Dict[str, Any]) -> None:
     assert quick_run["json"] is not None, quick_run["proc"].stdout[-2000:]
     data = json.loads(quick_run["json"].read_text())
-    assert data["schema"] == bench.SCHEMA
+    assert data["schema"] == benchreport.SCHEMA
     assert data["config"]["quick"] is True and data["config"]["reps"] == 1
     assert [a["name"] for a in data["allocators"]] == ["glibc", "goalloc"]
     assert data["allocators"][0]["preload"] is None and data["allocators"][1]["preload"].endswith("libgoalloc.so")
     machine = data["machine"]
     assert machine["nproc"] >= 1 and machine["glibc"].startswith("glibc")
-    names = {w.name for w in bench.workloads()}
+    names = {w.name for w in benchwork.workloads()}
     ran = {w["name"] for w in data["workloads"]}
     assert ran | set(data["skipped"]) == names and not ran & set(data["skipped"])
     assert len(data["runs"]) == 2 * len(ran)
@@ -107,7 +107,7 @@ def test_redis_under_glibc_gets_glibc_malloc(quick_run: Dict[str, Any]) -> None:
     if "redis" in data["skipped"]:
         pytest.skip(f"redis: {data['skipped']['redis']}")
     served = data["redis_malloc_served_by"]
-    assert served["glibc"].endswith(bench.SHIM)
+    assert served["glibc"].endswith(launch.SHIM)
     assert served["goalloc"].endswith("libgoalloc.so")
 
 
@@ -115,18 +115,18 @@ def test_redis_under_glibc_gets_glibc_malloc(quick_run: Dict[str, Any]) -> None:
 # FAIL cells
 
 
-def _run_failing_suite(outdir: Path) -> bench.Suite:
-    good = next(w for w in bench.workloads() if w.name == "simple")
-    crash = bench.Workload("crashes", "pattern", "exits 3", lambda ctx: ["sh", "-c", "echo ok; exit 3"])
-    silent = bench.Workload("silent", "pattern", "prints nothing", lambda ctx: ["true"])
+def _run_failing_suite(outdir: Path) -> benchsuite.Suite:
+    good = next(w for w in benchwork.workloads() if w.name == "simple")
+    crash = benchwork.Workload("crashes", "pattern", "exits 3", lambda ctx: ["sh", "-c", "echo ok; exit 3"])
+    silent = benchwork.Workload("silent", "pattern", "prints nothing", lambda ctx: ["true"])
     # prints something else under a preload: the output check must catch it
-    differs = bench.Workload("differs", "pattern", "output depends on LD_PRELOAD",
+    differs = benchwork.Workload("differs", "pattern", "output depends on LD_PRELOAD",
                              lambda ctx: ["sh", "-c", 'echo "ok ${LD_PRELOAD:+preloaded}"'])
-    absent = bench.Workload("absent", "program", "needs a program that is not installed", lambda ctx: [],
+    absent = benchwork.Workload("absent", "program", "needs a program that is not installed", lambda ctx: [],
                             needs=("goalloc-no-such-program",))
-    allocs = bench.discover_allocators(["glibc", "goalloc"])
+    allocs = allocators.discover_allocators(["glibc", "goalloc"])
     console = Console(file=io.StringIO())
-    return bench.run_suite(allocs, [crash, silent, absent, differs, good], reps=1, quick=True, outdir=outdir,
+    return benchsuite.run_suite(allocs, [crash, silent, absent, differs, good], reps=1, quick=True, outdir=outdir,
                            console=console)
 
 
@@ -148,7 +148,7 @@ def test_a_failing_run_is_a_fail_cell_and_the_run_goes_on(outdir: Path) -> None:
     assert suite.geomean("goalloc", "wall")[1] == 1  # only the clean workload counts
 
     console = Console(record=True, width=200, file=io.StringIO())
-    bench.print_report(suite, console)
+    benchreport.print_report(suite, console)
     text = console.export_text()
     rows = {ln.split()[1]: ln for ln in text.splitlines() if ln.startswith("│ ")}
     assert rows["crashes"].count("FAIL 1/1") == 2
@@ -156,11 +156,11 @@ def test_a_failing_run_is_a_fail_cell_and_the_run_goes_on(outdir: Path) -> None:
     assert "FAIL" not in rows["simple"]
     assert "skipped: goalloc-no-such-program not installed" in rows["absent"]
 
-    data = json.loads(json.dumps(bench.to_json(suite)))
+    data = json.loads(json.dumps(benchreport.to_json(suite)))
     assert data["summary"]["crashes"]["goalloc"]["failed"] == 1
     assert data["summary"]["crashes"]["goalloc"]["errors"] == ["exit status 3"]
     png = outdir / "fails.png"
-    bench.plot(suite, png)
+    benchreport.plot(suite, png)
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -170,29 +170,29 @@ def test_a_failing_run_is_a_fail_cell_and_the_run_goes_on(outdir: Path) -> None:
 
 @preload
 def test_launcher_measures_the_child_not_the_runner(outdir: Path, tmp_path: Path) -> None:
-    bins = bench.build_programs(outdir / "bin")
-    env = bench.base_env()
-    small, out, err = bench.launch(bins["launcher"], ["true"], None, env, 30, tmp_path)
+    bins = launch.build_programs(outdir / "bin")
+    env = launch.clean_env(keep_goalloc=True)
+    small, out, err = launch.launch(bins["launcher"], ["true"], None, env, 30, tmp_path)
     assert small["exit"] == 0 and small["signal"] == 0 and out == "" and err == ""
     # This pytest process is far larger than `true`; a fork from it would
     # start with its RSS. The launcher is small, so its child stays small.
     import resource
 
     assert small["maxrss_kib"] < 16 * 1024 < resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    big, _, _ = bench.launch(bins["launcher"], [sys.executable, "-c", "b = bytearray(96 << 20)"], None,
+    big, _, _ = launch.launch(bins["launcher"], [sys.executable, "-c", "b = bytearray(96 << 20)"], None,
                              env, 30, tmp_path)
     assert big["maxrss_kib"] >= 96 * 1024
-    killed, _, _ = bench.launch(bins["launcher"], ["sh", "-c", "kill -SEGV $$"], None, env, 30, tmp_path)
-    assert killed["signal"] == 11 and bench._status_error(killed, 30) == "killed by SIGSEGV"
-    slow, _, _ = bench.launch(bins["launcher"], ["sleep", "30"], None, env, 1, tmp_path)
-    assert slow["timeout"] == 1 and bench._status_error(slow, 1).startswith("timed out")
+    killed, _, _ = launch.launch(bins["launcher"], ["sh", "-c", "kill -SEGV $$"], None, env, 30, tmp_path)
+    assert killed["signal"] == 11 and launch.status_error(killed, 30) == "killed by SIGSEGV"
+    slow, _, _ = launch.launch(bins["launcher"], ["sleep", "30"], None, env, 1, tmp_path)
+    assert slow["timeout"] == 1 and launch.status_error(slow, 1).startswith("timed out")
 
 
 @preload
 def test_cli_lists_workloads_and_rejects_unknown_names() -> None:
     listing = subprocess.run([*CLI, "--list"], capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0
-    for w in bench.workloads():
+    for w in benchwork.workloads():
         assert w.name in listing.stdout
     bad = subprocess.run([*CLI, "--quick", "-a", "glibc,nosuchalloc"], capture_output=True, text=True,
                          timeout=60)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any, Dict
 import pytest
 
 from goalloc_ffi import compare, stats
-from goalloc_ffi.bench import python_exe
+from goalloc_ffi.benchwork import python_exe
 
 pytestmark = pytest.mark.preload
 GOALLOC = [sys.executable, "-m", "goalloc_ffi.cli"]
@@ -64,6 +65,32 @@ def test_parse_config() -> None:
                          ("tiny=0,tiny=1", "given twice"), ("ti ny=0", "not an option name")]:
         with pytest.raises(ValueError, match=message):
             compare.parse_config(bad)
+
+
+def test_peers_and_other_libraries_are_configurations(tmp_path: Path) -> None:
+    from goalloc_ffi import lib_path
+    from goalloc_ffi.allocators import PEERS
+
+    for name in PEERS:
+        assert compare.parse_config(name) == compare.Config(name, True, allocator=name)
+    c = compare.parse_config(f"lib={lib_path(nostats=True)}")
+    assert c.allocator == "lib" and c.library == lib_path(nostats=True) and c.is_goalloc
+    with pytest.raises(ValueError, match="no such file"):
+        compare.parse_config(f"lib={tmp_path / 'none.so'}")
+
+
+def test_paired_ratio_and_its_interval() -> None:
+    cfgs = [compare.Config("a", True), compare.Config("b", False)]
+    cmp = compare.Comparison(["x"], cfgs, 4)
+    for rep, (ta, tb) in enumerate([(1.0, 2.0), (1.1, 2.0), (0.9, 2.1), (1.0, 1.9)]):
+        cmp.runs += [compare.Run("a", rep, ok=True, wall=ta), compare.Run("b", rep, ok=True, wall=tb)]
+    wall = next(m for m in compare.METRICS if m.name == "wall")
+    iv = cmp.paired_ratio("b", wall)
+    assert iv is not None and iv.n == 4 and iv.lo is not None and iv.hi is not None
+    assert iv.lo < iv.ratio < iv.hi and 1.5 < iv.lo and iv.hi < 2.6
+    from goalloc_ffi.compare_report import verdict
+
+    assert verdict(cmp, cfgs[1]).startswith(f"b ran {iv.ratio:.2f} times slower than a (95% confidence interval")
 
 
 def test_run_environment_replaces_inherited_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,6 +291,35 @@ def test_compare_sqlite_with_stdin(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
+def test_compare_with_a_library_warmup_markdown_and_verdict(tmp_path: Path) -> None:
+    from goalloc_ffi import lib_path
+    from goalloc_ffi.allocators import PEERS, find_peer
+
+    other = f"lib={lib_path(nostats=True)}"
+    peers = [p for p in PEERS if find_peer(p)][:1]
+    r = goalloc("compare", "-n", "2", "--warmup", "1", "-c", "default", "-c", other, *sum((["-c", p] for p in peers), []),
+                "--markdown", "c.md", "--json", "c.json", "--", python_exe(), "-c", "print(sum(range(9999)))",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warm-up 1/1" in r.stderr and "after 1 warm-up round(s)" in r.stdout
+    assert re.search(rf"{re.escape(other)} ran \d+\.\d\d times (faster|slower) than default \(95% confidence", r.stdout)
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert len(doc["runs"]) == 2 * (2 + len(peers)) and doc["warmup"] == 1  # warm-up runs not kept
+    assert doc["metrics"]["wall"][other]["paired_ratio"]["n"] == 2
+    md = (tmp_path / "c.md").read_text()
+    assert f"| metric | default | {other} |" in md and "| runs | 2 ok | 2 ok |" in md and "ran" in md
+
+
+def test_a_peer_that_is_not_installed_stops_before_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from goalloc_ffi.allocators import PEERS, find_peer
+
+    missing = [p for p in PEERS if find_peer(p) is None]
+    if not missing:
+        pytest.skip("every peer is installed")
+    r = goalloc("compare", "-c", "default", "-c", missing[0], "--", python_exe(), "-c", "pass")
+    assert r.returncode == 2 and f"{missing[0]}: not installed" in r.stderr
+
+
 def test_bad_configuration_strings() -> None:
     for bad in ("tiny", "tiny=0,,reclaim=1", "=0"):
         r = goalloc("compare", "-c", "default", "-c", bad, "--", "true")
@@ -276,7 +332,7 @@ def test_options_the_library_rejects_stop_everything(tmp_path: Path) -> None:
     r = goalloc("compare", "-c", "default", "-c", "no_such_option=1", "-c", "tiny=7", "--json",
                 str(tmp_path / "x.json"), "--", python_exe(), "-c", "pass")
     assert r.returncode == 2
-    assert "no_such_option" in r.stdout and "tiny=7" in r.stdout
+    assert "no_such_option" in r.stderr and "tiny=7" in r.stderr
     assert not (tmp_path / "x.json").exists()
 
 
@@ -288,7 +344,7 @@ def test_a_failing_command_fails_the_comparison(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "f.json").read_text())
     assert doc["failed"] == 2 and all(run["exit"] == 3 for run in doc["runs"])
     r = goalloc("compare", "-c", "default", "--", str(tmp_path / "missing"))
-    assert r.returncode == 2 and "not found" in r.stdout
+    assert r.returncode == 2 and "not found" in r.stderr
 
 
 def test_output_that_differs_between_configurations() -> None:

@@ -133,13 +133,14 @@ def test_fragmentation_counters_follow_mallocs_in_this_process() -> None:
 
 
 def test_schema_version_and_new_names_come_from_c() -> None:
-    assert st.VERSION == lib.ga_stats_version() == 2
+    assert st.VERSION == lib.ga_stats_version() == 3
     for name in ("requested_bytes", "frag_cumulative_bytes", "frag_live_estimate_bytes"):
         assert name in st.TOTAL_NAMES and name in st.CLASS_FIELD_NAMES
     assert "ESTIMATE" in st.CLASS_FIELD_DOCS["frag_live_estimate_bytes"]
     assert "bytes_free_in_spans" in st.TOTAL_NAMES
+    assert {"peak_span_bytes", "peak_class_span_bytes"} <= set(st.CLASS_FIELD_NAMES)  # version 3
     doc = st.stats().to_json()
-    assert doc["version"] == 2 and "frag_cumulative_bytes" in doc["classes"][0]
+    assert doc["version"] == 3 and "frag_cumulative_bytes" in doc["classes"][0]
     assert st.from_json(json.loads(json.dumps(doc))) == st.from_json(doc)
 
 
@@ -205,7 +206,9 @@ def test_nostats_library_runs_programs_and_says_compiled_out(tmp_path: Path) -> 
     assert "live=1: statistics are compiled out" in p.stderr
     (doc_path,) = tmp_path.glob("s-*.json")
     doc = json.loads(doc_path.read_text())
-    assert doc == {"version": st.VERSION, "pid": int(doc_path.stem[2:]), "stats": "compiled out"}
+    assert {k: doc[k] for k in ("version", "pid", "stats")} == {
+        "version": st.VERSION, "pid": int(doc_path.stem[2:]), "stats": "compiled out"}
+    assert doc["options"]["live"] == "0" and doc["argv"][1] == "-c"  # provenance too; live refused here
     with pytest.raises(st.StatsUnavailable):
         st.load(doc_path)
     assert not Path(live.live_path(int(doc_path.stem[2:]))).exists()
