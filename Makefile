@@ -16,7 +16,8 @@
 #        STRESS_SECONDS (60) plus 15 s on the debug library and 15 s with
 #        GOALLOC=harden=1, fork_alloc.c
 #        with 1000 forks, thread_exit.c with 10 000 threads (8 and 64 at a
-#        time), mem_pressure.c for 10 cycles; each bounded by a timeout
+#        time), mem_pressure.c for 10 cycles, remote_release.c for 30 000
+#        generations of owners; each bounded by a timeout
 # fuzz   atheris over the FFI heap (tests/fuzz/fuzz_heap.py) for
 #        FUZZ_SECONDS (240); installs atheris into .venv; crash inputs go
 #        to build/fuzz-artifacts/, the corpus to build/fuzz-corpus/;
@@ -123,7 +124,7 @@ STRESS_SECONDS ?= 60
 FUZZ_SECONDS ?= 240
 FUZZ_GOALLOC ?=
 STRESS_DIR := $(BUILD)/stress
-STRESS_PROGRAMS := $(addprefix $(STRESS_DIR)/,stress fork_alloc thread_exit mem_pressure)
+STRESS_PROGRAMS := $(addprefix $(STRESS_DIR)/,stress fork_alloc thread_exit mem_pressure remote_release)
 STRESS_TIMEOUT := 1200
 
 $(STRESS_DIR)/%: tests/c/%.c
@@ -146,6 +147,7 @@ stress: venv deps build $(STRESS_PROGRAMS)
 	run $$release "" $(STRESS_DIR)/thread_exit 10000 8; \
 	run $$release "" $(STRESS_DIR)/thread_exit 10000 64; \
 	run $$release "" $(STRESS_DIR)/mem_pressure 256 10; \
+	run $$release "" $(STRESS_DIR)/remote_release -i 30000 -w 8 -l; \
 	echo "stress: all runs passed"
 
 fuzz: venv deps build

@@ -425,6 +425,8 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    if (fork_locked)
+        ga_span_fork_child_settle(); /* before any span can go back to the heap */
     ga_scavenger_fork_child();
     ga_persistent_fork_child();
     ga_span_bits_fork_child();

@@ -194,6 +194,18 @@ void ga_span_fold(ga_span_t *s);
 extern bool ga_cpu_popcnt; /* the CPU has POPCNT (fold's fast copy) */
 bool ga_span_has_pending_frees(ga_span_t *s);
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn);
+/* Waits until the remote frees into s that a fold already took have
+ * counted themselves (ga_span_free_remote). REQUIRES: s has no live object
+ * and nobody folds it (CLAIMED). */
+void ga_span_wait_remote_counts(ga_span_t *s);
+/* Fork child of a multi-threaded parent: counts the remote frees the lost
+ * threads left half-done. */
+void ga_span_fork_child_settle(void);
+#if defined(GA_TESTING)
+/* testing.c: called by ga_span_free_remote between its bit and its count
+ * (NULL: nothing). */
+extern void (*ga_test_remote_hook)(ga_span_t *s);
+#endif
 GA_COLD void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn);
 
 /* Free by the owning thread: a plain store into local_free. Exact double

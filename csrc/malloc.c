@@ -67,7 +67,11 @@
  *   - Any other thread: one atomic OR into remote_free (a second free of the
  *     same slot before the next fold sees its bit already set), one atomic
  *     count. The first such free into a FULL span moves it to partial; the
- *     free that empties an uncached span returns it to the page heap.
+ *     free that empties an uncached span returns it to the page heap. A
+ *     fold can take a free's bit before the free counts it, so a span goes
+ *     back to the page heap only once every such count has landed
+ *     (ga_span_wait_remote_counts): else it would land in the next span
+ *     made from the struct.
  *   - Frees are folded into allocBits (Go's sweep flip, without a GC) by
  *     whoever owns the span exclusively: the owner when it runs out of
  *     slots, or the thread that takes it from mcentral.

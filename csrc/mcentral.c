@@ -73,9 +73,15 @@ static bool few_free(const ga_span_t *s, int32_t nremote)
 }
 
 /* Gives a span whose objects are all free back to the page heap.
- * REQUIRES: s is CLAIMED and on no list. */
+ * REQUIRES: s is CLAIMED and on no list.
+ * A remote free whose bit a fold took before the free counted it may be
+ * what emptied s: its count must land before s can be made a new span
+ * (ga_span_init_small zeroes nremote), where it would count a free that
+ * never happened, and the new span would go back to the page heap with a
+ * live object in it. */
 void ga_mcentral_release_span(ga_span_t *s)
 {
+    ga_span_wait_remote_counts(s);
     uint64_t pending = (uint64_t)atomic_load(&s->nremote); /* frees never folded */
     if (pending != 0) {
         GA_STAT_ADD(ga_class_counters[s->spc].frees, pending);

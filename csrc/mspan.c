@@ -7,6 +7,7 @@
  * when the owner runs out of slots or when a span changes hands (the
  * "fold" replaces Go's sweep flip). See malloc.c for the overview and
  * internal.h for the invariants. */
+#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -213,11 +214,19 @@ void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn)
     ga_misuse(fn, "double free or free of unallocated memory", p, s);
 }
 
+#if defined(GA_TESTING)
+void (*ga_test_remote_hook)(ga_span_t *s);
+#endif
+
 /* Free by any other thread: one atomic OR (which also catches a second
  * free of the same slot before the next fold) and one atomic count. The
  * first free into a FULL span, and the free that empties an uncached span,
  * hand the span to mcentral so that it becomes allocatable again or goes
- * back to the page heap without waiting for anyone. */
+ * back to the page heap without waiting for anyone.
+ * Between the OR and the count, a fold may take the bit (nremote then
+ * runs one short until the count lands) and find the span empty: the
+ * count still goes to s, so s must not become another span before it
+ * lands (ga_span_wait_remote_counts). */
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
 {
     uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -231,10 +240,61 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
         ga_misuse(fn, "double free of", p, s);
         return;
     }
+#if defined(GA_TESTING)
+    if (ga_test_remote_hook != NULL)
+        ga_test_remote_hook(s);
+#endif
+#if defined(GA_TEST_REMOTE_FREE_DELAY_NS)
+    /* Test builds only (tests/test_stress.py): holds every remote free
+     * this long between its bit and its count, as a preemption would. */
+    for (uint64_t t0 = ga_sys_nanotime(); ga_sys_nanotime() - t0 < GA_TEST_REMOTE_FREE_DELAY_NS;)
+        ;
+#endif
     int32_t n = atomic_fetch_add(&s->nremote, 1) + 1;
     if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
         (uint32_t)n == atomic_load(&s->published))
         ga_mcentral_remote_transition(s);
+}
+
+/* Remote frees of s that have set their bit but not yet counted it. */
+static int32_t remote_uncounted(ga_span_t *s)
+{
+    int32_t bits = 0;
+    for (unsigned w = 0; w < s->nwords; w++)
+        bits += (int32_t)ga_popcount64(atomic_load_explicit(&s->remote_free[w], memory_order_relaxed));
+    return bits - atomic_load_explicit(&s->nremote, memory_order_acquire);
+}
+
+/* Waits until every remote free into s, a span with no live object on its
+ * way back to the page heap, has counted itself in nremote. No free of a
+ * live object can start into s any more, and the bits stay (nobody folds
+ * s), so the count only rises to them; a free is half-done for a few
+ * instructions unless its thread was preempted there, hence the yield. */
+void ga_span_wait_remote_counts(ga_span_t *s)
+{
+    while (remote_uncounted(s) > 0)
+        sched_yield();
+}
+
+/* Fork child: the threads lost at the fork never complete their remote
+ * frees, so their counts are made to land here (see ga_span_free_remote).
+ * (A signal handler that forks after interrupting its own thread's remote
+ * free, in a process with other threads, would have that free counted
+ * twice if the child returned into it.) */
+static void settle_remote_counts(ga_span_t *s, void *arg)
+{
+    (void)arg;
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (s->spc != 0 && (st == GA_SPAN_CACHED || st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL)) {
+        int32_t lost = remote_uncounted(s);
+        if (lost > 0)
+            atomic_fetch_add_explicit(&s->nremote, lost, memory_order_relaxed);
+    }
+}
+
+void ga_span_fork_child_settle(void)
+{
+    ga_mheap_for_each_span_locked(settle_remote_counts, NULL);
 }
 
 /* ---- span lists ---------------------------------------------------------- */

@@ -103,5 +103,22 @@ unsigned ga_test_cache_stash(unsigned spc);
 int ga_test_cache_move_paused(size_t n, unsigned timeout_ms);
 int ga_test_cache_move_wait(unsigned timeout_ms);
 void ga_test_cache_move_resume(void);
+/* A remote free half-done while its span goes back to the page heap:
+ * ga_test_remote_free_hold has the calling thread take a fresh span of n's
+ * class and allocate one object, which another thread frees; a hook stops
+ * that free between its bit and its count until ..._finish or pause_ms
+ * (0 when it stopped, -1 on a setup failure). ..._release then has the
+ * calling thread fold the span, find it empty and give it back to the page
+ * heap: 1 if the free was still half-done when that returned, 0 if not,
+ * -1 without a held free. ..._finish lets the free go on and joins it.
+ * ga_test_remote_free_race does all three and, between release and
+ * finish, makes a new span of the class: 0 when the span went back only
+ * after the free had counted itself, 1 when it went back with the free
+ * half-done, 2 when moreover the late count landed in the new span made
+ * from the same struct (repaired before returning), -1 on a failure. */
+int ga_test_remote_free_hold(size_t n, unsigned pause_ms);
+int ga_test_remote_free_release(void);
+void ga_test_remote_free_finish(void);
+int ga_test_remote_free_race(size_t n, unsigned pause_ms);
 
 #endif

@@ -12,8 +12,10 @@ cache's lock, which the owner holds across those moves.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import List
 
@@ -70,6 +72,47 @@ def test_fork_waits_for_a_cache_moving_a_kept_span() -> None:
             join_fully(t)
     assert child == "ok"
     assert result == [1], "fork went ahead while the cache was in the middle of a move"
+    ga.check_heap()
+
+
+def test_fork_child_counts_the_remote_frees_of_lost_threads() -> None:
+    """A thread stops half-way through a remote free into the main
+    thread's span (its bit set, its count not yet added) and the main
+    thread forks. A span goes back to the page heap only once every remote
+    free into it has counted itself; in the child the stopped thread is
+    gone and its count would never land, so the fork child adds it. The
+    child then gives the span back (a wait that must not hang) and its
+    heap passes check_heap."""
+    assert lib.ga_test_remote_free_hold(64, 60_000) == 0, "the free never stopped half-way"
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                try:
+                    released = lib.ga_test_remote_free_release()
+                    ga.check_heap()
+                    msg = "ok" if released >= 0 else f"release: {released}"
+                except ga.HeapCorruption as e:
+                    msg = f"check_heap: {e}"
+                os.write(w, msg.encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        deadline = time.monotonic() + 30
+        while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the fork child hung giving back a span a lost thread was freeing into")
+            time.sleep(0.01)
+        assert os.WIFEXITED(done[1]) and os.WEXITSTATUS(done[1]) == 0, f"child status {done[1]:#x}"
+        with os.fdopen(r, "rb") as f:
+            child = f.read().decode()
+    finally:
+        lib.ga_test_remote_free_finish()
+    assert child == "ok"
     ga.check_heap()
 
 

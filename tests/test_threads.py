@@ -7,6 +7,8 @@ import queue
 import threading
 from typing import Any, List
 
+import pytest
+
 from conftest import heap_info, join_fully
 
 import goalloc_ffi as ga
@@ -71,3 +73,16 @@ def test_threads_exit_leaving_objects_for_others() -> None:
             join_fully(t)
     for p in live:
         ga.free(p)
+
+
+@pytest.mark.parametrize("size", [16, 64, 1024])
+def test_span_goes_back_only_after_a_half_done_remote_free_counts(size: int) -> None:
+    """A remote free sets its slot's bit, then counts it in nremote. If the
+    owner folds the span in between, the fold takes the bit, finds the span
+    empty and gives it back to the page heap; the late count must not land
+    in a new span made from the same struct (a count of a free that never
+    happened there: that span would go back with a live object, and the
+    object's free would abort as "invalid pointer or double free ... (in a
+    free page run)", as `make stress` once did). The release waits for the
+    count; the hook holds the free half-done for up to 300 ms."""
+    assert lib.ga_test_remote_free_race(size, 300) == 0
