@@ -621,13 +621,17 @@ uint64_t ga_mcache_tiny_requested_locked(void);
 typedef struct ga_class_counters {
     _Atomic uint64_t mallocs;       /* slots handed out, counted when folded */
     _Atomic uint64_t frees;         /* frees folded, or pending when a span went back */
-    _Atomic uint64_t remote_frees;  /* of those, by a thread other than the owner */
+    _Atomic uint64_t remote_frees;  /* of those, through the atomic path (atomic_frees) */
     _Atomic uint64_t refills;       /* thread-cache refills (GOALLOC=refill spans each) */
     _Atomic uint64_t grows;         /* spans taken from the page heap */
     _Atomic uint64_t releases;      /* spans given back to the page heap (grows - releases
                                        spans of the class exist) */
     _Atomic uint64_t requested;     /* bytes requested, flushed from the mcaches */
 } ga_class_counters_t;
+/* cross_thread_frees (mstats.c): one remote free into a span another
+ * thread's cache holds; the sum so far. */
+void ga_count_cross_free(void);
+uint64_t ga_cross_frees_total(void);
 
 extern ga_class_counters_t ga_class_counters[GA_NUM_SPC];
 extern _Atomic uint64_t ga_large_mallocs, ga_large_frees;
@@ -808,6 +812,9 @@ const char *ga_buf_json(ga_buf_t *b, const char *s);
  * ignores the offending call). */
 GA_COLD void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s);
 extern _Atomic uint64_t ga_misuse_count;
+#if defined(GA_TESTING)
+void ga_test_misuse_seen(const char *line, size_t len); /* testing.c: the last report */
+#endif
 __attribute__((noreturn)) GA_COLD void ga_throw(const char *msg);
 void ga_warn(const char *msg1, const char *msg2, const char *msg3);
 int ga_fail(char *msg, size_t len, const char *what, uint64_t a, uint64_t b);

@@ -234,6 +234,8 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
         ga_misuse(fn, "double free or invalid pointer", p, s);
         return;
     }
+    /* another thread's cache holds s (not this one's: ga_free_slot) */
+    bool cross = GA_STATS && atomic_load_explicit(&s->owner, memory_order_relaxed) != NULL;
     uint64_t m = 1ull << (idx & 63);
     uint64_t old = atomic_fetch_or_explicit(&s->remote_free[idx >> 6], m, memory_order_acq_rel);
     if (GA_UNLIKELY(old & m)) {
@@ -251,6 +253,8 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
         ;
 #endif
     int32_t n = atomic_fetch_add(&s->nremote, 1) + 1;
+    if (cross) /* counted after the count that s may be waiting for */
+        ga_count_cross_free();
     if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
         (uint32_t)n == atomic_load(&s->published))
         ga_mcentral_remote_transition(s);

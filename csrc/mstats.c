@@ -292,7 +292,8 @@ static void put_sums(uint64_t *t, const sums_t *u)
 {
     t[GA_STAT_small_mallocs] = u->mallocs;
     t[GA_STAT_small_frees] = u->frees;
-    t[GA_STAT_remote_frees] = u->remote;
+    t[GA_STAT_atomic_frees] = u->remote;
+    t[GA_STAT_cross_thread_frees] = ga_cross_frees_total();
     t[GA_STAT_mcache_refills] = u->refills;
     t[GA_STAT_mcentral_grows] = u->grows;
     t[GA_STAT_requested_bytes] = u->requested;
@@ -503,6 +504,33 @@ static void json_provenance(json_out_t *o)
 static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER; /* the arrays below */
 static uint64_t json_totals[GA_STAT_NTOTALS];
 static uint64_t json_classes[GA_MAX_SIZE_CLASSES * GA_STAT_NCLASS];
+
+/* cross_thread_frees: each remote free into a span that another thread's
+ * cache holds adds one to one of CROSS_STRIPES counters, a cache line
+ * each, picked per thread, so that threads freeing at once (a consumer
+ * pool) do not all share one line. */
+#define CROSS_STRIPES 16
+static struct {
+    _Alignas(GA_CACHE_LINE) _Atomic uint64_t n;
+} cross_frees[CROSS_STRIPES];
+static __thread unsigned cross_stripe; /* 1 + the thread's stripe; 0 until its first */
+
+void ga_count_cross_free(void)
+{
+    static _Atomic unsigned next;
+    unsigned i = cross_stripe;
+    if (GA_UNLIKELY(i == 0))
+        cross_stripe = i = 1 + atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % CROSS_STRIPES;
+    atomic_fetch_add_explicit(&cross_frees[i - 1].n, 1, memory_order_relaxed);
+}
+
+uint64_t ga_cross_frees_total(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < CROSS_STRIPES; i++)
+        n += atomic_load_explicit(&cross_frees[i].n, memory_order_relaxed);
+    return n;
+}
 
 void ga_stats_fork_child(void) { pthread_mutex_init(&json_lock, NULL); }
 

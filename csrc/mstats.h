@@ -73,7 +73,10 @@
     X(tiny_blocks, "16-byte tiny blocks in use")                                                   \
     X(tiny_objects, "live tiny sub-objects")                                                       \
     X(tiny_bytes_saved, "bytes saved by packing tiny objects, against one 16-byte slot each")      \
-    X(remote_frees, "frees by a thread other than the span's owner")                               \
+    X(atomic_frees, "frees that took the atomic path: into a span another thread's cache holds, or "  \
+                    "one no cache holds (given back to mcentral, or its thread exited)")        \
+    X(cross_thread_frees, "frees into a span another thread's cache held at the time: true "        \
+                          "cross-thread frees (a subset of atomic_frees)")                     \
     X(mcache_refills, "thread-cache refills from mcentral (each takes GOALLOC=refill spans)")     \
     X(mcentral_grows, "spans taken from the page heap by mcentral")                                \
     X(misuse_errors, "heap misuse reported (double free, invalid pointer, ...)")                  \

@@ -144,6 +144,9 @@ void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s
     describe_span(&b, p, s);
     ga_buf_str(&b, "\n");
     ga_write_all(2, line, b.len);
+#if defined(GA_TESTING)
+    ga_test_misuse_seen(line, b.len);
+#endif
     atomic_fetch_add(&ga_misuse_count, 1);
     if (!ga_opts.on_error_report)
         abort();

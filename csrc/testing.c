@@ -167,6 +167,32 @@ void ga_test_parse_options(const char *s)
 }
 long long ga_test_option(const char *key) { return ga_option_value(key); }
 
+static char last_misuse[256];
+static pthread_mutex_t last_misuse_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void ga_test_misuse_seen(const char *line, size_t len)
+{
+    pthread_mutex_lock(&last_misuse_lock);
+    len = len < sizeof last_misuse ? len : sizeof last_misuse - 1;
+    memcpy(last_misuse, line, len);
+    last_misuse[len && line[len - 1] == '\n' ? len - 1 : len] = '\0';
+    pthread_mutex_unlock(&last_misuse_lock);
+}
+
+uint64_t ga_test_misuse_count(void) { return atomic_load(&ga_misuse_count); }
+
+void ga_test_last_misuse(char *out, size_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&last_misuse_lock);
+    size_t len = strlen(last_misuse);
+    len = len < n ? len : n - 1;
+    memcpy(out, last_misuse, len);
+    out[len] = '\0';
+    pthread_mutex_unlock(&last_misuse_lock);
+}
+
 size_t ga_test_fast_medium(void) { return ga_fast_medium; }
 
 void ga_test_fast_paths(size_t *lo, size_t *span, int *hardened)

@@ -78,6 +78,10 @@ int ga_test_threads(int nthreads, int iters, unsigned seed);
 /* Parses s as the GOALLOC variable would be (messages go to stderr). */
 void ga_test_parse_options(const char *s);
 long long ga_test_option(const char *key);
+/* Misuse reports so far, and the last one's line (without its newline):
+ * goalloc_ffi raises them as HeapMisuse. */
+uint64_t ga_test_misuse_count(void);
+void ga_test_last_misuse(char *out, size_t n);
 /* Checks ga_span_slot_of (the inline free path's index) against division
  * for every byte offset of a span of class spc; returns the mismatches. */
 unsigned long ga_test_check_slot_index(unsigned spc);

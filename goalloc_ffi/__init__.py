@@ -9,10 +9,17 @@ the functions here are the typed layer over them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from ._paths import lib_path
+
+#: Whether heap misuse on the private heap raises HeapMisuse: unless
+#: $GOALLOC chooses on_error itself, the first use of the extension sets
+#: on_error=report (the bad call is reported and not done) and the
+#: functions below turn each report into the exception.
+_raise_misuse = False
 
 
 def _extension() -> Any:
@@ -26,6 +33,10 @@ def _extension() -> Any:
         # (stats.preloaded_stats under LD_PRELOAD, stats.load, the CLI's run);
         # the heap functions below then raise this error when called.
         raise ImportError(f"the goalloc_ffi extension is not importable ({error}); run 'make build'") from error
+    global _raise_misuse
+    if not _raise_misuse and "on_error=" not in os.environ.get("GOALLOC", ""):
+        _goalloc.lib.ga_test_parse_options(b"on_error=report")
+        _raise_misuse = True
     return _goalloc
 
 
@@ -50,6 +61,7 @@ lib: Any = _Lazy("lib")
 
 __all__ = [
     "HeapCorruption",
+    "HeapMisuse",
     "SizeClass",
     "calloc",
     "check_heap",
@@ -77,8 +89,25 @@ class HeapCorruption(AssertionError):
     """check_heap() found a broken invariant; the message names it."""
 
 
+class HeapMisuse(RuntimeError):
+    """A call on the private heap was misuse (a double free, a pointer goalloc
+    never handed out, ...): the message is goalloc's one-line report, and the
+    call was not done."""
+
+
 def _ptr(p: Pointer) -> Optional[Pointer]:
     return None if p == ffi.NULL else p
+
+
+def _checked(call: Any, *args: Any) -> Any:
+    """call(*args) on the extension, raising HeapMisuse for what it reported."""
+    before = lib.ga_test_misuse_count()
+    result = call(*args)
+    if _raise_misuse and lib.ga_test_misuse_count() != before:
+        buf = ffi.new("char[]", 256)
+        lib.ga_test_last_misuse(buf, len(buf))
+        raise HeapMisuse(ffi.string(buf).decode(errors="replace"))
+    return result
 
 
 def malloc(n: int) -> Optional[Pointer]:
@@ -91,7 +120,7 @@ def calloc(count: int, size: int) -> Optional[Pointer]:
 
 
 def realloc(p: Optional[Pointer], n: int) -> Optional[Pointer]:
-    return _ptr(lib.ga_realloc(ffi.NULL if p is None else p, n))
+    return _ptr(_checked(lib.ga_realloc, ffi.NULL if p is None else p, n))
 
 
 def memalign(align: int, n: int) -> Optional[Pointer]:
@@ -99,11 +128,11 @@ def memalign(align: int, n: int) -> Optional[Pointer]:
 
 
 def free(p: Optional[Pointer]) -> None:
-    lib.ga_free(ffi.NULL if p is None else p)
+    _checked(lib.ga_free, ffi.NULL if p is None else p)
 
 
 def usable_size(p: Optional[Pointer]) -> int:
-    return int(lib.ga_malloc_usable_size(ffi.NULL if p is None else p))
+    return int(_checked(lib.ga_malloc_usable_size, ffi.NULL if p is None else p))
 
 
 def errno() -> int:

@@ -29,6 +29,6 @@ def lib_path(debug: bool = False, nostats: bool = False) -> str:
         raise FileNotFoundError(
             f"{path.name} not found in {pkg_dir}: it is built together with the "
             "goalloc_ffi extension; run 'make build' in the goalloc checkout "
-            "(pip install --no-build-isolation -e .) or reinstall goalloc-ffi"
+            "(pip install --no-build-isolation -e .) or reinstall goalloc"
         )
     return str(path)

@@ -127,7 +127,7 @@ def goalloc_version() -> str:
     try:
         from importlib.metadata import version
 
-        v = version("goalloc-ffi")
+        v = version("goalloc")
     except Exception:  # metadata is a nicety
         v = "?"
     commit = _git(["rev-parse", "--short", "HEAD"])

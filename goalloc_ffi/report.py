@@ -21,7 +21,7 @@ def _mib(v: int) -> str:
 
 #: Short column headings of the totals tables (the names are C's).
 _SHORT = {"small_mallocs": "mallocs", "small_frees": "frees", "large_mallocs": "large mallocs",
-          "large_frees": "large frees", "remote_frees": "remote frees", "tiny_objects": "tiny objects",
+          "large_frees": "large frees", "atomic_frees": "atomic frees", "cross_thread_frees": "cross-thread frees", "tiny_objects": "tiny objects",
           "objects_in_use": "live objects", "mcache_refills": "refills", "mcentral_grows": "grows",
           "scavenged_pages": "scavenged pages", "reclaimed_pages": "reclaimed pages", "misuse_errors": "misuse"}
 
@@ -68,7 +68,7 @@ def print_report(s: "st.Stats", classes: int = 15, console: Optional[Console] = 
     names = ("bytes_in_use", "bytes_free_in_spans", "bytes_free_resident", "bytes_released", "bytes_mapped",
              "bytes_metadata", "rss_bytes", "peak_rss_bytes", "peak_heap_bytes")
     _table(console, "memory (MiB)", names, [_mib(getattr(t, n)) for n in names])
-    names = ("small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees", "tiny_objects",
+    names = ("small_mallocs", "small_frees", "large_mallocs", "large_frees", "atomic_frees", "cross_thread_frees", "tiny_objects",
              "mcache_refills", "mcentral_grows", "scavenged_pages", "reclaimed_pages", "misuse_errors")
     _table(console, "counts", names, [str(getattr(t, n)) for n in names])
     handed = t.requested_bytes + t.frag_cumulative_bytes
@@ -177,8 +177,8 @@ def live_view(snap: Any, classes: int = 12, width: int = 100) -> Group:
              "bytes_metadata", "rss_bytes", "frag_live_estimate_bytes")
     mem = fit_tables("memory (MiB)", [Column(_heading(n)) for n in names],
                      [["-" if t.get(n) is None else _mib(t[n]) for n in names]], width, keep=0)
-    names = ("objects_in_use", "small_mallocs", "small_frees", "large_mallocs", "large_frees", "remote_frees",
-             "mcache_refills", "mcentral_grows", "scavenged_pages", "misuse_errors")
+    names = ("objects_in_use", "small_mallocs", "small_frees", "large_mallocs", "large_frees", "atomic_frees",
+             "cross_thread_frees", "mcache_refills", "mcentral_grows", "scavenged_pages", "misuse_errors")
     counts = fit_tables("counts", [Column(_heading(n)) for n in names],
                         [["-" if t.get(n) is None else str(t[n]) for n in names]], width, keep=0)
     rows = [_live_row(c) for c in snap.classes]

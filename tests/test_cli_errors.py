@@ -88,7 +88,7 @@ def test_version() -> None:
     assert r.returncode == 0 and r.stdout.startswith(f"goalloc {ffi.string(lib.ga_version()).decode()}")
     from importlib.metadata import version
 
-    assert version("goalloc-ffi") == ffi.string(lib.ga_version()).decode()  # defined once, in C
+    assert version("goalloc") == ffi.string(lib.ga_version()).decode()  # defined once, in C
 
 
 def test_usage_errors_are_one_line() -> None:

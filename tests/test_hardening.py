@@ -23,7 +23,8 @@ def buf(p, n): return bytes(ffi.buffer(p, n))
 
 def run(code: str, goalloc: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GOALLOC"}
-    env["GOALLOC"] = goalloc
+    # misuse aborts, as under the preload (goalloc_ffi would raise HeapMisuse)
+    env["GOALLOC"] = goalloc if "on_error=" in goalloc else ",".join(filter(None, [goalloc, "on_error=abort"]))
     return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True,
                           text=True, timeout=60, env=env)
 
@@ -358,7 +359,7 @@ def test_hardened_mode_reports_every_default_misuse_the_same_way(case: str) -> N
     code, what, _ = MISUSE[case]
     r = subprocess.run([sys.executable, "-c", MISUSE_PRELUDE + textwrap.dedent(code)],
                        capture_output=True, text=True, timeout=60,
-                       env={**{k: v for k, v in os.environ.items() if k != "GOALLOC"}, "GOALLOC": HARDEN})
+                       env={**{k: v for k, v in os.environ.items() if k != "GOALLOC"}, "GOALLOC": HARDEN + ",on_error=abort"})
     assert r.returncode == -signal.SIGABRT, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("goalloc: ")]
     assert len(lines) == 1 and what in lines[0], r.stderr

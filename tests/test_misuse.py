@@ -22,7 +22,10 @@ def other_thread(fn):
 
 
 def run(code: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    """code in a child Python; GOALLOC=on_error=abort unless env says
+    otherwise (goalloc_ffi would raise HeapMisuse instead)."""
     full_env = {k: v for k, v in os.environ.items() if k != "GOALLOC"}
+    full_env["GOALLOC"] = "on_error=abort"
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
@@ -238,3 +241,34 @@ def test_preload_double_free_in_c_program(tmp_path) -> None:  # type: ignore[no-
     r = subprocess.run([str(tmp_path / "df")], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == -signal.SIGABRT
     assert "goalloc: free(): double free" in r.stderr and "208 B" in r.stderr
+
+
+def test_private_heap_misuse_raises_heap_misuse_and_the_heap_goes_on() -> None:
+    """Without on_error in $GOALLOC, goalloc_ffi turns each report into a
+    HeapMisuse exception carrying the line; the bad call is not done."""
+    r = run("""
+        import goalloc_ffi
+        caught = []
+        for bad in (lambda p: (ga.free(p), ga.free(p)),                  # double free
+                    lambda p: ga.free(ffi.cast('char *', p) + 8),        # interior pointer
+                    lambda p: (ga.free(p), ga.realloc(p, 10)),           # realloc of freed
+                    lambda p: (ga.free(p), ga.usable_size(p))):          # usable size of freed
+            try:
+                bad(ga.malloc(48))
+            except goalloc_ffi.HeapMisuse as e:
+                caught.append(str(e))
+        for line in caught: print(line)
+        ga.check_heap(); print('alive', ga.usable_size(ga.malloc(10)))
+    """, {"GOALLOC": ""})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 5 and lines[-1] == "alive 10", r.stdout  # a tiny object
+    assert lines[0].startswith("goalloc: free(): double free") and "(size class 4, 48 B)" in lines[0]
+    assert "free(): pointer into the middle of an object" in lines[1]
+    assert lines[2].startswith("goalloc: realloc(): ") and lines[3].startswith("goalloc: malloc_usable_size(): ")
+
+
+def test_explicit_on_error_report_keeps_counting_without_exceptions() -> None:
+    r = run("p = ga.malloc(48); ga.free(p); ga.free(p); print('went on')", {"GOALLOC": "on_error=report"})
+    assert r.returncode == 0 and r.stdout.split() == ["went", "on"], r.stderr
+    assert r.stderr.count("goalloc: free(): double free") == 1

@@ -292,7 +292,7 @@ def top_counts(pid: int) -> Dict[str, int]:
     r = goalloc("top", str(pid), "--once")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    i = next(k for k, ln in enumerate(lines) if "remote frees" in ln)
+    i = next(k for k, ln in enumerate(lines) if "atomic frees" in ln)
     names = [c.strip() for c in lines[i].strip("┃ ").split("┃")]
     values = [c.strip() for c in lines[i + 2].strip("│ ").split("│")]
     assert "goalloc top pid" in r.stdout and "busiest size classes" in r.stdout

@@ -171,7 +171,7 @@ def test_run_report_through_a_shell_shows_the_programs_it_ran(tmp_path: Path) ->
     assert others and int(shown.group(1)) not in others
     named = [c for c in rows if c[1].strip().isdigit()]
     assert all(c[2].strip() not in ("", "?") and "-c" in c[3] for c in named), named  # comm and command line
-    counts = [ln.split("│") for ln in r.stderr.splitlines() if ln.count("│") == 12]  # the counts table
+    counts = [ln.split("│") for ln in r.stderr.splitlines() if ln.count("│") == 13]  # the counts table (12 columns)
     shown_mallocs = int(counts[0][1])
     if "left no statistics" in r.stderr:  # the shell allocated nothing: its busiest child is shown
         assert shown_mallocs >= max(others.values()) and shown_mallocs > 60000, (shown_mallocs, others)
@@ -184,3 +184,32 @@ def test_sizeclasses_command_prints_gos_table() -> None:
     rows = [ln.split("│") for ln in r.stdout.splitlines() if ln.count("│") >= 6]
     assert len(rows) == len(ga.sizeclasses())
     assert [c.strip() for c in rows[-1][1:7]] == ["66", "32768", "32768", "1", "0", "12.50%"]
+
+
+def test_atomic_and_cross_thread_frees_are_told_apart() -> None:
+    """One thread that frees its own objects after its spans went back to
+    mcentral takes the atomic path but frees nothing of another thread's;
+    a consumer thread freeing what a live producer's cache holds does."""
+    r = child("""
+        import threading
+        import goalloc_ffi as ga
+        from goalloc_ffi import stats as st
+        def totals(): t = st.stats().totals; return t.atomic_frees, t.cross_thread_frees
+        a0, c0 = totals()
+        ps = [ga.malloc(64) for _ in range(200000)]      # 1563 pages: beyond mcache_keep's 512, to mcentral
+        for p in ps: ga.free(p)
+        a1, c1 = totals()
+        print(a1 - a0 > 0, c1 - c0)
+        made, done = [], threading.Event()
+        def producer():
+            made.extend(ga.malloc(48) for _ in range(1000))  # its cache keeps the spans
+            done.wait()
+        t = threading.Thread(target=producer); t.start()
+        while len(made) < 1000: pass
+        for p in made: ga.free(p)                          # another thread's cached spans
+        a2, c2 = totals()
+        done.set(); t.join()
+        print(c2 - c1, a2 - a1 >= c2 - c1)
+    """, {})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "0", "1000", "True"], r.stdout + r.stderr
