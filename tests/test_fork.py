@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List, Optional
 
 import pytest
 
@@ -29,27 +29,36 @@ from goalloc_ffi import lib
 WAIT_MS = 300  # how long the stopped thread waits for the fork before going on
 
 
-def _fork_and_check() -> str:
-    """Forks; the child checks the private heap (its first act after the
-    fork handlers returned the lost threads' caches) and reports through a
-    pipe. Returns the child's message ("ok" or the check's complaint)."""
+def _fork_and_check(first: Optional[Callable[[], str]] = None, hang_after: float = 60.0) -> str:
+    """Forks; the child runs first() (its message, "" if all went well),
+    then checks the private heap (after the fork handlers returned the lost
+    threads' caches) and reports through a pipe. Returns the child's
+    message ("ok" or the complaint); a child still running after
+    hang_after seconds is killed and the test fails."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: no Python-level cleanup, just the verdict
         try:
             os.close(r)
             try:
+                msg = (first() if first else "") or "ok"
                 ga.check_heap()
-                msg = "ok"
             except ga.HeapCorruption as e:
                 msg = f"check_heap: {e}"
             os.write(w, msg.encode())
         finally:
             os._exit(0)
     os.close(w)
+    deadline = time.monotonic() + hang_after
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"the fork child hung (killed after {hang_after:.0f} s)")
+        time.sleep(0.01)
     with os.fdopen(r, "rb") as f:
         msg = f.read().decode()
-    _, status = os.waitpid(pid, 0)
+    status = done[1]
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status:#x}"
     return msg
 
@@ -84,32 +93,13 @@ def test_fork_child_counts_the_remote_frees_of_lost_threads() -> None:
     child then gives the span back (a wait that must not hang) and its
     heap passes check_heap."""
     assert lib.ga_test_remote_free_hold(64, 60_000) == 0, "the free never stopped half-way"
+
+    def give_back() -> str:  # in the child: a wait that must not hang
+        released = lib.ga_test_remote_free_release()
+        return "" if released >= 0 else f"release: {released}"
+
     try:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(r)
-                try:
-                    released = lib.ga_test_remote_free_release()
-                    ga.check_heap()
-                    msg = "ok" if released >= 0 else f"release: {released}"
-                except ga.HeapCorruption as e:
-                    msg = f"check_heap: {e}"
-                os.write(w, msg.encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        deadline = time.monotonic() + 30
-        while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail("the fork child hung giving back a span a lost thread was freeing into")
-            time.sleep(0.01)
-        assert os.WIFEXITED(done[1]) and os.WEXITSTATUS(done[1]) == 0, f"child status {done[1]:#x}"
-        with os.fdopen(r, "rb") as f:
-            child = f.read().decode()
+        child = _fork_and_check(give_back, hang_after=30.0)
     finally:
         lib.ga_test_remote_free_finish()
     assert child == "ok"
