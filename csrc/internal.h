@@ -163,6 +163,10 @@ typedef struct ga_span {
     /* Written by remote frees; kept off the owner's cache line. */
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
+    /* Statistics: remote frees made while another thread's cache held the
+     * span (cross_thread_frees), not yet added to the class counters by a
+     * fold or the release. Counted before nremote, on the same line. */
+    _Atomic uint32_t ncross;
 } ga_span_t;
 _Static_assert(__builtin_offsetof(ga_span_t, owner) == GA_CACHE_LINE,
                "the inline paths' span fields fill the first cache line");
@@ -198,6 +202,8 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
  * counted themselves (ga_span_free_remote). REQUIRES: s has no live object
  * and nobody folds it (CLAIMED). */
 void ga_span_wait_remote_counts(ga_span_t *s);
+/* Adds s's ncross to its class's cross_frees (any thread; fold, release). */
+void ga_span_flush_cross(ga_span_t *s);
 /* Fork child of a multi-threaded parent: counts the remote frees the lost
  * threads left half-done. */
 void ga_span_fork_child_settle(void);
@@ -622,16 +628,13 @@ typedef struct ga_class_counters {
     _Atomic uint64_t mallocs;       /* slots handed out, counted when folded */
     _Atomic uint64_t frees;         /* frees folded, or pending when a span went back */
     _Atomic uint64_t remote_frees;  /* of those, through the atomic path (atomic_frees) */
+    _Atomic uint64_t cross_frees;   /* of those, while another thread's cache held the span */
     _Atomic uint64_t refills;       /* thread-cache refills (GOALLOC=refill spans each) */
     _Atomic uint64_t grows;         /* spans taken from the page heap */
     _Atomic uint64_t releases;      /* spans given back to the page heap (grows - releases
                                        spans of the class exist) */
     _Atomic uint64_t requested;     /* bytes requested, flushed from the mcaches */
 } ga_class_counters_t;
-/* cross_thread_frees (mstats.c): one remote free into a span another
- * thread's cache holds; the sum so far. */
-void ga_count_cross_free(void);
-uint64_t ga_cross_frees_total(void);
 
 extern ga_class_counters_t ga_class_counters[GA_NUM_SPC];
 extern _Atomic uint64_t ga_large_mallocs, ga_large_frees;
@@ -644,6 +647,7 @@ typedef struct ga_census {
     uint64_t pending_mallocs[GA_NUM_SPC]; /* handed out since the last fold */
     uint64_t pending_frees[GA_NUM_SPC];   /* recorded, not yet folded */
     uint64_t pending_remote[GA_NUM_SPC];
+    uint64_t pending_cross[GA_NUM_SPC];
     uint64_t pending_requested[GA_NUM_SPC]; /* cached spans' requested bytes */
     size_t tiny_objects;              /* live tiny sub-objects */
     size_t tiny_bytes;                /* their bytes (up to the next start) */

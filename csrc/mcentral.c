@@ -82,6 +82,7 @@ static bool few_free(const ga_span_t *s, int32_t nremote)
 void ga_mcentral_release_span(ga_span_t *s)
 {
     ga_span_wait_remote_counts(s);
+    ga_span_flush_cross(s);
     uint64_t pending = (uint64_t)atomic_load(&s->nremote); /* frees never folded */
     if (pending != 0) {
         GA_STAT_ADD(ga_class_counters[s->spc].frees, pending);

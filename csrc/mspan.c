@@ -101,6 +101,7 @@ void ga_span_init_small(ga_span_t *s, unsigned spc)
     s->requested = 0;
 #endif
     atomic_store_explicit(&s->nremote, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->ncross, 0, memory_order_relaxed);
     atomic_store_explicit(&s->published, GA_UNPUBLISHED, memory_order_relaxed);
 }
 
@@ -187,6 +188,7 @@ GA_INLINE void fold(ga_span_t *s, bool hw)
         GA_STAT_ADD(k->frees, nfreed);
         GA_STAT_ADD(k->remote_frees, (uint64_t)taken);
     }
+    ga_span_flush_cross(s);
     s->nlocal = 0;
     s->alloc_count = s->alloc_count + handed - nfreed;
     ga_assert(s->alloc_count <= s->nelems);
@@ -252,12 +254,25 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
     for (uint64_t t0 = ga_sys_nanotime(); ga_sys_nanotime() - t0 < GA_TEST_REMOTE_FREE_DELAY_NS;)
         ;
 #endif
+    if (cross) /* before nremote: once that lands, s may become another span */
+        atomic_fetch_add_explicit(&s->ncross, 1, memory_order_relaxed);
     int32_t n = atomic_fetch_add(&s->nremote, 1) + 1;
-    if (cross) /* counted after the count that s may be waiting for */
-        ga_count_cross_free();
     if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
         (uint32_t)n == atomic_load(&s->published))
         ga_mcentral_remote_transition(s);
+}
+
+void ga_span_flush_cross(ga_span_t *s)
+{
+#if GA_STATS
+    uint32_t x = atomic_load_explicit(&s->ncross, memory_order_relaxed);
+    if (x != 0) {
+        atomic_fetch_sub_explicit(&s->ncross, x, memory_order_relaxed);
+        GA_STAT_ADD(ga_class_counters[s->spc].cross_frees, x);
+    }
+#else
+    (void)s;
+#endif
 }
 
 /* Remote frees of s that have set their bit but not yet counted it. */

@@ -94,6 +94,7 @@ static void census_span(ga_span_t *s, void *arg)
     c->pending_mallocs[spc] += cached ? handed_since_fold(s) : 0;
     c->pending_frees[spc] += s->nlocal + (uint64_t)(nremote > 0 ? nremote : 0);
     c->pending_remote[spc] += (uint64_t)(nremote > 0 ? nremote : 0);
+    c->pending_cross[spc] += atomic_load_explicit(&s->ncross, memory_order_relaxed);
 #if GA_STATS
     c->pending_requested[spc] += cached ? s->requested : 0;
 #endif
@@ -241,7 +242,7 @@ static uint64_t free_in_spans(uint64_t span_pages, uint64_t slot_bytes)
 
 /* What the snapshot and the quick view add up over the classes. */
 typedef struct sums {
-    uint64_t small_bytes, small_objects, mallocs, frees, remote, refills, grows, requested, waste,
+    uint64_t small_bytes, small_objects, mallocs, frees, remote, cross, refills, grows, requested, waste,
         live_waste, span_pages, blocks;
 } sums_t;
 
@@ -293,7 +294,7 @@ static void put_sums(uint64_t *t, const sums_t *u)
     t[GA_STAT_small_mallocs] = u->mallocs;
     t[GA_STAT_small_frees] = u->frees;
     t[GA_STAT_atomic_frees] = u->remote;
-    t[GA_STAT_cross_thread_frees] = ga_cross_frees_total();
+    t[GA_STAT_cross_thread_frees] = u->cross;
     t[GA_STAT_mcache_refills] = u->refills;
     t[GA_STAT_mcentral_grows] = u->grows;
     t[GA_STAT_requested_bytes] = u->requested;
@@ -328,6 +329,7 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
                   atomic_load(&k->requested) + c->pending_requested[spc],
                   atomic_load(&k->remote_frees) + c->pending_remote[spc], lists[0] + lists[1] + lists[2],
                   lists, classes, nfields);
+        u.cross += atomic_load(&k->cross_frees) + c->pending_cross[spc];
     }
     heap_totals(t);
     t[GA_STAT_bytes_in_use] = u.small_bytes + c->tiny_bytes + c->large_bytes;
@@ -367,6 +369,7 @@ void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
                   atomic_load_explicit(&k->requested, memory_order_relaxed),
                   atomic_load_explicit(&k->remote_frees, memory_order_relaxed), spans, lists,
                   spc <= nrows ? classes : NULL, GA_STAT_NCLASS);
+        u.cross += atomic_load_explicit(&k->cross_frees, memory_order_relaxed);
     }
     heap_totals(t);
     uint64_t large_pages = HEAP(pages_inuse);
@@ -504,33 +507,6 @@ static void json_provenance(json_out_t *o)
 static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER; /* the arrays below */
 static uint64_t json_totals[GA_STAT_NTOTALS];
 static uint64_t json_classes[GA_MAX_SIZE_CLASSES * GA_STAT_NCLASS];
-
-/* cross_thread_frees: each remote free into a span that another thread's
- * cache holds adds one to one of CROSS_STRIPES counters, a cache line
- * each, picked per thread, so that threads freeing at once (a consumer
- * pool) do not all share one line. */
-#define CROSS_STRIPES 16
-static struct {
-    _Alignas(GA_CACHE_LINE) _Atomic uint64_t n;
-} cross_frees[CROSS_STRIPES];
-static __thread unsigned cross_stripe; /* 1 + the thread's stripe; 0 until its first */
-
-void ga_count_cross_free(void)
-{
-    static _Atomic unsigned next;
-    unsigned i = cross_stripe;
-    if (GA_UNLIKELY(i == 0))
-        cross_stripe = i = 1 + atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % CROSS_STRIPES;
-    atomic_fetch_add_explicit(&cross_frees[i - 1].n, 1, memory_order_relaxed);
-}
-
-uint64_t ga_cross_frees_total(void)
-{
-    uint64_t n = 0;
-    for (unsigned i = 0; i < CROSS_STRIPES; i++)
-        n += atomic_load_explicit(&cross_frees[i].n, memory_order_relaxed);
-    return n;
-}
 
 void ga_stats_fork_child(void) { pthread_mutex_init(&json_lock, NULL); }
 
