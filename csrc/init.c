@@ -11,7 +11,7 @@
 #include "internal.h"
 
 ga_options_t ga_opts = {
-    .tiny = true,
+    .tiny = false,
     .summary = false,
     .reclaim = true,
     .scavenger = GA_SCAVENGER_SYNC,

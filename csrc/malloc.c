@@ -43,7 +43,8 @@
  *   1. 16 <= n <= 1024 (inline, ga_malloc): class from size_to_class8,
  *      span = mcache->alloc[class], Go's nextFreeFast: ctz of allocCache,
  *      advance freeindex. No lock, no atomic instruction.
- *   2. n < 16 with the tiny allocator on (tiny_alloc): carve the mcache's
+ *   2. n < 16 with GOALLOC=tiny=1 (off by default: it saves memory only
+ *      below 5 bytes and costs twice the 8-byte class) (tiny_alloc): carve the mcache's
  *      current 16-byte block as Go does, but with C alignment (largest power
  *      of two <= n) and a per-block word recording where each sub-object
  *      starts, so that each can be freed, realloc'd and sized.

@@ -30,11 +30,11 @@ def test_run_preloads_the_library_and_passes_options() -> None:
     probe = ("import ctypes, os; libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_size_t;"
              "libc.malloc_usable_size.restype = ctypes.c_size_t;"
              "p = libc.malloc(3); print(libc.malloc_usable_size(ctypes.c_void_p(p)), os.environ.get('GOALLOC', '-'))")
-    on = goalloc("run", "--", sys.executable, "-c", probe)
-    off = goalloc("run", "--set", "tiny=0", "--", sys.executable, "-c", probe)
+    off = goalloc("run", "--", sys.executable, "-c", probe)
+    on = goalloc("run", "--set", "tiny=1", "--", sys.executable, "-c", probe)
     assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
-    assert off.stdout.split() == ["8", "tiny=0"]  # the 8-byte class
-    assert on.stdout.split()[0] == "3"  # a tiny sub-object sized exactly
+    assert off.stdout.split()[0] == "8"  # the default: the 8-byte class
+    assert on.stdout.split() == ["3", "tiny=1"]  # a tiny sub-object sized exactly
 
 
 def test_run_passes_the_exit_status_through() -> None:

@@ -112,7 +112,7 @@ def test_tiny_objects_count_their_requested_bytes() -> None:
         t = st.stats().totals
         print(json.dumps([t.tiny_blocks, t.tiny_objects, t.requested_bytes, t.frag_cumulative_bytes,
                           t.frag_live_estimate_bytes, t.tiny_bytes_saved]))
-    """)
+    """, GOALLOC="tiny=1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [15, 30, 150, 15 * 16 - 150, 90, 15 * 16]
 

@@ -85,7 +85,7 @@ def run(exe: Path, *args: str, preload: bool, goalloc: Optional[str] = None) -> 
 
 @pytest.mark.parametrize(
     ("goalloc", "malloc3_alignment"),
-    [pytest.param(None, 2, id="default"), pytest.param("tiny=0", 8, id="tiny=0")],
+    [pytest.param(None, 8, id="default"), pytest.param("tiny=1", 2, id="tiny=1")],
 )
 def test_api_conformance_under_goalloc(
     conformance_exe: Path, goalloc: Optional[str], malloc3_alignment: int,
