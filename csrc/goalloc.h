@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 /* Exported from the preload library only; hidden everywhere else so that
- * the cffi module never binds to a preloaded copy (STYLE.md §5, pitfall 7). */
+ * the cffi module never binds to a preloaded copy: a program run with the
+ * preload library and importing the extension would otherwise have the
+ * extension's ga_ calls resolved to the preloaded library's heap. */
 #if defined(GA_SHARED_LIB_EXPORT)
 #define GA_API __attribute__((visibility("default")))
 #else

@@ -80,6 +80,14 @@ typedef enum ga_span_state {
                           OS refuses new mappings; its struct is in its first bytes */
 } ga_span_state_t;
 
+/* A small span in use: cached by a thread, or on mcentral's lists. */
+#define GA_SMALL_IN_USE(st) ((st) == GA_SPAN_CACHED || (st) == GA_SPAN_PARTIAL || (st) == GA_SPAN_FULL)
+
+/* The bits of word w of a span's bitmaps for the slots below freeindex fi,
+ * handed out since the last fold whatever alloc_bits say. */
+#define GA_BELOW_FREEINDEX(fi, w)                                                                  \
+    ((w) < (fi) / 64 ? ~0ull : (w) == (fi) / 64 ? (1ull << ((fi) & 63)) - 1 : 0)
+
 struct ga_mcache;
 
 /* A run of pages: a small span (objects of one class), a large object, or a

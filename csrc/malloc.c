@@ -40,14 +40,16 @@
  *                 mlive.c publishes them to other processes (live=1).
  *
  * ALLOCATION LADDER (malloc)
- *   1. 16 <= n <= 1024 (inline, ga_malloc): class from size_to_class8,
+ *   1. n <= 32 KiB (n >= 16 with GOALLOC=tiny=1; inline, ga_malloc): class
+ *      from size_to_class8 up to 1 KiB, size_to_class128 above,
  *      span = mcache->alloc[class], Go's nextFreeFast: ctz of allocCache,
  *      advance freeindex. No lock, no atomic instruction.
- *   2. n < 16 with GOALLOC=tiny=1 (off by default: it saves memory only
- *      below 5 bytes and costs twice the 8-byte class) (tiny_alloc): carve the mcache's
- *      current 16-byte block as Go does, but with C alignment (largest power
- *      of two <= n) and a per-block word recording where each sub-object
- *      starts, so that each can be freed, realloc'd and sized.
+ *   2. n < 16 with GOALLOC=tiny=1 (tiny_alloc; off by default: it saves
+ *      memory only below 5 bytes and costs twice the 8-byte class): carve
+ *      the mcache's current 16-byte block as Go does, but with C
+ *      alignment (largest power of two <= n) and a per-block word
+ *      recording where each sub-object starts, so that each can be freed,
+ *      realloc'd and sized.
  *   3. Other small sizes, or an empty window: the fast path again, then
  *      ga_mcache_next_free (Go nextFree): next allocCache window; if the span
  *      is exhausted, fold its pending frees and keep it if that freed slots;
@@ -96,7 +98,8 @@
  * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache
  *   list < each mcache's own (held by its owner across span moves, so a
  *   fork child never finds a cache half-way through one) < mcentral[spc] <
- *   span bitmaps < heap < persistent chunks.
+ *   span bitmaps < size profile < heap < persistent chunks (init.c's
+ *   lock_all takes them in this order).
  *   No lock is held on the fast paths.
  */
 #include <errno.h>
@@ -242,7 +245,7 @@ GA_INLINE bool tiny_free_bit(ga_span_t *s, uintptr_t p, const char *fn)
 static bool tiny_free_fast(ga_span_t *s, uintptr_t p)
 {
     uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (GA_UNLIKELY((st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL) ||
+    if (GA_UNLIKELY(!GA_SMALL_IN_USE(st) ||
                     p < s->base || p - s->base >= (uintptr_t)s->nelems * GA_TINY_SIZE))
         return false;
     return tiny_free_bit(s, p, "free");
@@ -292,7 +295,7 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
 static bool span_in_use(const ga_span_t *s)
 {
     uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    return st == GA_SPAN_CACHED || st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL ||
+    return GA_SMALL_IN_USE(st) ||
            st == GA_SPAN_LARGE;
 }
 

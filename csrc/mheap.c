@@ -369,6 +369,17 @@ static bool reserve_spans_locked(void)
     return true;
 }
 
+/* npages more pages in use: the one place that moves the recent peak
+ * (the scavenger's goal) and the all-time peak (peak_heap_bytes). */
+static void inuse_add_locked(size_t npages)
+{
+    ga_heap.pages_inuse += npages;
+    if (ga_heap.pages_inuse > ga_heap.peak_cur)
+        ga_heap.peak_cur = ga_heap.pages_inuse;
+    if (ga_heap.pages_inuse > ga_heap.peak_inuse_ever)
+        ga_heap.peak_inuse_ever = ga_heap.pages_inuse;
+}
+
 static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
 {
     size_t need = npages + align_pages - 1;
@@ -413,11 +424,7 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
         free_run_locked(t);
     }
     r->needzero = ga_mheap_page_bits(abase, npages, GA_BITS_DIRTY, GA_BITS_SET) != 0;
-    ga_heap.pages_inuse += npages;
-    if (ga_heap.pages_inuse > ga_heap.peak_cur)
-        ga_heap.peak_cur = ga_heap.pages_inuse;
-    if (ga_heap.pages_inuse > ga_heap.peak_inuse_ever)
-        ga_heap.peak_inuse_ever = ga_heap.pages_inuse;
+    inuse_add_locked(npages);
     return r;
 }
 
@@ -496,7 +503,7 @@ void *ga_mheap_alloc_meta_locked(size_t bytes)
     m->npages = npages;
     atomic_store_explicit(&m->state, GA_SPAN_META, memory_order_relaxed);
     map_all_pages(m);
-    ga_heap.pages_inuse += npages;
+    inuse_add_locked(npages);
     return (char *)base + META_HEADER;
 }
 
@@ -564,9 +571,7 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
             s->needzero |= ga_mheap_page_bits(end, extra, GA_BITS_DIRTY, GA_BITS_SET) != 0;
             if (ga_protect)
                 set_access(end, extra, 1);
-            ga_heap.pages_inuse += extra;
-            if (ga_heap.pages_inuse > ga_heap.peak_cur)
-                ga_heap.peak_cur = ga_heap.pages_inuse;
+            inuse_add_locked(extra);
             ok = true;
         }
     } else {
@@ -720,8 +725,7 @@ int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
                     return ga_fail(msg, len, "mheap: free run's last page not mapped", a, s->npages);
                 free_walk += s->npages;
                 prev_free = true;
-            } else if (st == GA_SPAN_CACHED || st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL ||
-                       st == GA_SPAN_LARGE || st == GA_SPAN_META) {
+            } else if (GA_SMALL_IN_USE(st) || st == GA_SPAN_LARGE || st == GA_SPAN_META) {
                 for (uintptr_t q = a; q < send; q += PAGE)
                     if (page_entry(q) != s)
                         return ga_fail(msg, len, "mheap: in-use span page not mapped to it", q,

@@ -149,7 +149,7 @@ GA_INLINE void fold(ga_span_t *s, bool hw)
         s->alloc_bits[w] = ~0ull;
     }
     if (fi & 63) {
-        uint64_t below = (1ull << (fi & 63)) - 1;
+        uint64_t below = GA_BELOW_FREEINDEX(fi, fi / 64);
         handed += (unsigned)POPCOUNT(~s->alloc_bits[fi / 64] & below);
         s->alloc_bits[fi / 64] |= below;
     }
@@ -232,7 +232,7 @@ void (*ga_test_remote_hook)(ga_span_t *s);
 void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
 {
     uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (GA_UNLIKELY(st != GA_SPAN_CACHED && st != GA_SPAN_PARTIAL && st != GA_SPAN_FULL)) {
+    if (GA_UNLIKELY(!GA_SMALL_IN_USE(st))) {
         ga_misuse(fn, "double free or invalid pointer", p, s);
         return;
     }
@@ -304,7 +304,7 @@ static void settle_remote_counts(ga_span_t *s, void *arg)
 {
     (void)arg;
     uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-    if (s->spc != 0 && (st == GA_SPAN_CACHED || st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL)) {
+    if (s->spc != 0 && GA_SMALL_IN_USE(st)) {
         int32_t lost = remote_uncounted(s);
         if (lost > 0)
             atomic_fetch_add_explicit(&s->nremote, lost, memory_order_relaxed);
@@ -393,8 +393,7 @@ int ga_span_check(ga_span_t *s, char *msg, size_t len)
     unsigned count = 0, nlocal = 0, nremote = 0;
     for (unsigned w = 0; w < nw; w++) {
         uint64_t a = s->alloc_bits[w] & ~(w == nw - 1 ? pad : 0);
-        uint64_t below = w < s->freeindex / 64 ? ~0ull
-                         : w == s->freeindex / 64 ? (1ull << (s->freeindex & 63)) - 1 : 0;
+        uint64_t below = GA_BELOW_FREEINDEX(s->freeindex, w);
         uint64_t l = s->local_free[w];
         uint64_t r = atomic_load_explicit(&s->remote_free[w], memory_order_relaxed);
         if (cached)

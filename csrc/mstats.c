@@ -46,8 +46,7 @@ static unsigned handed_since_fold(const ga_span_t *s)
 {
     unsigned n = 0;
     for (unsigned w = 0; w * 64 < s->freeindex; w++) {
-        uint64_t below = (w + 1) * 64u <= s->freeindex ? ~0ull : (1ull << (s->freeindex & 63)) - 1;
-        n += (unsigned)ga_popcount64(~s->alloc_bits[w] & below);
+        n += (unsigned)ga_popcount64(~s->alloc_bits[w] & GA_BELOW_FREEINDEX(s->freeindex, w));
     }
     return n;
 }
@@ -81,8 +80,8 @@ static void census_span(ga_span_t *s, void *arg)
     size_t live = 0;
     for (unsigned w = 0; w < s->nwords; w++) {
         uint64_t a = s->alloc_bits[w];
-        if (cached && w * 64u < s->freeindex)
-            a |= (w + 1) * 64u <= s->freeindex ? ~0ull : (1ull << (s->freeindex & 63)) - 1;
+        if (cached)
+            a |= GA_BELOW_FREEINDEX(s->freeindex, w);
         a &= ~(s->local_free[w] | atomic_load(&s->remote_free[w]));
         live += (size_t)ga_popcount64(a);
     }

@@ -50,13 +50,12 @@ unsigned ga_test_tiny_class(void);
 size_t ga_test_central_spans(unsigned spc, int which);
 /* Returns the calling thread's cached spans and tiny block to mcentral. */
 void ga_test_release_cache(void);
-/* Runs the exit destructor of the calling thread's cache now: the thread
- * then allocates through the shared cache, as after pthread exit. */
 /* Gives the calling thread a span of n's class fresh from the page heap
  * (its current one goes back to mcentral). Returns the class, -1 on error. */
 int ga_test_fresh_span(size_t n);
+/* Runs the exit destructor of the calling thread's cache now: the thread
+ * then allocates through the shared cache, as after pthread exit. */
 void ga_test_exit_cache(void);
-/* Turns the tiny allocator on or off (the GOALLOC=tiny option). */
 /* Breaks (on = 1) or repairs (on = 0) one invariant, for testing
  * ga_check_heap: what = 0 nlocal of p's span, 1 max_pages at the treap
  * root, 2 the page-map entry of p's page (repair: ga_test_repair_page with
@@ -64,6 +63,7 @@ void ga_test_exit_cache(void);
  * pages (mcache_keep). */
 void ga_test_corrupt(void *p, int what, int on);
 void ga_test_repair_page(void *p, void *span_of);
+/* Turns the tiny allocator on or off (the GOALLOC=tiny option). */
 void ga_test_set_tiny(int on);
 /* Moves goalloc's clock forward (the scavenger's delays and epochs). */
 void ga_test_advance_clock(uint64_t ns);

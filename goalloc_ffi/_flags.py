@@ -32,7 +32,8 @@ WARN = [
 
 # --- cffi test extension (goalloc_ffi._goalloc) ---------------------------
 # Python's own CFLAGS (-DNDEBUG -O3 ...) come first on the compile line;
-# _build.py undefines NDEBUG so assert() stays on (STYLE.md 5.2, pitfall 5).
+# _build.py undefines NDEBUG so assert() stays on (the last -D/-U on the
+# line wins, and Python's -DNDEBUG would silently turn the asserts off).
 EXT_COMPILE_ARGS = [
     "-std=gnu11",
     "-fvisibility=hidden",

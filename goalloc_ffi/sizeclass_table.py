@@ -9,7 +9,7 @@ literal here: the generator reads it from csrc/sizeclasses.h
 (``Geometry.from_header``), the package from the compiled library
 (``goalloc_ffi.sizeclass_fit.geometry``).
 
-The algorithm (shared/design/GO-ALLOCATOR.md section 2):
+The algorithm (Go's runtime/mksizeclasses.go, re-implemented):
 
 Pass 1, candidates
     Walk ``size`` from 8 to 32768 in steps of ``align`` (initially 8). When

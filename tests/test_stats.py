@@ -213,3 +213,18 @@ def test_atomic_and_cross_thread_frees_are_told_apart() -> None:
     """, {})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "0", "1000", "True"], r.stdout + r.stderr
+
+
+def test_peak_heap_follows_a_large_block_grown_in_place() -> None:
+    """A 40 KB block realloc'd in place to 4 MB (the pages after it are
+    free): the all-time peak must count the grown block."""
+    r = child("""
+        import goalloc_ffi as ga
+        from goalloc_ffi import stats as st
+        p = ga.malloc(40000)
+        q = ga.realloc(p, 4000000)
+        t = st.stats().totals
+        print(q == p, t.large_bytes >= 4000000, t.peak_heap_bytes >= t.large_bytes)
+    """, {})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True", "True"], r.stdout

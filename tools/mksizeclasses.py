@@ -2,7 +2,7 @@
 """Generate goalloc's size-class tables (csrc/sizeclasses.c).
 
 This is an independent implementation of the algorithm of Go's
-``mksizeclasses.go`` (see shared/design/GO-ALLOCATOR.md section 2); the
+``mksizeclasses.go`` (runtime/mksizeclasses.go in Go's sources); the
 algorithm itself (three passes: candidates, widening, checks) lives in
 goalloc_ffi/sizeclass_table.py, shared with the fitted tables of
 ``goalloc sizeclasses --fit``, and is loaded from there by path (importing
@@ -113,8 +113,8 @@ def build_tables() -> list:
 
 _HEADER = f"""{BANNER}
 //
-// Size-class tables of Go's allocator, produced by the mksizeclasses algorithm
-// (shared/design/GO-ALLOCATOR.md section 2). The layout is declared in
+// Size-class tables of Go's allocator, produced by the algorithm of Go's
+// mksizeclasses.go (goalloc_ffi/sizeclass_table.py). The layout is declared in
 // sizeclasses.h. To change a table, change tools/mksizeclasses.py and run
 //     python3 tools/mksizeclasses.py
 // `python3 tools/mksizeclasses.py --check` (run by tests/test_sizeclasses.py)
