@@ -155,7 +155,7 @@ void ga_stats_span_alloc_locked(unsigned spc, size_t npages)
     class_pages[spc] += npages;
     if (class_pages[spc] > class_pages_max[spc])
         class_pages_max[spc] = class_pages[spc];
-    if (ga_heap.pages_inuse >= peak_noted) {
+    if (ga_heap.pages_inuse > peak_noted) { /* a new peak only: a loop at the peak copies nothing */
         peak_noted = ga_heap.pages_inuse;
         memcpy(class_pages_at_peak, class_pages, sizeof class_pages);
     }

@@ -105,7 +105,7 @@
                              "mallocs x size - requested_bytes")                                 \
     X(frag_live_estimate_bytes, "ESTIMATE of the bytes lost to rounding in the live objects: "    \
                                 "objects_in_use x frag_cumulative_bytes / mallocs")                \
-    X(peak_span_bytes, "bytes of this class's spans when the heap's pages in use last reached "  \
+    X(peak_span_bytes, "bytes of this class's spans when the heap's pages in use first reached " \
                        "their peak (peak_heap_bytes)")                                           \
     X(peak_class_span_bytes, "the most bytes this class's spans ever held at one time")
 
