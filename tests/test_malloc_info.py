@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
-from conftest import build_c_program, heap_info
+from conftest import build_c_program, goalloc_options, heap_info
 
 import goalloc_ffi as ga
 from goalloc_ffi import ffi, lib
@@ -59,7 +59,8 @@ def ffi_document(len_: int = int(lib.GA_MALLOC_INFO_MAX)) -> Tuple[int, str]:
 def test_document_follows_the_heap() -> None:
     cls = {c.size: c for c in ga.sizeclasses()}[3072]
     lib.ga_test_release_cache()
-    tiny = ga.malloc(5)
+    with goalloc_options("tiny=1"):  # a tiny block, listed first
+        tiny = ga.malloc(5)
     ps = [ga.malloc(3000) for _ in range(3 * cls.objects)]
     big = [ga.malloc(100000), ga.malloc(1 << 20)]
     for p in ps[::2]:

@@ -70,9 +70,12 @@ def test_exact_span_counts_on_a_fresh_heap(keep: str, full: int, cached: int) ->
 
 
 def test_large_and_tiny_totals() -> None:
+    from conftest import goalloc_options
+
     before = st.stats().totals
     big = [ga.malloc(100000) for _ in range(3)]
-    tiny = [ga.malloc(3) for _ in range(4)]  # 2-aligned, 4 per 16-byte block
+    with goalloc_options("tiny=1"):
+        tiny = [ga.malloc(3) for _ in range(4)]  # 2-aligned, 4 per 16-byte block
     t = st.stats().totals
     assert t.large_mallocs - before.large_mallocs == 3 and t.large_objects - before.large_objects == 3
     assert t.large_bytes - before.large_bytes == 3 * 13 * 8192
