@@ -160,6 +160,10 @@ typedef struct ga_span {
      * with the bitmaps. Large objects: requested bytes + 1, 0 = unknown. */
     void *prof_table;
     size_t prof_request;
+    /* Sampled heap profile (mprof.c): how many of its objects are sampled;
+     * changed under the profile's lock, read by free without it (0: no
+     * object of this span needs a look-up). Back to 0 before the span is. */
+    _Atomic uint32_t prof_samples;
     /* Written by remote frees; kept off the owner's cache line. */
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
@@ -546,6 +550,9 @@ typedef struct ga_mcache {
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
     uint32_t slow_paths;           /* count of ga_mcache_next_free calls */
     uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */
+    uint64_t next_sample;          /* bytes until the next heap-profile sample (Go's
+                                      nextSample); 0: not drawn yet */
+    uint64_t sample_rng;           /* its random state */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
@@ -676,6 +683,46 @@ void ga_prof_resize(ga_span_t *s, uintptr_t p, size_t n);
 void ga_prof_span_free(ga_span_t *s);
 void ga_prof_write_at_exit(void);
 int ga_prof_restart(int on);
+
+/* Sampled heap profile (mprof.c; the pprof file: pprof.c). Go's
+ * MemProfileRate, mProf_Malloc and mProf_Free: about once per
+ * ga_sample_rate bytes (exponential intervals) an allocation records its
+ * stack in a bucket; the free of a sampled object is recorded in it too. */
+#define GA_PROF_MAX_STACK 64
+typedef struct ga_bucket {
+    struct ga_bucket *next;      /* hash chain */
+    struct ga_bucket *all;       /* every bucket, newest first */
+    uint64_t hash;
+    uint32_t nstk;
+    uint64_t allocs, alloc_bytes, alloc_req; /* sampled: objects, bytes handed out, requested */
+    uint64_t frees, free_bytes, free_req;    /* of those, freed since */
+    uintptr_t stk[GA_PROF_MAX_STACK];        /* return addresses, innermost first */
+} ga_bucket_t;
+extern uint64_t ga_sample_rate;   /* 0: off (set at start-up) */
+void ga_prof_sample_init(const char *path);
+void ga_prof_sample_prime(void); /* library constructor: stacks from here on */
+/* malloc's hook on the slow path (sampling closes the inline paths). */
+void ga_prof_sample_new(void *p, size_t n);
+/* free's hook, before s's slot is freed. */
+GA_INLINE void ga_prof_sample_free(ga_span_t *s, uintptr_t p)
+{
+    extern void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p);
+    if (GA_UNLIKELY(atomic_load_explicit(&s->prof_samples, memory_order_acquire) != 0))
+        ga_prof_sample_free_slow(s, p);
+}
+/* The buckets (REQUIRES: prof_lock), newest first. */
+ga_bucket_t *ga_prof_buckets_locked(void);
+/* Go's scaleHeapSample: the factor by which count sampled objects of
+ * bytes in all stand for the allocations they were drawn from. */
+double ga_prof_scale(uint64_t count, uint64_t bytes);
+/* The stack of the caller (goalloc's own frames skipped), up to max
+ * return addresses: their number, 0 before the constructor. */
+unsigned ga_prof_stack(uintptr_t *stk, unsigned max);
+/* pprof.c: the profile.proto document, gzipped; 0 or an errno value. */
+int ga_heap_profile_write(int fd);
+void ga_heap_profile_write_at_exit(void);
+/* pprof.c: "  #i 0xADDR path+0xOFF" lines for stack stk (misuse reports). */
+void ga_print_stack(int fd, const uintptr_t *stk, unsigned n);
 void ga_prof_lock(void);
 void ga_prof_unlock(void);
 void ga_prof_fork_child(void);
@@ -731,7 +778,12 @@ typedef struct ga_options {
                                 (1 = Go; 1..GA_MAX_REFILL) */
     bool arena_hint_go;      /* arena_hint: random (default) | go: the first arena at
                                 Go's fixed 0xc000000000 instead of a random address */
+    uint64_t profile_rate;   /* profile_rate: mean bytes between heap-profile samples
+                                (Go's MemProfileRate), 0 = off, 1 = every object;
+                                GA_PROFILE_RATE_UNSET until start-up resolves it */
 } ga_options_t;
+#define GA_PROFILE_RATE_UNSET UINT64_MAX
+#define GA_PROFILE_RATE_DEFAULT (512u << 10) /* with GOALLOC_HEAP_PROFILE alone: Go's */
 
 #define GA_MAX_REFILL 16
 

@@ -35,7 +35,10 @@
  *                 link nor used unless regular; the first arena's address
  *                 is random (init.c, mheap.c; README "Security").
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
- *                 requested size, recorded on the slow paths only).
+ *                 requested size, recorded on the slow paths only; and
+ *                 profile_rate: Go's sampled heap profile, a stack about
+ *                 once per MemProfileRate bytes, its frees too), written as
+ *                 pprof by pprof.c (GOALLOC_HEAP_PROFILE).
  *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;
  *                 mlive.c publishes them to other processes (live=1).
  *
@@ -95,7 +98,7 @@
  * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache
  *   list < each mcache's own (held by its owner across span moves, so a
  *   fork child never finds a cache half-way through one) < mcentral[spc] <
- *   span bitmaps < heap < persistent chunks.
+ *   span bitmaps < profiles (prof_lock) < heap < persistent chunks.
  *   No lock is held on the fast paths.
  */
 #include <errno.h>
@@ -535,6 +538,8 @@ static GA_NOINLINE void *harden_new(void *p, size_t n)
         memset(p, atomic_load_explicit(&new_byte, memory_order_relaxed), n);
     if (ga_canary)
         canary_set(ga_span_of((uintptr_t)p), (uintptr_t)p, n);
+    if (ga_sample_rate != 0)
+        ga_prof_sample_new(p, n);
     return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
 }
 
@@ -616,6 +621,7 @@ static GA_NOINLINE bool harden_free(ga_span_t *s, uintptr_t p, const char *fn)
     }
     if (ga_profiling)
         ga_prof_free(s, p);
+    ga_prof_sample_free(s, p);
     return true;
 }
 

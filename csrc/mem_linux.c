@@ -2,6 +2,7 @@
  * See mem.h for the contract and malloc.c for the overview. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -284,4 +285,42 @@ const char *ga_sys_getenv(const char *name)
         if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
             return *e + n + 1;
     return NULL;
+}
+
+/* glibc 2.36's backtrace dlopens libgcc_s on its first call (malloc
+ * inside); afterwards _Unwind_Backtrace finds each frame's CFI through
+ * _dl_find_object, which takes no lock. */
+static _Atomic int backtrace_ready;
+
+void ga_sys_backtrace_prime(void)
+{
+    void *one[2];
+    int saved = errno;
+    backtrace(one, 2);
+    errno = saved;
+    __atomic_store_n(&backtrace_ready, 1, __ATOMIC_RELEASE);
+}
+
+int ga_sys_backtrace(void **buf, int max)
+{
+    if (!__atomic_load_n(&backtrace_ready, __ATOMIC_ACQUIRE))
+        return 0;
+    int saved = errno;
+    int n = backtrace(buf, max);
+    errno = saved;
+    return n;
+}
+
+long ga_sys_read_maps(char *buf, size_t cap)
+{
+    int fd = ga_sys_open_file("/proc/self/maps", GA_FILE_READ);
+    if (fd < 0)
+        return fd;
+    size_t len = 0;
+    long r = 1;
+    while (len + 1 < cap && (r = ga_sys_read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    ga_sys_close(fd);
+    buf[len] = '\0';
+    return r < 0 ? r : (long)len;
 }

@@ -341,3 +341,316 @@ int ga_prof_restart(int on)
     ga_unlock_all();
     return 0;
 }
+
+/* ---- sampled heap profile (Go's MemProfileRate: mProf_Malloc, mProf_Free) ------- */
+
+/* GOALLOC=profile_rate=BYTES: the mean number of bytes handed out between
+ * two samples, drawn per thread from an exponential distribution as Go's
+ * nextSample does, so that every byte has the same chance 1/rate of being
+ * the one that takes a sample (1: every object). A sample takes the stack
+ * (ga_prof_stack, before any lock) and counts the object in the bucket of
+ * that stack; the object's address goes into a map so that its free, by
+ * any thread, is counted there too: live (inuse) = allocated - freed.
+ *
+ * Cost when off: none; when on, the inline malloc and free paths are
+ * closed (ga_apply_options), malloc_slow counts the countdown of its
+ * thread's mcache, and free_slow looks an object up only when its span
+ * holds a sampled object (span->prof_samples). Memory: buckets of 600
+ * bytes from a metadata pool, 65536 chain heads and an open-addressing
+ * map of sampled objects (32 bytes each, grown by doubling), all mmap'd
+ * and under prof_lock. GOALLOC_HEAP_PROFILE=PATH writes the profile as
+ * pprof at exit (pprof.c). */
+
+uint64_t ga_sample_rate;
+static const char *heap_path; /* GOALLOC_HEAP_PROFILE (the environment's string) */
+
+#define NHEADS (1u << 16)
+typedef struct sampled {
+    uintptr_t addr;  /* 0: empty */
+    ga_bucket_t *b;
+    uint64_t req;    /* requested bytes */
+    uint64_t size;   /* bytes handed out (realloc in place may change the span) */
+} sampled_t;
+
+/* Under prof_lock. */
+static struct {
+    ga_bucket_t **heads;
+    ga_bucket_t *all;
+    ga_fixalloc_t buckets;
+    sampled_t *map;
+    size_t cap, used;    /* map: slots (a power of two), entries */
+    uint64_t seed;
+    uint64_t dropped;    /* samples not recorded: no memory */
+} smp;
+
+static _Atomic uint64_t rng_streams;
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* ln x for 0 < x <= 1, without libm: x = m 2^e with m in [1, 2), ln m =
+ * 2 atanh((m-1)/(m+1)) by its series (|t| < 1/3: 12 terms, < 1e-12). */
+static double ln01(double x)
+{
+    int e = 0;
+    while (x < 1.0) {
+        x *= 2.0;
+        e--;
+    }
+    double t = (x - 1) / (x + 1), t2 = t * t, term = t, sum = 0;
+    for (int k = 1; k < 26; k += 2, term *= t2)
+        sum += term / k;
+    return 2 * sum + e * 0.69314718055994530942;
+}
+
+/* e^-x for x >= 0, without libm: 2^-k e^-r with r in [0, ln 2). */
+static double exp_neg(double x)
+{
+    if (x > 700)
+        return 0;
+    int k = (int)(x / 0.69314718055994530942);
+    double r = x - k * 0.69314718055994530942, term = 1, sum = 1;
+    for (int i = 1; i < 20; i++) {
+        term *= -r / i;
+        sum += term;
+    }
+    while (k-- > 0)
+        sum *= 0.5;
+    return sum;
+}
+
+/* Go's nextSample: an exponential variate of mean rate, at least 1. */
+static uint64_t next_sample(ga_mcache_t *mc)
+{
+    if (mc->sample_rng == 0)
+        mc->sample_rng = smp.seed + atomic_fetch_add(&rng_streams, 1) * 0x2545F4914F6CDD1Dull + 1;
+    uint64_t r = splitmix(&mc->sample_rng);
+    double u = ((double)(r >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
+    double v = -ln01(u) * (double)ga_sample_rate;
+    return v < 1 ? 1 : v > 1e18 ? (uint64_t)1e18 : (uint64_t)v;
+}
+
+double ga_prof_scale(uint64_t count, uint64_t bytes)
+{
+    if (count == 0 || bytes == 0 || ga_sample_rate <= 1)
+        return 1;
+    double avg = (double)bytes / (double)count;
+    return 1 / (1 - exp_neg(avg / (double)ga_sample_rate));
+}
+
+/* Start-up: sampling is on when profile_rate > 0 (GOALLOC_HEAP_PROFILE
+ * alone: Go's default, 512 KiB); path gets the profile at exit. */
+void ga_prof_sample_init(const char *path)
+{
+    heap_path = path != NULL && *path != '\0' ? path : NULL;
+    if (ga_opts.profile_rate == GA_PROFILE_RATE_UNSET)
+        ga_opts.profile_rate = heap_path ? GA_PROFILE_RATE_DEFAULT : 0;
+    if (ga_opts.profile_rate == 0)
+        return;
+    size_t bytes = NHEADS * sizeof(ga_bucket_t *);
+    smp.heads = ga_sys_reserve(0, bytes, ga_sys_page_size());
+    if (smp.heads == NULL) {
+        ga_warn("profile_rate: no memory for the heap profile; not sampling", NULL, NULL);
+        return;
+    }
+    atomic_fetch_add_explicit(&ga_metadata_bytes, bytes, memory_order_relaxed);
+    ga_fixalloc_init(&smp.buckets, sizeof(ga_bucket_t), ga_mheap_alloc_meta);
+    ga_sys_random(&smp.seed, sizeof smp.seed);
+    ga_sample_rate = ga_opts.profile_rate;
+}
+
+void ga_prof_sample_prime(void)
+{
+    if (ga_sample_rate != 0)
+        ga_sys_backtrace_prime();
+}
+
+/* goalloc's own code: frames there are skipped (both the preload library
+ * and the test extension link these symbols of their own object). */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern const char __etext[] __attribute__((visibility("hidden")));
+
+unsigned ga_prof_stack(uintptr_t *stk, unsigned max)
+{
+    void *raw[GA_PROF_MAX_STACK + 16];
+    int n = ga_sys_backtrace(raw, GA_PROF_MAX_STACK + 16);
+    int i = 0;
+    while (i < n && (const char *)raw[i] >= __ehdr_start && (const char *)raw[i] < __etext)
+        i++;
+    unsigned k = 0;
+    for (; i < n && k < max; i++)
+        stk[k++] = (uintptr_t)raw[i];
+    return k;
+}
+
+static uint64_t hash_stack(const uintptr_t *stk, unsigned n)
+{
+    uint64_t h = 0x84222325CBF29CE4ull ^ n;
+    for (unsigned i = 0; i < n; i++)
+        h = (h ^ stk[i]) * 0x100000001B3ull, h ^= h >> 29;
+    return h;
+}
+
+/* The bucket of stack stk (REQUIRES: prof_lock); NULL without memory. */
+static ga_bucket_t *bucket_of(const uintptr_t *stk, unsigned n)
+{
+    uint64_t h = hash_stack(stk, n);
+    ga_bucket_t **head = &smp.heads[h & (NHEADS - 1)];
+    for (ga_bucket_t *b = *head; b != NULL; b = b->next)
+        if (b->hash == h && b->nstk == n && memcmp(b->stk, stk, n * sizeof *stk) == 0)
+            return b;
+    ga_bucket_t *b = ga_fixalloc_alloc(&smp.buckets);
+    if (b == NULL)
+        return NULL;
+    memset(b, 0, sizeof *b);
+    b->hash = h;
+    b->nstk = n;
+    memcpy(b->stk, stk, n * sizeof *stk);
+    b->next = *head;
+    *head = b;
+    b->all = smp.all;
+    smp.all = b;
+    return b;
+}
+
+static size_t slot_of(uintptr_t a, size_t cap)
+{
+    uint64_t h = (uint64_t)a * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 20) & (cap - 1);
+}
+
+/* Room for one more entry in the object map (REQUIRES: prof_lock): grows
+ * it to twice its size at half full. */
+static bool map_room(void)
+{
+    if (2 * (smp.used + 1) <= smp.cap)
+        return true;
+    size_t cap = smp.cap ? 2 * smp.cap : 4096, bytes = cap * sizeof(sampled_t);
+    sampled_t *m = ga_sys_reserve(0, bytes, ga_sys_page_size());
+    if (m == NULL)
+        return false;
+    for (size_t i = 0; i < smp.cap; i++) {
+        if (smp.map[i].addr == 0)
+            continue;
+        size_t j = slot_of(smp.map[i].addr, cap);
+        while (m[j].addr != 0)
+            j = (j + 1) & (cap - 1);
+        m[j] = smp.map[i];
+    }
+    if (smp.map != NULL) {
+        ga_sys_free(smp.map, smp.cap * sizeof(sampled_t));
+        atomic_fetch_sub_explicit(&ga_metadata_bytes, smp.cap * sizeof(sampled_t), memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&ga_metadata_bytes, bytes, memory_order_relaxed);
+    smp.map = m;
+    smp.cap = cap;
+    return true;
+}
+
+/* Removes the entry of a, if any, into *out (REQUIRES: prof_lock); linear
+ * probing with backward-shift deletion, so no tombstones. */
+static bool map_take(uintptr_t a, sampled_t *out)
+{
+    if (smp.cap == 0)
+        return false;
+    size_t mask = smp.cap - 1, i = slot_of(a, smp.cap);
+    while (smp.map[i].addr != a) {
+        if (smp.map[i].addr == 0)
+            return false;
+        i = (i + 1) & mask;
+    }
+    *out = smp.map[i];
+    for (size_t j = (i + 1) & mask; smp.map[j].addr != 0; j = (j + 1) & mask) {
+        size_t home = slot_of(smp.map[j].addr, smp.cap);
+        /* j's entry may move to the hole at i unless its home lies in (i, j] */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            smp.map[i] = smp.map[j];
+            i = j;
+        }
+    }
+    smp.map[i].addr = 0;
+    smp.used--;
+    return true;
+}
+
+/* Bytes a sampled object of n requested bytes was handed in span s. */
+static size_t handed(const ga_span_t *s, size_t n)
+{
+    if (s->spc == 0)
+        return s->npages << GA_PAGE_SHIFT;
+    if (s->spc == GA_TINY_SPC)
+        return n ? n : 1;
+    return s->elemsize;
+}
+
+static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t size)
+{
+    uintptr_t stk[GA_PROF_MAX_STACK];
+    unsigned depth = ga_prof_stack(stk, GA_PROF_MAX_STACK);
+    pthread_mutex_lock(&prof_lock);
+    sampled_t old;
+    if (map_take((uintptr_t)p, &old)) /* freed unseen (cannot happen): forget it */
+        atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_relaxed);
+    ga_bucket_t *b = map_room() ? bucket_of(stk, depth) : NULL;
+    if (b == NULL) {
+        smp.dropped++;
+    } else {
+        size_t i = slot_of((uintptr_t)p, smp.cap);
+        while (smp.map[i].addr != 0)
+            i = (i + 1) & (smp.cap - 1);
+        smp.map[i] = (sampled_t){(uintptr_t)p, b, n, size};
+        smp.used++;
+        b->allocs++;
+        b->alloc_bytes += size;
+        b->alloc_req += n;
+        atomic_fetch_add_explicit(&s->prof_samples, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&prof_lock);
+}
+
+void ga_prof_sample_new(void *p, size_t n)
+{
+    if (p == NULL || ga_sample_rate == 0 || ga_is_zero_object((uintptr_t)p))
+        return;
+    ga_span_t *s = ga_span_of((uintptr_t)p);
+    size_t size = handed(s, n);
+    if (ga_sample_rate != 1) {
+        bool locked;
+        ga_mcache_t *mc = ga_mcache_get(&locked);
+        if (mc->next_sample == 0)
+            mc->next_sample = next_sample(mc);
+        bool take = size >= mc->next_sample;
+        mc->next_sample = take ? next_sample(mc) : mc->next_sample - size;
+        if (locked)
+            ga_mcache_put_shared();
+        if (!take)
+            return;
+    }
+    record_sample(p, n, s, size);
+}
+
+void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
+{
+    sampled_t e;
+    pthread_mutex_lock(&prof_lock);
+    if (map_take(p, &e)) {
+        e.b->frees++;
+        e.b->free_bytes += e.size;
+        e.b->free_req += e.req;
+        atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&prof_lock);
+}
+
+ga_bucket_t *ga_prof_buckets_locked(void) { return smp.all; }
+
+void ga_heap_profile_write_at_exit(void)
+{
+    if (ga_sample_rate != 0 && heap_path != NULL)
+        ga_write_file_at_exit("GOALLOC_HEAP_PROFILE", heap_path, ga_heap_profile_write);
+}
