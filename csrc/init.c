@@ -36,6 +36,7 @@ ga_options_t ga_opts = {
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
 size_t ga_fast_medium;          /* 0 until start-up */
 bool ga_hardened;
+bool ga_slow_special;
 size_t ga_canary;
 bool ga_protect;
 _Atomic int ga_initialized;
@@ -332,14 +333,16 @@ const char *ga_env_name(unsigned i) { return i < 4 ? env_names[i] : NULL; }
 const char *ga_version(void) { return GA_VERSION; }
 
 /* Derives what the fast paths read from the options. uafcheck implies
- * clobberfree; any hardening option, the size profile and heap-profile
- * sampling close the inline malloc and free paths. */
+ * clobberfree; any hardening option and the size profile close the
+ * inline malloc and free paths; heap-profile sampling leaves them open
+ * (mprof.c) and only sends malloc_slow its own way. */
 void ga_apply_options(void)
 {
     if (ga_opts.uafcheck)
         ga_opts.clobberfree = true;
     ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck || ga_profiling ||
-                  ga_sample_rate != 0 || ga_canary || ga_protect;
+                  ga_canary || ga_protect;
+    ga_slow_special = ga_hardened || ga_sample_rate != 0;
     /* a canary needs the object's end in a slot of its own: no tiny blocks */
     ga_tiny_limit = ga_opts.tiny && !ga_canary ? GA_TINY_SIZE : 0;
     ga_fast_lo = ga_hardened ? SIZE_MAX : ga_tiny_limit;

@@ -257,7 +257,12 @@ GA_INLINE void ga_span_set_owner(ga_span_t *s, struct ga_mcache *mc)
 {
     extern bool ga_hardened;
     atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
-    atomic_store_explicit(&s->free_owner, s->spc == GA_TINY_SPC || ga_hardened ? NULL : mc,
+    /* a span holding a sampled object sends its frees to the slow path,
+     * which records them (mprof.c) */
+    atomic_store_explicit(&s->free_owner,
+                          s->spc == GA_TINY_SPC || ga_hardened ||
+                                  atomic_load_explicit(&s->prof_samples, memory_order_relaxed) != 0
+                              ? NULL : mc,
                           memory_order_relaxed);
 }
 
@@ -550,9 +555,18 @@ typedef struct ga_mcache {
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
     uint32_t slow_paths;           /* count of ga_mcache_next_free calls */
     uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */
-    uint64_t next_sample;          /* bytes until the next heap-profile sample (Go's
-                                      nextSample); 0: not drawn yet */
-    uint64_t sample_rng;           /* its random state */
+    /* Heap-profile sampling (mprof.c; Go's nextSample), one Poisson
+     * stream of rate 1/profile_rate per byte for each class, which is
+     * Go's one stream split: tiny and large requests count bytes down on
+     * the slow path; each small class counts objects, and its current
+     * span's window (alloc_cache) is cut to the objects left before the
+     * sampled one, so that the inline path stays as it is and the
+     * sampled allocation is the one that finds the window empty. */
+    uint64_t next_sample;          /* tiny and large: bytes until the next sample; 0: not drawn */
+    uint64_t sample_rng;           /* the random state of the streams */
+    uint32_t sample_left[GA_NUM_SPC]; /* objects before the sampled one + 1; 0: not drawn */
+    uint8_t sample_granted[GA_NUM_SPC]; /* slots the cut window held when it was cut */
+    ga_span_t *sample_span[GA_NUM_SPC]; /* the span it was cut in */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
@@ -701,8 +715,20 @@ typedef struct ga_bucket {
 extern uint64_t ga_sample_rate;   /* 0: off (set at start-up) */
 void ga_prof_sample_init(const char *path);
 void ga_prof_sample_prime(void); /* library constructor: stacks from here on */
-/* malloc's hook on the slow path (sampling closes the inline paths). */
-void ga_prof_sample_new(void *p, size_t n);
+/* Tiny and large allocations (the slow path): counts n's bytes down and
+ * records p when the count crosses zero. */
+void ga_prof_sample_bytes(void *p, size_t n);
+/* Small class spc (REQUIRES: mc is this thread's, or the shared cache
+ * held): before taking an object, whether it is to be sampled; after,
+ * ga_prof_sample_cut cuts the window for the next one. */
+bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc);
+/* Before something else folds mc's current span of class spc (which
+ * resets its window): counts what the cut window handed out; then
+ * ga_prof_sample_cut again. */
+void ga_prof_sample_account(ga_mcache_t *mc, unsigned spc);
+void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc);
+/* Records small object p of n requested bytes as a sample. */
+void ga_prof_sample_record(void *p, size_t n);
 /* free's hook, before s's slot is freed. */
 GA_INLINE void ga_prof_sample_free(ga_span_t *s, uintptr_t p)
 {
@@ -798,6 +824,8 @@ extern size_t ga_fast_lo, ga_fast_span;
  * (0 when hardened or before start-up). */
 extern size_t ga_fast_medium;
 extern bool ga_hardened;
+/* ga_hardened or heap-profile sampling: malloc_slow's one test for both */
+extern bool ga_slow_special;
 /* Start-up only (ga_init_slow), never changed after: GOALLOC=canary's
  * bytes after each object (GA_CANARY_TAIL, or 0 when off) and
  * GOALLOC=protect. Objects made with either must be freed with it. */

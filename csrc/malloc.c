@@ -127,6 +127,30 @@ static void *small_alloc(unsigned spc, size_t n)
     return p;
 }
 
+/* small_alloc with heap-profile sampling (mprof.c): the window is cut
+ * after the object is taken, and a sampled object is recorded before the
+ * shared cache is let go (its span cannot change owner meanwhile). */
+static GA_NOINLINE void *small_alloc_sampled(unsigned spc, size_t n)
+{
+    bool locked;
+    ga_mcache_t *mc = ga_mcache_get(&locked);
+    bool sample = ga_prof_sample_due(mc, spc);
+    void *p = ga_span_next_free_fast(mc->alloc[spc]);
+    if (p == NULL)
+        p = ga_mcache_next_free(mc, spc);
+    ga_prof_sample_cut(mc, spc);
+    if (p != NULL) {
+        GA_STAT_REQUESTED(mc->alloc[spc], n);
+        if (sample)
+            ga_prof_sample_record(p, n);
+    }
+    if (locked)
+        ga_mcache_put_shared();
+    if (p == NULL)
+        errno = ENOMEM;
+    return p;
+}
+
 /* A fresh tiny block for an n-byte object that did not fit the current one.
  * Like Go, the new block replaces the current one only if it will have more
  * room left. */
@@ -538,8 +562,6 @@ static GA_NOINLINE void *harden_new(void *p, size_t n)
         memset(p, atomic_load_explicit(&new_byte, memory_order_relaxed), n);
     if (ga_canary)
         canary_set(ga_span_of((uintptr_t)p), (uintptr_t)p, n);
-    if (ga_sample_rate != 0)
-        ga_prof_sample_new(p, n);
     return GA_UNLIKELY(ga_profiling) ? ga_prof_new(p, n) : p;
 }
 
@@ -562,21 +584,41 @@ static GA_NOINLINE void *malloc_hardened(size_t n)
     if (n == 0 && ga_protect && (p = zero_alloc()) != NULL)
         return p;
     size_t need = need_of(n);
-    if (n < ga_tiny_limit)
+    if (n < ga_tiny_limit) {
         p = tiny_alloc(n);
-    else if (n <= GA_MAX_ALLOC && need <= GA_MAX_SMALL_SIZE)
-        p = small_alloc(ga_size_to_class(need), n);
-    else
+        ga_prof_sample_bytes(p, n);
+    } else if (n <= GA_MAX_ALLOC && need <= GA_MAX_SMALL_SIZE) {
+        unsigned c = ga_size_to_class(need);
+        p = ga_sample_rate ? small_alloc_sampled(c, n) : small_alloc(c, n);
+    } else {
         p = large_alloc(n <= GA_MAX_ALLOC ? need : n, 1);
+        ga_prof_sample_bytes(p, n);
+    }
     return harden_new(p, n);
+}
+
+/* malloc with heap-profile sampling and no hardening. */
+static GA_NOINLINE void *malloc_sampled(size_t n)
+{
+    void *p;
+    if (n < ga_tiny_limit) {
+        p = tiny_alloc(n);
+        ga_prof_sample_bytes(p, n);
+    } else if (n <= GA_MAX_SMALL_SIZE) {
+        p = small_alloc_sampled(ga_size_to_class(n ? n : 1), n);
+    } else {
+        p = large_alloc(n, 1);
+        ga_prof_sample_bytes(p, n);
+    }
+    return p;
 }
 
 static GA_NOINLINE void *malloc_slow(size_t n)
 {
     void *p;
     ga_ensure_init();
-    if (GA_UNLIKELY(ga_hardened))
-        return malloc_hardened(n);
+    if (GA_UNLIKELY(ga_slow_special))
+        return ga_hardened ? malloc_hardened(n) : malloc_sampled(n);
     if (n < ga_tiny_limit)
         p = tiny_alloc(n);
     else if (n <= GA_MAX_SMALL_SIZE)
@@ -621,7 +663,6 @@ static GA_NOINLINE bool harden_free(ga_span_t *s, uintptr_t p, const char *fn)
     }
     if (ga_profiling)
         ga_prof_free(s, p);
-    ga_prof_sample_free(s, p);
     return true;
 }
 
@@ -632,6 +673,8 @@ GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
     uintptr_t p = (uintptr_t)ptr;
     if (ptr == NULL)
         return;
+    if (GA_UNLIKELY(ga_sample_rate != 0) && s != NULL && span_holds(s, p))
+        ga_prof_sample_free(s, p); /* before the slot can be reused */
     if (s != NULL && s->spc == GA_TINY_SPC && !ga_hardened && tiny_free_fast(s, p))
         return;
     if (s == NULL && ga_protect && ga_is_zero_object(p))
@@ -873,9 +916,13 @@ static void *aligned_alloc_impl(size_t align, size_t n)
     unsigned c = aligned_class(m, align);
     if (c == 0)
         return ga_malloc(n);
-    void *p = c != GA_ALIGNED_LARGE
-                  ? small_alloc(c, n)
-                  : large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
+    void *p;
+    if (c != GA_ALIGNED_LARGE) {
+        p = ga_sample_rate ? small_alloc_sampled(c, n) : small_alloc(c, n);
+    } else {
+        p = large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
+        ga_prof_sample_bytes(p, n);
+    }
     return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
 }
 

@@ -352,10 +352,15 @@ int ga_prof_restart(int on)
  * that stack; the object's address goes into a map so that its free, by
  * any thread, is counted there too: live (inuse) = allocated - freed.
  *
- * Cost when off: none; when on, the inline malloc and free paths are
- * closed (ga_apply_options), malloc_slow counts the countdown of its
- * thread's mcache, and free_slow looks an object up only when its span
- * holds a sampled object (span->prof_samples). Memory: buckets of 600
+ * Cost when off: none on the inline paths (malloc_slow's one test of
+ * ga_slow_special covers it). When on, the inline paths stay open:
+ * tiny and large requests (always on the slow path) count bytes down, and
+ * each small class counts objects down by cutting its span's window
+ * (ga_prof_sample_due / _cut, see ga_mcache_t): the inline path hands out
+ * the objects before the sampled one, the sampled one finds the window
+ * empty and comes to the slow path. A span that holds a sampled object
+ * closes its inline free path (free_owner NULL), and free_slow looks an
+ * object up only when its span holds one (span->prof_samples). Memory: buckets of 600
  * bytes from a metadata pool, 65536 chain heads and an open-addressing
  * map of sampled objects (32 bytes each, grown by doubling), all mmap'd
  * and under prof_lock. GOALLOC_HEAP_PROFILE=PATH writes the profile as
@@ -609,11 +614,15 @@ static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t si
         b->alloc_bytes += size;
         b->alloc_req += n;
         atomic_fetch_add_explicit(&s->prof_samples, 1, memory_order_release);
+        /* its frees take the slow path from now on (the allocating thread
+         * owns s, or holds the shared cache that does: no owner change
+         * races with this; ga_span_set_owner keeps it closed) */
+        atomic_store_explicit(&s->free_owner, NULL, memory_order_relaxed);
     }
     pthread_mutex_unlock(&prof_lock);
 }
 
-void ga_prof_sample_new(void *p, size_t n)
+void ga_prof_sample_bytes(void *p, size_t n)
 {
     if (p == NULL || ga_sample_rate == 0 || ga_is_zero_object((uintptr_t)p))
         return;
@@ -632,6 +641,83 @@ void ga_prof_sample_new(void *p, size_t n)
             return;
     }
     record_sample(p, n, s, size);
+}
+
+/* Objects of size bytes before the next sampled one: the bytes to the
+ * next point of a Poisson process, in whole objects (memoryless, so this
+ * is Go's chance 1 - e^(-size/rate) for every object). */
+static uint32_t objects_left(ga_mcache_t *mc, uint32_t size)
+{
+    if (ga_sample_rate == 1)
+        return 0;
+    uint64_t k = next_sample(mc) / size;
+    return k >= UINT32_MAX - 1 ? UINT32_MAX - 2 : (uint32_t)k;
+}
+
+/* Counts down the objects the inline path took from the cut window since
+ * it was cut (all of it when the span is no longer current). */
+void ga_prof_sample_account(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->alloc[spc];
+    uint32_t left = mc->sample_left[spc] == 0 ? objects_left(mc, ga_classes.size[spc])
+                                              : mc->sample_left[spc] - 1;
+    uint32_t taken = mc->sample_granted[spc];
+    if (s == mc->sample_span[spc] && s != &ga_emptyspan) {
+        unsigned now = ga_popcount64(s->alloc_cache);
+        taken = now >= taken ? 0 : taken - now;
+    }
+    mc->sample_granted[spc] = 0;
+    mc->sample_span[spc] = NULL;
+    left -= taken < left ? taken : left;
+    mc->sample_left[spc] = left + 1;
+}
+
+bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->alloc[spc];
+    if (s != &ga_emptyspan && s->alloc_cache == 0) {
+        /* the cut window ran out: give back the rest of its 64-slot word
+         * (free slots at and past freeindex, as alloc_bits last folded) */
+        uint32_t fi = s->freeindex;
+        if ((fi & 63) != 0 && fi < s->nelems)
+            s->alloc_cache = ~s->alloc_bits[fi >> 6] >> (fi & 63);
+        mc->sample_span[spc] = NULL; /* all it granted was taken */
+    }
+    ga_prof_sample_account(mc, spc);
+    uint32_t left = mc->sample_left[spc] - 1;
+    if (left != 0) {
+        mc->sample_left[spc] = left; /* left - 1 after this one, stored + 1 */
+        return false;
+    }
+    mc->sample_left[spc] = objects_left(mc, ga_classes.size[spc]) + 1;
+    return true;
+}
+
+void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->alloc[spc];
+    uint64_t c = s->alloc_cache, rest = c;
+    uint32_t left = mc->sample_left[spc] - 1;
+    if (ga_popcount64(c) > left) {
+        for (uint32_t i = 0; i < left; i++)
+            rest &= rest - 1;
+        c &= ~rest; /* the lowest `left` free slots */
+        s->alloc_cache = c;
+    }
+    mc->sample_span[spc] = s;
+    mc->sample_granted[spc] = (uint8_t)ga_popcount64(c);
+    /* Its sampled objects all freed: the owner's frees take the inline
+     * path again (only the owner samples into its current span, so none
+     * can appear meanwhile). */
+    if (s != &ga_emptyspan && atomic_load_explicit(&s->free_owner, memory_order_relaxed) == NULL &&
+        atomic_load_explicit(&s->prof_samples, memory_order_acquire) == 0)
+        ga_span_set_owner(s, mc);
+}
+
+void ga_prof_sample_record(void *p, size_t n)
+{
+    ga_span_t *s = ga_span_of((uintptr_t)p);
+    record_sample(p, n, s, s->elemsize);
 }
 
 void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
