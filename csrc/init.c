@@ -497,7 +497,6 @@ void ga_init_slow(void)
 __attribute__((constructor)) static void ga_constructor(void)
 {
     ga_ensure_init();
-    ga_prof_sample_prime(); /* here: the unwinder's dlopen needs libc up */
     ga_scavenger_start(); /* here, not at start-up: threads need libc up */
     ga_live_start();
     if (ga_opts.verbose)

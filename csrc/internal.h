@@ -714,7 +714,6 @@ typedef struct ga_bucket {
 } ga_bucket_t;
 extern uint64_t ga_sample_rate;   /* 0: off (set at start-up) */
 void ga_prof_sample_init(const char *path);
-void ga_prof_sample_prime(void); /* library constructor: stacks from here on */
 /* Tiny and large allocations (the slow path): counts n's bytes down and
  * records p when the count crosses zero. */
 void ga_prof_sample_bytes(void *p, size_t n);
@@ -742,7 +741,7 @@ ga_bucket_t *ga_prof_buckets_locked(void);
  * bytes in all stand for the allocations they were drawn from. */
 double ga_prof_scale(uint64_t count, uint64_t bytes);
 /* The stack of the caller (goalloc's own frames skipped), up to max
- * return addresses: their number, 0 before the constructor. */
+ * return addresses: their number. */
 unsigned ga_prof_stack(uintptr_t *stk, unsigned max);
 /* pprof.c: the profile.proto document, gzipped; 0 or an errno value. */
 int ga_heap_profile_write(int fd);

@@ -76,10 +76,8 @@ void ga_sys_random(void *buf, size_t n);
 void *ga_sys_map_shared_fd(int fd, size_t size);
 int ga_sys_unlink(const char *path);
 /* Return addresses of the calling thread's stack, innermost first, up
- * to max: glibc's backtrace (libgcc's DWARF unwinder: right without frame
- * pointers). ga_sys_backtrace_prime loads the unwinder (its one malloc,
- * dlopen); before it ga_sys_backtrace returns 0. No lock, no malloc after. */
-void ga_sys_backtrace_prime(void);
+ * to max: libgcc's DWARF unwinder (right without frame pointers), linked
+ * in. No lock, no malloc, usable from the first allocation on. */
 int ga_sys_backtrace(void **buf, int max);
 /* /proc/self/maps into buf (NUL-terminated, cut at cap - 1): its length,
  * or -errno. */

@@ -2,8 +2,8 @@
  * See mem.h for the contract and malloc.c for the overview. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <execinfo.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include "mem.h"
 
@@ -287,28 +288,36 @@ const char *ga_sys_getenv(const char *name)
     return NULL;
 }
 
-/* glibc 2.36's backtrace dlopens libgcc_s on its first call (malloc
- * inside); afterwards _Unwind_Backtrace finds each frame's CFI through
- * _dl_find_object, which takes no lock. */
-static _Atomic int backtrace_ready;
+/* Stacks by libgcc's DWARF unwinder, linked in (libgcc_s.so.1, which
+ * ld.so maps with the library: no dlopen, so no malloc, at any time, even
+ * before libc is initialized). glibc 2.36's backtrace is the same walk
+ * but dlopens libgcc_s on its first call, which mallocs. _Unwind_Find_FDE
+ * finds each frame's CFI through glibc's _dl_find_object (>= 2.35), which
+ * takes no lock. Frame pointers would be 100 times cheaper but Debian
+ * builds libc and most libraries without them: the walk stops at the
+ * first such frame (README "Heap profiles" has the measurements). */
+typedef struct bt {
+    void **buf;
+    int n, max;
+} bt_t;
 
-void ga_sys_backtrace_prime(void)
+static _Unwind_Reason_Code bt_step(struct _Unwind_Context *ctx, void *arg)
 {
-    void *one[2];
-    int saved = errno;
-    backtrace(one, 2);
-    errno = saved;
-    __atomic_store_n(&backtrace_ready, 1, __ATOMIC_RELEASE);
+    bt_t *b = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (b->n >= b->max || ip == 0)
+        return _URC_END_OF_STACK;
+    b->buf[b->n++] = (void *)ip;
+    return _URC_NO_REASON;
 }
 
 int ga_sys_backtrace(void **buf, int max)
 {
-    if (!__atomic_load_n(&backtrace_ready, __ATOMIC_ACQUIRE))
-        return 0;
+    bt_t b = {buf, 0, max};
     int saved = errno;
-    int n = backtrace(buf, max);
+    _Unwind_Backtrace(bt_step, &b);
     errno = saved;
-    return n;
+    return b.n;
 }
 
 long ga_sys_read_maps(char *buf, size_t cap)

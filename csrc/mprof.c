@@ -348,7 +348,7 @@ int ga_prof_restart(int on)
  * two samples, drawn per thread from an exponential distribution as Go's
  * nextSample does, so that every byte has the same chance 1/rate of being
  * the one that takes a sample (1: every object). A sample takes the stack
- * (ga_prof_stack, before any lock) and counts the object in the bucket of
+ * (ga_prof_stack, before any lock: ga_sys_backtrace) and counts the object in the bucket of
  * that stack; the object's address goes into a map so that its free, by
  * any thread, is counted there too: live (inuse) = allocated - freed.
  *
@@ -467,12 +467,6 @@ void ga_prof_sample_init(const char *path)
     ga_fixalloc_init(&smp.buckets, sizeof(ga_bucket_t), ga_mheap_alloc_meta);
     ga_sys_random(&smp.seed, sizeof smp.seed);
     ga_sample_rate = ga_opts.profile_rate;
-}
-
-void ga_prof_sample_prime(void)
-{
-    if (ga_sample_rate != 0)
-        ga_sys_backtrace_prime();
 }
 
 /* goalloc's own code: frames there are skipped (both the preload library

@@ -49,7 +49,7 @@ class HeapProfile:
         """Values summed per frame at *depth* (0: the allocating function)."""
         by: Dict[Frame, Site] = {}
         for frames, values in self.stacks:
-            f = frames[depth] if len(frames) > depth else Frame("<no stack: before start-up>", "", "")
+            f = frames[depth] if len(frames) > depth else Frame("<no stack>", "", "")
             site = by.setdefault(f, Site(f))
             for k, v in values.items():
                 site.values[k] += v
