@@ -438,3 +438,58 @@ int ga_heap_profile_write(int fd)
     (void)nb;
     return err;
 }
+
+/* ---- stacks of misuse reports ------------------------------------------------- */
+
+/* One line per frame: "    #i 0xADDR OBJECT+0xOFFSET", ADDR the
+ * call (return address - 1) and OFFSET its offset in the object's file,
+ * which `goalloc symbolize` turns into function and file:line. No malloc:
+ * /proc/self/maps is read into memory mapped for it. */
+void ga_print_stack(int fd, const uintptr_t *stk, unsigned n)
+{
+    size_t cap = 256 << 10;
+    char *maps = ga_sys_reserve(0, cap, ga_sys_page_size());
+    if (maps != NULL && ga_sys_read_maps(maps, cap) < 0)
+        maps[0] = '\0';
+    for (unsigned i = 0; i < n; i++) {
+        uintptr_t a = stk[i] - 1;
+        char line[GA_PATH_MAX + 96];
+        ga_buf_t b = {line, 0, sizeof line};
+        ga_buf_str(&b, "    #");
+        ga_buf_uint(&b, i);
+        ga_buf_str(&b, " ");
+        ga_buf_hex(&b, a);
+        for (const char *p = maps; p != NULL && *p != '\0';) {
+            const char *eol = strchr(p, '\n'), *q = p;
+            if (eol == NULL)
+                eol = p + strlen(p);
+            uintptr_t start = parse_hex(&q);
+            q++;
+            uintptr_t end = parse_hex(&q);
+            if (a >= start && a < end) {
+                q += 6; /* " rwxp " */
+                uintptr_t off = parse_hex(&q);
+                for (int f = 0; f < 2 && q < eol; f++) { /* dev, inode */
+                    while (q < eol && *q == ' ')
+                        q++;
+                    while (q < eol && *q != ' ')
+                        q++;
+                }
+                while (q < eol && *q == ' ')
+                    q++;
+                ga_buf_str(&b, " ");
+                while (q < eol && b.len + 24 < b.cap)
+                    line[b.len++] = *q++;
+                line[b.len] = '\0';
+                ga_buf_str(&b, "+");
+                ga_buf_hex(&b, a - start + off);
+                break;
+            }
+            p = *eol ? eol + 1 : eol;
+        }
+        ga_buf_str(&b, "\n");
+        ga_write_all(fd, line, b.len);
+    }
+    if (maps != NULL)
+        ga_sys_free(maps, cap);
+}

@@ -255,6 +255,21 @@ def profile_cmd(file: str, limit: int, sort: str, flame: Optional[str]) -> None:
 
 
 @cli.command()
+@click.argument("report", type=click.File("r"), default="-")
+def symbolize(report: Any) -> None:
+    """Name the stack frames of a misuse report (goalloc's stderr lines
+    "#i 0xADDR OBJECT+0xOFFSET"): function and file:line from the objects'
+    ELF files. REPORT is a file, or standard input by default.
+
+    Example: LD_PRELOAD=$(goalloc lib) ./prog 2>&1 | goalloc symbolize
+    """
+    from . import heapprof
+
+    for line in heapprof.symbolize_report(report):
+        click.echo(line)
+
+
+@cli.command()
 @click.argument("pid", type=int)
 @click.option("--once", is_flag=True, help="Print one snapshot and exit (for scripts).")
 @click.option("--interval", "-i", type=click.FloatRange(0.05), default=1.0, show_default=True,

@@ -9,6 +9,7 @@ build id in memory and under $XDG_CACHE_HOME/goalloc/symbols."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -242,3 +243,28 @@ def describe(prof_path: str) -> Dict[str, Any]:
     """Totals of a profile (for scripts and tests)."""
     hp = read(prof_path)
     return {k: hp.total(k) for k in hp.sample_types} | {"period": hp.period}
+
+
+#: A frame of a misuse report (csrc/pprof.c ga_print_stack).
+FRAME_LINE = re.compile(r"^(?P<head>.*#\d+ 0x[0-9a-f]+ )(?P<obj>/\S+)\+0x(?P<off>[0-9a-f]+)\s*$")
+
+
+def symbolize_report(lines: Iterable[str], symbolizer: Optional[Symbolizer] = None) -> List[str]:
+    """The lines of a goalloc report with each stack frame named: function
+    and file:line after the object and offset (other lines unchanged)."""
+    sym = symbolizer or Symbolizer()
+    lines = [line.rstrip("\n") for line in lines]
+    wanted: Dict[str, List[int]] = defaultdict(list)
+    for line in lines:
+        m = FRAME_LINE.match(line)
+        if m:
+            wanted[m["obj"]].append(int(m["off"], 16))
+    names = {obj: sym.symbolize(obj, "", offs) for obj, offs in wanted.items()}
+    out = []
+    for line in lines:
+        m = FRAME_LINE.match(line)
+        if m:
+            f = names[m["obj"]][int(m["off"], 16)]
+            line = f"{line}  {f.function} {f.file}"
+        out.append(line)
+    return out

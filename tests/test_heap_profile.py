@@ -210,3 +210,22 @@ def test_goalloc_profile_refuses_what_is_no_profile(tmp_path: Path) -> None:
     bad.write_bytes(b"\x1f\x8b not really")
     res = CliRunner().invoke(cli, ["profile", str(bad)])
     assert res.exit_code == 1 and "x.pb.gz" in res.output
+
+
+def test_a_misuse_report_carries_the_stack_and_symbolize_names_it(sites: Path, tmp_path: Path) -> None:
+    """The report's one "goalloc: " line, then the frames of the bad call
+    (object and offset each, taken without malloc), which `goalloc
+    symbolize` turns into functions and lines."""
+    r = run([str(sites), "doublefree"])
+    assert r.returncode == -6, r.stderr  # SIGABRT
+    lines = r.stderr.splitlines()
+    assert [ln for ln in lines if ln.startswith("goalloc: ")] == [lines[0]] and "double free" in lines[0]
+    frames = [ln for ln in lines if re.match(r"\s+#\d+ 0x[0-9a-f]+ /\S+\+0x[0-9a-f]+$", ln)]
+    assert frames and frames[0].split()[2].startswith(f"{sites}+0x"), r.stderr
+    report = tmp_path / "report.txt"
+    report.write_text(r.stderr)
+    res = CliRunner().invoke(cli, ["symbolize", str(report)])
+    assert res.exit_code == 0, res.output
+    named = [ln for ln in res.output.splitlines() if "#" in ln]
+    assert "bad_free" in named[0] and "heap_sites.c:" in named[0], res.output
+    assert "main" in named[1]

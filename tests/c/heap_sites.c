@@ -6,7 +6,9 @@
  *   heap_sites threads N       8 threads allocate N objects of every size
  * class range (tiny, small, large), each freed by another thread half of
  * the time, then the preloaded library's ga_check_heap (dlsym) must pass:
- * "threads ok" and the checksum. */
+ * "threads ok" and the checksum.
+ *   heap_sites doublefree      bad_free frees an object twice (a misuse
+ * report with the stack of the second call). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -85,8 +87,20 @@ static int threads(int n)
     return 0;
 }
 
+__attribute__((noinline)) static void bad_free(void *p)
+{
+    free(p);
+    __asm__ volatile("" ::: "memory"); /* no tail call: bad_free stays on the stack */
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "doublefree") == 0) {
+        void *p = malloc(100);
+        bad_free(p);
+        bad_free(p);
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "threads") == 0)
         return threads(atoi(argv[2]));
     int rounds = argc > 1 ? atoi(argv[1]) : 1000;
