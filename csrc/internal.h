@@ -743,8 +743,7 @@ double ga_prof_scale(uint64_t count, uint64_t bytes);
 /* The stack of the caller (goalloc's own frames skipped), up to max
  * return addresses: their number. */
 unsigned ga_prof_stack(uintptr_t *stk, unsigned max);
-/* pprof.c: the profile.proto document, gzipped; 0 or an errno value. */
-int ga_heap_profile_write(int fd);
+/* pprof.c: ga_heap_profile_write (goalloc.h), the profile.proto document. */
 void ga_heap_profile_write_at_exit(void);
 /* pprof.c: "  #i 0xADDR path+0xOFF" lines for stack stk (misuse reports). */
 void ga_print_stack(int fd, const uintptr_t *stk, unsigned n);

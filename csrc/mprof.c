@@ -729,6 +729,21 @@ void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
 
 ga_bucket_t *ga_prof_buckets_locked(void) { return smp.all; }
 
+int ga_heap_profile_dump(const char *path)
+{
+    char full[GA_PATH_MAX];
+    if (ga_sample_rate == 0)
+        return -1;
+    if (path == NULL || !ga_path_with_pid(path, full, sizeof full))
+        return 36; /* ENAMETOOLONG */
+    int fd = ga_sys_open_file(full, GA_FILE_WRITE);
+    if (fd < 0)
+        return -fd;
+    int err = ga_heap_profile_write(fd);
+    ga_sys_close(fd);
+    return err;
+}
+
 void ga_heap_profile_write_at_exit(void)
 {
     if (ga_sample_rate != 0 && heap_path != NULL)

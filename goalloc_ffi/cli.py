@@ -246,7 +246,7 @@ def profile_cmd(file: str, limit: int, sort: str, flame: Optional[str]) -> None:
     console.print(f"heap profile {file}: sampled every {hp.period} bytes on average; "
                   f"live {heapprof._mib(live)}, allocated {heapprof._mib(alloc)}, "
                   f"wasted by rounding (live) {heapprof._mib(hp.total('inuse_waste'))}")
-    cols = [Column(h, "left" if i < 2 else "right") for i, h in enumerate(head)]
+    cols = [Column(h, "left" if i in (0, len(head) - 1) else "right") for i, h in enumerate(head)]
     for t in fit_tables("top call sites", cols, rows, console.width, keep=1):
         console.print(t)
     if flame:

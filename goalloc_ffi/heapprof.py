@@ -165,21 +165,27 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
 
 
+def short_path(loc: str, keep: int = 2) -> str:
+    """file:line with only the last *keep* components of the file's path."""
+    parts = loc.split("/")
+    return "/".join(parts[-keep:]) if len(parts) > keep else loc
+
+
 def top_rows(hp: HeapProfile, limit: int, sort: str = "inuse_space") -> Tuple[List[str], List[List[str]]]:
     """Heading and rows of the top call sites (most *sort* first)."""
     live, alloc = hp.total("inuse_space"), hp.total("alloc_space")
     key = {"live": "inuse_space", "alloc": "alloc_space", "waste": "inuse_waste"}.get(sort, sort)
     sites = sorted(hp.sites(), key=lambda s: (-s.values[key], -s.values["alloc_space"], s.frame.function))
-    head = ["function", "file:line", "live", "live %", "allocated", "alloc %", "wasted (live)",
-            "waste %", "objects live"]
+    head = ["function", "live", "live %", "allocated", "alloc %", "wasted (live)", "waste %",
+            "objects live", "file:line"]
     rows = []
     for s in sites[:limit]:
         v = s.values
-        rows.append([s.frame.function, s.frame.file, _mib(v["inuse_space"]),
+        rows.append([s.frame.function, _mib(v["inuse_space"]),
                      f"{100 * v['inuse_space'] / live:.1f}" if live else "-", _mib(v["alloc_space"]),
                      f"{100 * v['alloc_space'] / alloc:.1f}" if alloc else "-", _mib(v["inuse_waste"]),
                      f"{100 * v['inuse_waste'] / v['inuse_space']:.1f}" if v["inuse_space"] else "-",
-                     str(v["inuse_objects"])])
+                     str(v["inuse_objects"]), short_path(s.frame.file)])
     return head, rows
 
 
