@@ -164,6 +164,10 @@ typedef struct ga_span {
      * changed under the profile's lock, read by free without it (0: no
      * object of this span needs a look-up). Back to 0 before the span is. */
     _Atomic uint32_t prof_samples;
+    /* bit (p >> 4) & 63 set for every sampled object p (and maybe others:
+     * a filter, cleared with prof_samples back to 0), so that free locks
+     * and looks up only where a sample may be */
+    _Atomic uint64_t prof_sampled;
     /* Written by remote frees; kept off the owner's cache line. */
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
@@ -732,7 +736,8 @@ void ga_prof_sample_record(void *p, size_t n);
 GA_INLINE void ga_prof_sample_free(ga_span_t *s, uintptr_t p)
 {
     extern void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p);
-    if (GA_UNLIKELY(atomic_load_explicit(&s->prof_samples, memory_order_acquire) != 0))
+    if (GA_UNLIKELY(atomic_load_explicit(&s->prof_sampled, memory_order_acquire) &
+                    (1ull << ((p >> 4) & 63))))
         ga_prof_sample_free_slow(s, p);
 }
 /* The buckets (REQUIRES: prof_lock), newest first. */

@@ -359,8 +359,9 @@ int ga_prof_restart(int on)
  * (ga_prof_sample_due / _cut, see ga_mcache_t): the inline path hands out
  * the objects before the sampled one, the sampled one finds the window
  * empty and comes to the slow path. A span that holds a sampled object
- * closes its inline free path (free_owner NULL), and free_slow looks an
- * object up only when its span holds one (span->prof_samples). Memory: buckets of 600
+ * closes its inline free path (free_owner NULL), and free_slow locks and
+ * looks an object up only where its span's filter (span->prof_sampled,
+ * one bit per (p >> 4) mod 64) says a sample may be. Memory: buckets of 600
  * bytes from a metadata pool, 65536 chain heads and an open-addressing
  * map of sampled objects (32 bytes each, grown by doubling), all mmap'd
  * and under prof_lock. GOALLOC_HEAP_PROFILE=PATH writes the profile as
@@ -594,7 +595,7 @@ static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t si
     pthread_mutex_lock(&prof_lock);
     sampled_t old;
     if (map_take((uintptr_t)p, &old)) /* freed unseen (cannot happen): forget it */
-        atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&ga_span_of((uintptr_t)p)->prof_samples, 1, memory_order_relaxed);
     ga_bucket_t *b = map_room() ? bucket_of(stk, depth) : NULL;
     if (b == NULL) {
         smp.dropped++;
@@ -607,7 +608,9 @@ static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t si
         b->allocs++;
         b->alloc_bytes += size;
         b->alloc_req += n;
-        atomic_fetch_add_explicit(&s->prof_samples, 1, memory_order_release);
+        atomic_fetch_add_explicit(&s->prof_samples, 1, memory_order_relaxed);
+        atomic_fetch_or_explicit(&s->prof_sampled, 1ull << (((uintptr_t)p >> 4) & 63),
+                                 memory_order_release);
         /* its frees take the slow path from now on (the allocating thread
          * owns s, or holds the shared cache that does: no owner change
          * races with this; ga_span_set_owner keeps it closed) */
@@ -722,7 +725,8 @@ void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
         e.b->frees++;
         e.b->free_bytes += e.size;
         e.b->free_req += e.req;
-        atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_release);
+        if (atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_release) == 1)
+            atomic_store_explicit(&s->prof_sampled, 0, memory_order_relaxed); /* under prof_lock */
     }
     pthread_mutex_unlock(&prof_lock);
 }
