@@ -725,10 +725,10 @@ void ga_prof_sample_bytes(void *p, size_t n);
  * held): before taking an object, whether it is to be sampled; after,
  * ga_prof_sample_cut cuts the window for the next one. */
 bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc);
-/* Before something else folds mc's current span of class spc (which
- * resets its window): counts what the cut window handed out; then
- * ga_prof_sample_cut again. */
-void ga_prof_sample_account(ga_mcache_t *mc, unsigned spc);
+/* Something else folded mc's current span of class spc, which reset its
+ * window (it was window before): counts what the cut window handed out
+ * and cuts the new one. */
+void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window);
 void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc);
 /* Records small object p of n requested bytes as a sample. */
 void ga_prof_sample_record(void *p, size_t n);

@@ -266,14 +266,13 @@ static void trim_empty(ga_mcache_t *mc, unsigned nclasses)
             }
         }
         ga_span_t *s = mc->alloc[i];
-        bool cut = ga_sample_rate != 0 && i != GA_TINY_SPC && s != &ga_emptyspan;
-        if (cut) /* a fold resets the window heap-profile sampling cut */
-            ga_prof_sample_account(mc, i);
+        uint64_t window = s->alloc_cache; /* a fold resets what heap-profile sampling cut */
         if (s != &ga_emptyspan && i != GA_TINY_SPC && current_empty(s)) {
             mc->alloc[i] = &ga_emptyspan;
             ga_mcentral_uncache_span(&ga_central[i], s);
-        } else if (cut) {
-            ga_prof_sample_cut(mc, i);
+        } else if (ga_sample_rate != 0 && i != GA_TINY_SPC && s != &ga_emptyspan &&
+                   s->alloc_cache != window) {
+            ga_prof_sample_recut(mc, i, window);
         }
     }
 }
@@ -459,15 +458,14 @@ size_t ga_mcache_reclaim_own(void)
     cache_lock(mc);
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
         ga_span_t *s = mc->alloc[i];
-        bool cut = ga_sample_rate != 0 && i != GA_TINY_SPC && s != &ga_emptyspan;
-        if (cut) /* the fold resets the window heap-profile sampling cut */
-            ga_prof_sample_account(mc, i);
+        uint64_t window = s->alloc_cache; /* a fold resets what heap-profile sampling cut */
         if (s != &ga_emptyspan && fold_empty(s)) {
             mc->alloc[i] = &ga_emptyspan;
             pages += s->npages;
             ga_mcentral_uncache_span(&ga_central[i], s);
-        } else if (cut) {
-            ga_prof_sample_cut(mc, i);
+        } else if (ga_sample_rate != 0 && i != GA_TINY_SPC && s != &ga_emptyspan &&
+                   s->alloc_cache != window) {
+            ga_prof_sample_recut(mc, i, window);
         }
         for (int which = 0; which < 2; which++) {
             ga_span_t *next;

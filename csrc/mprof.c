@@ -652,15 +652,16 @@ static uint32_t objects_left(ga_mcache_t *mc, uint32_t size)
 }
 
 /* Counts down the objects the inline path took from the cut window since
- * it was cut (all of it when the span is no longer current). */
-void ga_prof_sample_account(ga_mcache_t *mc, unsigned spc)
+ * it was cut, window being what is left of it (all of it was taken when
+ * the span is no longer current). */
+static void account(ga_mcache_t *mc, unsigned spc, uint64_t window)
 {
     ga_span_t *s = mc->alloc[spc];
     uint32_t left = mc->sample_left[spc] == 0 ? objects_left(mc, ga_classes.size[spc])
                                               : mc->sample_left[spc] - 1;
     uint32_t taken = mc->sample_granted[spc];
     if (s == mc->sample_span[spc] && s != &ga_emptyspan) {
-        unsigned now = ga_popcount64(s->alloc_cache);
+        unsigned now = ga_popcount64(window);
         taken = now >= taken ? 0 : taken - now;
     }
     mc->sample_granted[spc] = 0;
@@ -680,7 +681,7 @@ bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc)
             s->alloc_cache = ~s->alloc_bits[fi >> 6] >> (fi & 63);
         mc->sample_span[spc] = NULL; /* all it granted was taken */
     }
-    ga_prof_sample_account(mc, spc);
+    account(mc, spc, s->alloc_cache);
     uint32_t left = mc->sample_left[spc] - 1;
     if (left != 0) {
         mc->sample_left[spc] = left; /* left - 1 after this one, stored + 1 */
@@ -709,6 +710,12 @@ void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc)
     if (s != &ga_emptyspan && atomic_load_explicit(&s->free_owner, memory_order_relaxed) == NULL &&
         atomic_load_explicit(&s->prof_samples, memory_order_acquire) == 0)
         ga_span_set_owner(s, mc);
+}
+
+void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window)
+{
+    account(mc, spc, window);
+    ga_prof_sample_cut(mc, spc);
 }
 
 void ga_prof_sample_record(void *p, size_t n)
