@@ -673,7 +673,7 @@ GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
     uintptr_t p = (uintptr_t)ptr;
     if (ptr == NULL)
         return;
-    if (GA_UNLIKELY(ga_sample_rate != 0) && s != NULL && span_holds(s, p))
+    if (GA_UNLIKELY(ga_sample_rate != 0) && s != NULL) /* a bad pointer is in no sample */
         ga_prof_sample_free(s, p); /* before the slot can be reused */
     if (s != NULL && s->spc == GA_TINY_SPC && !ga_hardened && tiny_free_fast(s, p))
         return;
