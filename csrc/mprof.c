@@ -470,17 +470,43 @@ void ga_prof_sample_init(const char *path)
     ga_sample_rate = ga_opts.profile_rate;
 }
 
-/* goalloc's own code: frames there are skipped (both the preload library
- * and the test extension link these symbols of their own object). */
+/* goalloc's own code, whose frames are skipped: the executable segments
+ * of this object (the preload library or the test extension), read from
+ * its program headers in memory (__ehdr_start, a hidden symbol the linker
+ * defines), once; racing first calls compute the same. */
 extern const char __ehdr_start[] __attribute__((visibility("hidden")));
-extern const char __etext[] __attribute__((visibility("hidden")));
+static uintptr_t text_lo, text_hi;
+
+static void find_text(void)
+{
+    typedef struct { unsigned char ident[16]; uint16_t type, machine; uint32_t version;
+                     uint64_t entry, phoff, shoff; uint32_t flags; uint16_t ehsize, phentsize,
+                     phnum, shentsize, shnum, shstrndx; } ehdr_t;
+    typedef struct { uint32_t type, flags; uint64_t offset, vaddr, paddr, filesz, memsz, align; } phdr_t;
+    const ehdr_t *e = (const ehdr_t *)__ehdr_start;
+    const phdr_t *ph = (const phdr_t *)(__ehdr_start + e->phoff);
+    uintptr_t bias = (uintptr_t)__ehdr_start, lo = UINTPTR_MAX, hi = 0;
+    for (unsigned i = 0; i < e->phnum; i++)
+        if (ph[i].type == 1 /* PT_LOAD */ && ph[i].offset == 0)
+            bias -= (uintptr_t)ph[i].vaddr;
+    for (unsigned i = 0; i < e->phnum; i++)
+        if (ph[i].type == 1 && (ph[i].flags & 1 /* PF_X */)) {
+            lo = bias + ph[i].vaddr < lo ? bias + ph[i].vaddr : lo;
+            hi = bias + ph[i].vaddr + ph[i].memsz > hi ? bias + ph[i].vaddr + ph[i].memsz : hi;
+        }
+    __atomic_store_n(&text_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&text_hi, hi, __ATOMIC_RELEASE);
+}
 
 unsigned ga_prof_stack(uintptr_t *stk, unsigned max)
 {
     void *raw[GA_PROF_MAX_STACK + 16];
+    if (__atomic_load_n(&text_hi, __ATOMIC_ACQUIRE) == 0)
+        find_text();
+    uintptr_t lo = __atomic_load_n(&text_lo, __ATOMIC_RELAXED), hi = text_hi;
     int n = ga_sys_backtrace(raw, GA_PROF_MAX_STACK + 16);
     int i = 0;
-    while (i < n && (const char *)raw[i] >= __ehdr_start && (const char *)raw[i] < __etext)
+    while (i < n && (uintptr_t)raw[i] >= lo && (uintptr_t)raw[i] < hi)
         i++;
     unsigned k = 0;
     for (; i < n && k < max; i++)

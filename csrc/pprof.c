@@ -135,7 +135,7 @@ static void emit_msg(out_t *o, unsigned field, const msg_t *m)
 /* profile.proto field numbers */
 enum {
     P_SAMPLE_TYPE = 1, P_SAMPLE = 2, P_MAPPING = 3, P_LOCATION = 4, P_STRING = 6,
-    P_PERIOD_TYPE = 11, P_PERIOD = 12, P_COMMENT = 13, P_DEFAULT_TYPE = 14,
+    P_PERIOD_TYPE = 11, P_PERIOD = 12, P_DEFAULT_TYPE = 14,
 };
 
 /* The fixed strings, by index into string_table (0 must be ""). */
@@ -366,10 +366,10 @@ int ga_heap_profile_write(int fd)
     if (ga_sample_rate == 0)
         return -1;
     static out_t o; /* 64 KiB: static, under prof_lock */
-    size_t frames = 0, nb = 0;
+    size_t frames = 0;
     ga_prof_lock();
     for (ga_bucket_t *b = ga_prof_buckets_locked(); b != NULL; b = b->all)
-        frames += b->nstk, nb++;
+        frames += b->nstk;
     size_t cap = 16;
     while (cap < 2 * frames + 2)
         cap *= 2;
@@ -435,7 +435,6 @@ int ga_heap_profile_write(int fd)
     int err = gz_end(&o);
     ga_prof_unlock();
     ga_sys_free(sc, bytes);
-    (void)nb;
     return err;
 }
 
