@@ -750,6 +750,10 @@ double ga_prof_scale(uint64_t count, uint64_t bytes);
 unsigned ga_prof_stack(uintptr_t *stk, unsigned max);
 /* pprof.c: ga_heap_profile_write (goalloc.h), the profile.proto document. */
 void ga_heap_profile_write_at_exit(void);
+/* At most once a second (slow paths): writes the profile now if another
+ * process asked for it with the file GOALLOC_HEAP_PROFILE's path +
+ * ".request" (goalloc profile --pid). */
+void ga_heap_profile_tick(void);
 /* pprof.c: "  #i 0xADDR path+0xOFF" lines for stack stk (misuse reports). */
 void ga_print_stack(int fd, const uintptr_t *stk, unsigned n);
 void ga_prof_lock(void);

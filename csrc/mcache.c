@@ -417,6 +417,8 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
 void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
 {
     if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
+        if (GA_UNLIKELY(ga_sample_rate != 0))
+            ga_heap_profile_tick(); /* a profile asked for from outside (mprof.c) */
         flush_tiny_requested(mc);
         ga_scavenge_tick();
     }

@@ -781,6 +781,36 @@ int ga_heap_profile_dump(const char *path)
     return err;
 }
 
+/* A profile on demand, without a signal: `goalloc profile --pid PID`
+ * creates PATH.request (PATH: GOALLOC_HEAP_PROFILE with %p the pid); the
+ * process notices it on an allocation slow path at most a second later,
+ * writes PATH as at exit and then removes the request. Only a regular file of the
+ * process's own user counts as a request. One thread at a time (busy);
+ * the paths live in static buffers, not on a small thread stack. */
+void ga_heap_profile_tick(void)
+{
+    static _Atomic uint64_t next_check;
+    static _Atomic bool busy;
+    static char req[GA_PATH_MAX + 8];
+    if (heap_path == NULL)
+        return;
+    uint64_t now = ga_sys_nanotime();
+    if (now < atomic_load_explicit(&next_check, memory_order_relaxed) ||
+        atomic_exchange_explicit(&busy, true, memory_order_acquire))
+        return;
+    atomic_store_explicit(&next_check, now + 1000000000ull, memory_order_relaxed);
+    ga_file_info_t fi;
+    if (ga_path_with_pid(heap_path, req, GA_PATH_MAX)) {
+        size_t n = strlen(req);
+        memcpy(req + n, ".request", 9);
+        if (ga_sys_lstat(req, &fi) == 0 && fi.regular && fi.uid == ga_sys_geteuid()) {
+            ga_write_file_at_exit("GOALLOC_HEAP_PROFILE", heap_path, ga_heap_profile_write);
+            ga_sys_unlink(req); /* after: its going says the profile is complete */
+        }
+    }
+    atomic_store_explicit(&busy, false, memory_order_release);
+}
+
 void ga_heap_profile_write_at_exit(void)
 {
     if (ga_sample_rate != 0 && heap_path != NULL)

@@ -215,24 +215,37 @@ def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
 
 
 @cli.command("profile")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--pid", type=click.IntRange(1), help="Ask running process PID (started with --heap-profile) for "
+              "its profile now, and show that.")
 @click.option("--top", "-n", "limit", type=click.IntRange(1), default=20, show_default=True,
               help="call sites shown")
 @click.option("--sort", type=click.Choice(["live", "alloc", "waste"]), default="live", show_default=True,
               help="live bytes, bytes allocated over the run, or live bytes lost to size-class rounding")
 @click.option("--flame", metavar="FILE.svg", callback=_writable,
               help="Also draw a flame graph of the live bytes (SVG, or PNG by the suffix).")
-def profile_cmd(file: str, limit: int, sort: str, flame: Optional[str]) -> None:
+def profile_cmd(file: Optional[str], pid: Optional[int], limit: int, sort: str, flame: Optional[str]) -> None:
     """The top call sites of a heap profile (GOALLOC_HEAP_PROFILE, run --heap-profile).
 
     Sites are the functions that called the allocator, symbolized from the
     profile's ELF files (file:line where they carry debug information);
-    values are Go's scaled estimates of the sampled profile.
+    values are Go's scaled estimates of the sampled profile. With --pid,
+    the running process writes its profile first (no signal: a request
+    file it looks for while it allocates, once a second at most).
     """
     from rich.console import Console
 
     from . import heapprof
     from .tables import Column, fit_tables
+
+    if (file is None) == (pid is None):
+        raise click.UsageError("give a profile FILE or --pid PID")
+    if pid is not None:
+        try:
+            file = heapprof.request_profile(pid)
+        except heapprof.RequestError as e:
+            raise click.ClickException(str(e)) from None
+    assert file is not None
 
     try:
         hp = heapprof.read(file)

@@ -274,3 +274,46 @@ def symbolize_report(lines: Iterable[str], symbolizer: Optional[Symbolizer] = No
             line = f"{line}  {f.function} {f.file}"
         out.append(line)
     return out
+
+
+class RequestError(RuntimeError):
+    """A profile could not be had from a running process."""
+
+
+def request_profile(pid: int, timeout: float = 10.0) -> str:
+    """Asks running process *pid* (started with GOALLOC_HEAP_PROFILE) for
+    its heap profile now: creates the file's path + ".request", which the
+    process notices on an allocation slow path (csrc/mprof.c,
+    ga_heap_profile_tick) and removes once the profile is written.
+    Returns the profile's path."""
+    import time
+
+    from .launch import HEAP_PROFILE_ENV
+
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError as e:
+        raise RequestError(f"process {pid}: {e.strerror}") from None
+    prefix = HEAP_PROFILE_ENV.encode() + b"="
+    value = next((e[len(prefix):].decode(errors="replace") for e in environ if e.startswith(prefix)), "")
+    if not value:
+        raise RequestError(f"process {pid} was not started with {HEAP_PROFILE_ENV} "
+                           "(goalloc run --heap-profile)")
+    path = os.path.join(cwd, value.replace("%p", str(pid)))
+    request = path + ".request"
+    try:
+        fd = os.open(request, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass  # asked already: wait for that one
+    except OSError as e:
+        raise RequestError(f"{request}: {e.strerror}") from None
+    deadline = time.monotonic() + timeout
+    while os.path.lexists(request):
+        if time.monotonic() > deadline:
+            os.unlink(request)
+            raise RequestError(f"process {pid} wrote no profile within {timeout:g} s "
+                               "(it looks only while it allocates)")
+        time.sleep(0.05)
+    return path

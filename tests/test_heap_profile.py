@@ -252,3 +252,25 @@ def test_sampling_keeps_the_inline_paths_open(tmp_path: Path, monkeypatch: pytes
 
     off, on = per_pair("profile_rate=0"), per_pair("profile_rate=512k")
     assert on <= 1.10 * off, (off, on)
+
+
+def test_a_running_process_writes_its_profile_when_asked(sites: Path, tmp_path: Path) -> None:
+    """goalloc profile --pid: no signal, a request file the process looks
+    for on its slow paths; the profile shows what is live at that moment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOALLOC") and k != "LD_PRELOAD"}
+    env.update(LD_PRELOAD=goalloc_ffi.lib_path(), GOALLOC="profile_rate=16k",
+               GOALLOC_HEAP_PROFILE=str(tmp_path / "h-%p.pb.gz"))
+    proc = subprocess.Popen([str(sites), "serve", "20"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "serving\n"
+        res = CliRunner().invoke(cli, ["profile", "--pid", str(proc.pid)], terminal_width=200)
+        assert res.exit_code == 0, res.output
+        assert (tmp_path / f"h-{proc.pid}.pb.gz").exists() and proc.poll() is None  # written while running
+        assert not (tmp_path / f"h-{proc.pid}.pb.gz.request").exists()
+        live = by_function(heapprof.read(str(tmp_path / f"h-{proc.pid}.pb.gz")))["small_site"]["inuse_space"]
+        assert abs(live - 2000 * OBJ) <= 0.25 * 2000 * OBJ, live  # the 2000 live objects, estimated
+    finally:
+        proc.kill()
+        proc.wait()
+    res = CliRunner().invoke(cli, ["profile", "--pid", str(os.getpid())])
+    assert res.exit_code == 1 and "not started with GOALLOC_HEAP_PROFILE" in res.output

@@ -8,7 +8,11 @@
  * the time, then the preloaded library's ga_check_heap (dlsym) must pass:
  * "threads ok" and the checksum.
  *   heap_sites doublefree      bad_free frees an object twice (a misuse
- * report with the stack of the second call). */
+ * report with the stack of the second call).
+ *   heap_sites serve SECONDS   keeps 2000 of small_site's objects live and
+ * replaces them one at a time for SECONDS (a running process to ask for
+ * its profile); says "serving" once they are. */
+#include <time.h>
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -95,6 +99,19 @@ __attribute__((noinline)) static void bad_free(void *p)
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "serve") == 0) {
+        static void *ring[2000];
+        time_t end = time(NULL) + atoi(argv[2]);
+        for (int i = 0; i < 2000; i++)
+            ring[i] = small_site();
+        printf("serving\n"); /* the ring full: what a profile should see from now on */
+        fflush(stdout);
+        for (unsigned long i = 0; time(NULL) < end; i++) {
+            free(ring[i % 2000]);
+            ring[i % 2000] = small_site();
+        }
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "doublefree") == 0) {
         void *p = malloc(100);
         bad_free(p);
