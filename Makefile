@@ -35,8 +35,9 @@ GOALLOC_DEBUG ?= 2
 export GOALLOC_DEBUG
 
 VENV_PACKAGES := 'setuptools>=64' wheel 'cffi>=1.17' 'click>=8' 'rich>=13' 'pytest>=7' 'hypothesis>=6' \
-	'matplotlib>=3.5' 'numpy>=1.21' 'pytest-benchmark>=4'
-DEBIAN_PACKAGES := sqlite3 lua5.4 git perl bash gcc g++ libc6-dev valgrind python3.11 libpython3.11-testsuite
+	'matplotlib>=3.5' 'numpy>=1.21' 'pytest-benchmark>=4' 'protobuf>=4' 'pyelftools>=0.29'
+DEBIAN_PACKAGES := sqlite3 lua5.4 git perl bash gcc g++ libc6-dev valgrind python3.11 libpython3.11-testsuite \
+	binutils golang-go heaptrack
 BENCH_DEBIAN_PACKAGES := libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 redis-server lua5.4 sqlite3 valgrind
 
 VENV_STAMP := $(VENV)/.goalloc-venv-stamp

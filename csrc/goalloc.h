@@ -186,6 +186,14 @@ GA_API int ga_sizeclass_table_read(const char *spec, unsigned align, uint32_t *s
 GA_API unsigned ga_profile_version(void);
 GA_API int ga_profile_write_json(int fd);
 
+/* Sampled heap profile (GOALLOC=profile_rate, GOALLOC_HEAP_PROFILE): the
+ * gzipped pprof document as of now, into fd or into the file at path (%p:
+ * the pid; opened as the exit's file is: no link, regular only). 0, -1
+ * when not sampling, or an errno value. A program (or ctypes) calls it at
+ * the moment it wants to look at, such as its peak. */
+GA_API int ga_heap_profile_write(int fd);
+GA_API int ga_heap_profile_dump(const char *path);
+
 /* The rules every size-class table obeys (the macros of sizeclasses.h):
  * sizes up to small_size_max are multiples of small_size_div, larger ones
  * multiples of large_size_div; the last class is max_small_size; a table

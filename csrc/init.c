@@ -31,10 +31,12 @@ ga_options_t ga_opts = {
     .align8 = false,
     .refill = 1,
     .arena_hint_go = false,
+    .profile_rate = GA_PROFILE_RATE_UNSET,
 };
 size_t ga_fast_lo, ga_fast_span; /* 0, 0 until start-up: only malloc(0) tries the inline path */
 size_t ga_fast_medium;          /* 0 until start-up */
 bool ga_hardened;
+bool ga_slow_special;
 size_t ga_canary;
 bool ga_protect;
 _Atomic int ga_initialized;
@@ -86,6 +88,8 @@ static const option_t options[] = {
     {"live", OPT_BOOL, &ga_opts.live, 0, 1, NULL, "0 or 1"},
     {"arena_hint", OPT_ENUM_BOOL, &ga_opts.arena_hint_go, 0, 0, arena_hint_names,
      "random or go (Go's fixed 0xc000000000)"},
+    {"profile_rate", OPT_BYTES, &ga_opts.profile_rate, 0, (uint64_t)1 << 40, NULL,
+     "bytes between heap-profile samples, with an optional k, m or g (0 = off, 1 = every object)"},
 };
 
 static void option_message(const char *what, const char *item, size_t n, const char *tail1,
@@ -323,19 +327,22 @@ void ga_option_format(unsigned i, ga_buf_t *b)
 
 /* The environment variables the library reads, NULL-terminated (also for
  * the Python layer: ga_env_name). */
-static const char *const env_names[] = {"GOALLOC", "GOALLOC_STATS", "GOALLOC_PROFILE", NULL};
-const char *ga_env_name(unsigned i) { return i < 3 ? env_names[i] : NULL; }
+static const char *const env_names[] = {"GOALLOC", "GOALLOC_STATS", "GOALLOC_PROFILE",
+                                        "GOALLOC_HEAP_PROFILE", NULL};
+const char *ga_env_name(unsigned i) { return i < 4 ? env_names[i] : NULL; }
 const char *ga_version(void) { return GA_VERSION; }
 
 /* Derives what the fast paths read from the options. uafcheck implies
- * clobberfree; any hardening option, and the size profile, close the
- * inline malloc and free paths. */
+ * clobberfree; any hardening option and the size profile close the
+ * inline malloc and free paths; heap-profile sampling leaves them open
+ * (mprof.c) and only sends malloc_slow its own way. */
 void ga_apply_options(void)
 {
     if (ga_opts.uafcheck)
         ga_opts.clobberfree = true;
     ga_hardened = ga_opts.clobberfree || ga_opts.fillnew || ga_opts.uafcheck || ga_profiling ||
                   ga_canary || ga_protect;
+    ga_slow_special = ga_hardened || ga_sample_rate != 0;
     /* a canary needs the object's end in a slot of its own: no tiny blocks */
     ga_tiny_limit = ga_opts.tiny && !ga_canary ? GA_TINY_SIZE : 0;
     ga_fast_lo = ga_hardened ? SIZE_MAX : ga_tiny_limit;
@@ -362,7 +369,8 @@ void ga_apply_options_locked(void)
 
 /* Lock order, everywhere: shared mcache, mcache list, each mcache's own
  * (its owner holds it across slow-path span moves), mcentral[1..] and
- * the tiny mcentral, span bitmaps, size profile, page heap, persistent
+ * the tiny mcentral, span bitmaps, profiles (size profile and heap-profile
+ * samples share prof_lock), page heap, persistent
  * chunks. (The
  * bitmap and mcache pools fall back to heap pages when mmap fails.) */
 static void lock_all(void)
@@ -463,9 +471,9 @@ void ga_init_slow(void)
         ga_parse_options(ga_sys_getenv(env_names[0]));
         ga_opts.stats_path = ga_sys_getenv(env_names[1]);
     } else if (ga_sys_getenv(env_names[0]) || ga_sys_getenv(env_names[1]) ||
-               ga_sys_getenv(env_names[2])) {
-        ga_warn("GOALLOC, GOALLOC_STATS and GOALLOC_PROFILE are ignored in a privileged "
-                "(AT_SECURE) process", NULL, NULL);
+               ga_sys_getenv(env_names[2]) || ga_sys_getenv(env_names[3])) {
+        ga_warn("GOALLOC, GOALLOC_STATS, GOALLOC_PROFILE and GOALLOC_HEAP_PROFILE are ignored "
+                "in a privileged (AT_SECURE) process", NULL, NULL);
     }
     ga_canary = ga_opts.canary ? GA_CANARY_TAIL : 0;
     ga_protect = ga_opts.protect;
@@ -476,6 +484,7 @@ void ga_init_slow(void)
     ga_mheap_init();
     if (!secure)
         ga_prof_init(ga_sys_getenv(env_names[2]));
+    ga_prof_sample_init(secure ? NULL : ga_sys_getenv(env_names[3]));
     ga_mcentral_init();
     ga_mcache_init();
     ga_apply_options();
@@ -504,6 +513,7 @@ __attribute__((destructor)) static void ga_destructor(void)
         ga_stats_print(2);
     ga_stats_write_at_exit();
     ga_prof_write_at_exit();
+    ga_heap_profile_write_at_exit();
     ga_live_exit();
 }
 

@@ -168,6 +168,14 @@ typedef struct ga_span {
      * with the bitmaps. Large objects: requested bytes + 1, 0 = unknown. */
     void *prof_table;
     size_t prof_request;
+    /* Sampled heap profile (mprof.c): how many of its objects are sampled;
+     * changed under the profile's lock, read by free without it (0: no
+     * object of this span needs a look-up). Back to 0 before the span is. */
+    _Atomic uint32_t prof_samples;
+    /* bit (p >> 4) & 63 set for every sampled object p (and maybe others:
+     * a filter, cleared with prof_samples back to 0), so that free locks
+     * and looks up only where a sample may be */
+    _Atomic uint64_t prof_sampled;
     /* Written by remote frees; kept off the owner's cache line. */
     _Alignas(GA_CACHE_LINE) _Atomic int32_t nremote;
     _Atomic uint32_t published;  /* alloc_count while uncached, else GA_UNPUBLISHED */
@@ -267,7 +275,12 @@ GA_INLINE void ga_span_set_owner(ga_span_t *s, struct ga_mcache *mc)
 {
     extern bool ga_hardened;
     atomic_store_explicit(&s->owner, mc, memory_order_relaxed);
-    atomic_store_explicit(&s->free_owner, s->spc == GA_TINY_SPC || ga_hardened ? NULL : mc,
+    /* a span holding a sampled object sends its frees to the slow path,
+     * which records them (mprof.c) */
+    atomic_store_explicit(&s->free_owner,
+                          s->spc == GA_TINY_SPC || ga_hardened ||
+                                  atomic_load_explicit(&s->prof_samples, memory_order_relaxed) != 0
+                              ? NULL : mc,
                           memory_order_relaxed);
 }
 
@@ -560,6 +573,18 @@ typedef struct ga_mcache {
     uint32_t gen;                  /* ga_flush_gen at its last slow path */
     uint32_t slow_paths;           /* count of ga_mcache_next_free calls */
     uint32_t uaf_countdown;        /* allocations until the next uafcheck sample */
+    /* Heap-profile sampling (mprof.c; Go's nextSample), one Poisson
+     * stream of rate 1/profile_rate per byte for each class, which is
+     * Go's one stream split: tiny and large requests count bytes down on
+     * the slow path; each small class counts objects, and its current
+     * span's window (alloc_cache) is cut to the objects left before the
+     * sampled one, so that the inline path stays as it is and the
+     * sampled allocation is the one that finds the window empty. */
+    uint64_t next_sample;          /* tiny and large: bytes until the next sample; 0: not drawn */
+    uint64_t sample_rng;           /* the random state of the streams */
+    uint32_t sample_left[GA_NUM_SPC]; /* objects before the sampled one + 1; 0: not drawn */
+    uint8_t sample_granted[GA_NUM_SPC]; /* slots the cut window held when it was cut */
+    ga_span_t *sample_span[GA_NUM_SPC]; /* the span it was cut in */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
     _Atomic uint32_t *tiny_meta;   /* its block word */
@@ -692,6 +717,61 @@ void ga_prof_resize(ga_span_t *s, uintptr_t p, size_t n);
 void ga_prof_span_free(ga_span_t *s);
 void ga_prof_write_at_exit(void);
 int ga_prof_restart(int on);
+
+/* Sampled heap profile (mprof.c; the pprof file: pprof.c). Go's
+ * MemProfileRate, mProf_Malloc and mProf_Free: about once per
+ * ga_sample_rate bytes (exponential intervals) an allocation records its
+ * stack in a bucket; the free of a sampled object is recorded in it too. */
+#define GA_PROF_MAX_STACK 64
+typedef struct ga_bucket {
+    struct ga_bucket *next;      /* hash chain */
+    struct ga_bucket *all;       /* every bucket, newest first */
+    uint64_t hash;
+    uint32_t nstk;
+    uint64_t allocs, alloc_bytes, alloc_req; /* sampled: objects, bytes handed out, requested */
+    uint64_t frees, free_bytes, free_req;    /* of those, freed since */
+    uintptr_t stk[GA_PROF_MAX_STACK];        /* return addresses, innermost first */
+} ga_bucket_t;
+extern uint64_t ga_sample_rate;   /* 0: off (set at start-up) */
+void ga_prof_sample_init(const char *path);
+/* Tiny and large allocations (the slow path): counts n's bytes down and
+ * records p when the count crosses zero. */
+void ga_prof_sample_bytes(void *p, size_t n);
+/* Small class spc (REQUIRES: mc is this thread's, or the shared cache
+ * held): before taking an object, whether it is to be sampled; after,
+ * ga_prof_sample_cut cuts the window for the next one. */
+bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc);
+/* Something else folded mc's current span of class spc, which reset its
+ * window (it was window before): counts what the cut window handed out
+ * and cuts the new one. */
+void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window);
+void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc);
+/* Records small object p of n requested bytes as a sample. */
+void ga_prof_sample_record(void *p, size_t n);
+/* free's hook, before s's slot is freed. */
+GA_INLINE void ga_prof_sample_free(ga_span_t *s, uintptr_t p)
+{
+    extern void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p);
+    if (GA_UNLIKELY(atomic_load_explicit(&s->prof_sampled, memory_order_acquire) &
+                    (1ull << ((p >> 4) & 63))))
+        ga_prof_sample_free_slow(s, p);
+}
+/* The buckets (REQUIRES: prof_lock), newest first. */
+ga_bucket_t *ga_prof_buckets_locked(void);
+/* Go's scaleHeapSample: the factor by which count sampled objects of
+ * bytes in all stand for the allocations they were drawn from. */
+double ga_prof_scale(uint64_t count, uint64_t bytes);
+/* The stack of the caller (goalloc's own frames skipped), up to max
+ * return addresses: their number. */
+unsigned ga_prof_stack(uintptr_t *stk, unsigned max);
+/* pprof.c: ga_heap_profile_write (goalloc.h), the profile.proto document. */
+void ga_heap_profile_write_at_exit(void);
+/* At most once a second (slow paths): writes the profile now if another
+ * process asked for it with the file GOALLOC_HEAP_PROFILE's path +
+ * ".request" (goalloc profile --pid). */
+void ga_heap_profile_tick(void);
+/* pprof.c: "  #i 0xADDR path+0xOFF" lines for stack stk (misuse reports). */
+void ga_print_stack(int fd, const uintptr_t *stk, unsigned n);
 void ga_prof_lock(void);
 void ga_prof_unlock(void);
 void ga_prof_fork_child(void);
@@ -747,7 +827,12 @@ typedef struct ga_options {
                                 (1 = Go; 1..GA_MAX_REFILL) */
     bool arena_hint_go;      /* arena_hint: random (default) | go: the first arena at
                                 Go's fixed 0xc000000000 instead of a random address */
+    uint64_t profile_rate;   /* profile_rate: mean bytes between heap-profile samples
+                                (Go's MemProfileRate), 0 = off, 1 = every object;
+                                GA_PROFILE_RATE_UNSET until start-up resolves it */
 } ga_options_t;
+#define GA_PROFILE_RATE_UNSET UINT64_MAX
+#define GA_PROFILE_RATE_DEFAULT (512u << 10) /* with GOALLOC_HEAP_PROFILE alone: Go's */
 
 #define GA_MAX_REFILL 16
 
@@ -762,6 +847,8 @@ extern size_t ga_fast_lo, ga_fast_span;
  * (0 when hardened or before start-up). */
 extern size_t ga_fast_medium;
 extern bool ga_hardened;
+/* ga_hardened or heap-profile sampling: malloc_slow's one test for both */
+extern bool ga_slow_special;
 /* Start-up only (ga_init_slow), never changed after: GOALLOC=canary's
  * bytes after each object (GA_CANARY_TAIL, or 0 when off) and
  * GOALLOC=protect. Objects made with either must be freed with it. */

@@ -35,7 +35,10 @@
  *                 link nor used unless regular; the first arena's address
  *                 is random (init.c, mheap.c; README "Security").
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
- *                 requested size, recorded on the slow paths only).
+ *                 requested size, recorded on the slow paths only; and
+ *                 profile_rate: Go's sampled heap profile, a stack about
+ *                 once per MemProfileRate bytes, its frees too), written as
+ *                 pprof by pprof.c (GOALLOC_HEAP_PROFILE).
  *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;
  *                 mlive.c publishes them to other processes (live=1).
  *
@@ -98,8 +101,8 @@
  * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache
  *   list < each mcache's own (held by its owner across span moves, so a
  *   fork child never finds a cache half-way through one) < mcentral[spc] <
- *   span bitmaps < size profile < heap < persistent chunks (init.c's
- *   lock_all takes them in this order).
+ *   span bitmaps < profiles (prof_lock) < heap < persistent chunks
+ *   (init.c's lock_all takes them in this order).
  *   No lock is held on the fast paths.
  */
 #include <errno.h>
@@ -121,6 +124,30 @@ static void *small_alloc(unsigned spc, size_t n)
         p = ga_mcache_next_free(mc, spc);
     if (p != NULL)
         GA_STAT_REQUESTED(mc->alloc[spc], n);
+    if (locked)
+        ga_mcache_put_shared();
+    if (p == NULL)
+        errno = ENOMEM;
+    return p;
+}
+
+/* small_alloc with heap-profile sampling (mprof.c): the window is cut
+ * after the object is taken, and a sampled object is recorded before the
+ * shared cache is let go (its span cannot change owner meanwhile). */
+static GA_NOINLINE void *small_alloc_sampled(unsigned spc, size_t n)
+{
+    bool locked;
+    ga_mcache_t *mc = ga_mcache_get(&locked);
+    bool sample = ga_prof_sample_due(mc, spc);
+    void *p = ga_span_next_free_fast(mc->alloc[spc]);
+    if (p == NULL)
+        p = ga_mcache_next_free(mc, spc);
+    ga_prof_sample_cut(mc, spc);
+    if (p != NULL) {
+        GA_STAT_REQUESTED(mc->alloc[spc], n);
+        if (sample)
+            ga_prof_sample_record(p, n);
+    }
     if (locked)
         ga_mcache_put_shared();
     if (p == NULL)
@@ -561,21 +588,41 @@ static GA_NOINLINE void *malloc_hardened(size_t n)
     if (n == 0 && ga_protect && (p = zero_alloc()) != NULL)
         return p;
     size_t need = need_of(n);
-    if (n < ga_tiny_limit)
+    if (n < ga_tiny_limit) {
         p = tiny_alloc(n);
-    else if (n <= GA_MAX_ALLOC && need <= GA_MAX_SMALL_SIZE)
-        p = small_alloc(ga_size_to_class(need), n);
-    else
+        ga_prof_sample_bytes(p, n);
+    } else if (n <= GA_MAX_ALLOC && need <= GA_MAX_SMALL_SIZE) {
+        unsigned c = ga_size_to_class(need);
+        p = ga_sample_rate ? small_alloc_sampled(c, n) : small_alloc(c, n);
+    } else {
         p = large_alloc(n <= GA_MAX_ALLOC ? need : n, 1);
+        ga_prof_sample_bytes(p, n);
+    }
     return harden_new(p, n);
+}
+
+/* malloc with heap-profile sampling and no hardening. */
+static GA_NOINLINE void *malloc_sampled(size_t n)
+{
+    void *p;
+    if (n < ga_tiny_limit) {
+        p = tiny_alloc(n);
+        ga_prof_sample_bytes(p, n);
+    } else if (n <= GA_MAX_SMALL_SIZE) {
+        p = small_alloc_sampled(ga_size_to_class(n ? n : 1), n);
+    } else {
+        p = large_alloc(n, 1);
+        ga_prof_sample_bytes(p, n);
+    }
+    return p;
 }
 
 static GA_NOINLINE void *malloc_slow(size_t n)
 {
     void *p;
     ga_ensure_init();
-    if (GA_UNLIKELY(ga_hardened))
-        return malloc_hardened(n);
+    if (GA_UNLIKELY(ga_slow_special))
+        return ga_hardened ? malloc_hardened(n) : malloc_sampled(n);
     if (n < ga_tiny_limit)
         p = tiny_alloc(n);
     else if (n <= GA_MAX_SMALL_SIZE)
@@ -630,6 +677,8 @@ GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
     uintptr_t p = (uintptr_t)ptr;
     if (ptr == NULL)
         return;
+    if (GA_UNLIKELY(ga_sample_rate != 0) && s != NULL) /* a bad pointer is in no sample */
+        ga_prof_sample_free(s, p); /* before the slot can be reused */
     if (s != NULL && s->spc == GA_TINY_SPC && !ga_hardened && tiny_free_fast(s, p))
         return;
     if (s == NULL && ga_protect && ga_is_zero_object(p))
@@ -871,9 +920,13 @@ static void *aligned_alloc_impl(size_t align, size_t n)
     unsigned c = aligned_class(m, align);
     if (c == 0)
         return ga_malloc(n);
-    void *p = c != GA_ALIGNED_LARGE
-                  ? small_alloc(c, n)
-                  : large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
+    void *p;
+    if (c != GA_ALIGNED_LARGE) {
+        p = ga_sample_rate ? small_alloc_sampled(c, n) : small_alloc(c, n);
+    } else {
+        p = large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
+        ga_prof_sample_bytes(p, n);
+    }
     return GA_UNLIKELY(ga_hardened) ? harden_new(p, n) : p;
 }
 

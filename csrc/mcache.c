@@ -266,9 +266,13 @@ static void trim_empty(ga_mcache_t *mc, unsigned nclasses)
             }
         }
         ga_span_t *s = mc->alloc[i];
+        uint64_t window = s->alloc_cache; /* a fold resets what heap-profile sampling cut */
         if (s != &ga_emptyspan && i != GA_TINY_SPC && current_empty(s)) {
             mc->alloc[i] = &ga_emptyspan;
             ga_mcentral_uncache_span(&ga_central[i], s);
+        } else if (ga_sample_rate != 0 && i != GA_TINY_SPC && s != &ga_emptyspan &&
+                   s->alloc_cache != window) {
+            ga_prof_sample_recut(mc, i, window);
         }
     }
 }
@@ -413,6 +417,8 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
 void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
 {
     if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
+        if (GA_UNLIKELY(ga_sample_rate != 0))
+            ga_heap_profile_tick(); /* a profile asked for from outside (mprof.c) */
         flush_tiny_requested(mc);
         ga_scavenge_tick();
     }
@@ -454,10 +460,14 @@ size_t ga_mcache_reclaim_own(void)
     cache_lock(mc);
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
         ga_span_t *s = mc->alloc[i];
+        uint64_t window = s->alloc_cache; /* a fold resets what heap-profile sampling cut */
         if (s != &ga_emptyspan && fold_empty(s)) {
             mc->alloc[i] = &ga_emptyspan;
             pages += s->npages;
             ga_mcentral_uncache_span(&ga_central[i], s);
+        } else if (ga_sample_rate != 0 && i != GA_TINY_SPC && s != &ga_emptyspan &&
+                   s->alloc_cache != window) {
+            ga_prof_sample_recut(mc, i, window);
         }
         for (int which = 0; which < 2; which++) {
             ga_span_t *next;
@@ -576,7 +586,8 @@ static int check_kept(ga_mcache_t *mc, size_t *ncached, char *msg, size_t len)
                 ga_mcache_t *fo = atomic_load(&s->free_owner);
                 bool fo_ok = which == GA_LIST_FULL
                                  ? fo == NULL
-                                 : fo == (s->spc == GA_TINY_SPC || ga_hardened ? NULL : mc);
+                                 : fo == (s->spc == GA_TINY_SPC || ga_hardened ? NULL : mc) ||
+                                       (fo == NULL && ga_sample_rate != 0); /* held a sample */
                 if (atomic_load(&s->state) != GA_SPAN_CACHED || atomic_load(&s->owner) != mc ||
                     s->spc != i || s->cache_list != which || !fo_ok)
                     return ga_fail(msg, len, "mcache: kept span not owned by its cache's list",

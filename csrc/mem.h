@@ -75,6 +75,13 @@ void ga_sys_random(void *buf, size_t n);
  * closes fd; ga_sys_free unmaps it. */
 void *ga_sys_map_shared_fd(int fd, size_t size);
 int ga_sys_unlink(const char *path);
+/* Return addresses of the calling thread's stack, innermost first, up
+ * to max: libgcc's DWARF unwinder (right without frame pointers), linked
+ * in. No lock, no malloc, usable from the first allocation on. */
+int ga_sys_backtrace(void **buf, int max);
+/* /proc/self/maps into buf (NUL-terminated, cut at cap - 1): its length,
+ * or -errno. */
+long ga_sys_read_maps(char *buf, size_t cap);
 /* The value of environment variable name, or NULL; never allocates. */
 const char *ga_sys_getenv(const char *name);
 

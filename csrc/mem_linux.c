@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include "mem.h"
 
@@ -284,4 +286,50 @@ const char *ga_sys_getenv(const char *name)
         if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
             return *e + n + 1;
     return NULL;
+}
+
+/* Stacks by libgcc's DWARF unwinder, linked in (libgcc_s.so.1, which
+ * ld.so maps with the library: no dlopen, so no malloc, at any time, even
+ * before libc is initialized). glibc 2.36's backtrace is the same walk
+ * but dlopens libgcc_s on its first call, which mallocs. _Unwind_Find_FDE
+ * finds each frame's CFI through glibc's _dl_find_object (>= 2.35), which
+ * takes no lock. Frame pointers would be 100 times cheaper but Debian
+ * builds libc and most libraries without them: the walk stops at the
+ * first such frame (README "Heap profiles" has the measurements). */
+typedef struct bt {
+    void **buf;
+    int n, max;
+} bt_t;
+
+static _Unwind_Reason_Code bt_step(struct _Unwind_Context *ctx, void *arg)
+{
+    bt_t *b = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (b->n >= b->max || ip == 0)
+        return _URC_END_OF_STACK;
+    b->buf[b->n++] = (void *)ip;
+    return _URC_NO_REASON;
+}
+
+int ga_sys_backtrace(void **buf, int max)
+{
+    bt_t b = {buf, 0, max};
+    int saved = errno;
+    _Unwind_Backtrace(bt_step, &b);
+    errno = saved;
+    return b.n;
+}
+
+long ga_sys_read_maps(char *buf, size_t cap)
+{
+    int fd = ga_sys_open_file("/proc/self/maps", GA_FILE_READ);
+    if (fd < 0)
+        return fd;
+    size_t len = 0;
+    long r = 1;
+    while (len + 1 < cap && (r = ga_sys_read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    ga_sys_close(fd);
+    buf[len] = '\0';
+    return r < 0 ? r : (long)len;
 }

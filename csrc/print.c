@@ -147,6 +147,15 @@ void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s
 #if defined(GA_TESTING)
     ga_test_misuse_seen(line, b.len);
 #endif
+    /* the bad call's stack (goalloc's frames left out), indented: the
+     * report's own line stays the one "goalloc: " line */
+    uintptr_t stk[GA_PROF_MAX_STACK];
+    unsigned depth = ga_prof_stack(stk, GA_PROF_MAX_STACK);
+    if (depth > 0) {
+        static const char head[] = "  the call's stack (goalloc symbolize names it):\n";
+        ga_write_all(2, head, sizeof head - 1);
+        ga_print_stack(2, stk, depth);
+    }
     atomic_fetch_add(&ga_misuse_count, 1);
     if (!ga_opts.on_error_report)
         abort();

@@ -41,7 +41,7 @@ EXT_COMPILE_ARGS = [
     "-Wextra",
     "-Werror=implicit-function-declaration",
 ]
-EXT_LINK_ARGS = ["-pthread"]
+EXT_LINK_ARGS = ["-pthread", "-lgcc_s"]  # libgcc's unwinder: heap-profile stacks (mem_linux.c)
 EXT_DEBUG_ENV = "GOALLOC_DEBUG"  # GA_DEBUG of the test extension
 EXT_DEBUG_DEFAULT = "2"
 
@@ -61,7 +61,7 @@ _PRELOAD_HAZARDS = [
     "-fno-builtin-free",
     "-fno-tree-loop-distribute-patterns",
 ]
-PRELOAD_LINK_ARGS = ["-shared", "-Wl,-z,defs", "-pthread"]
+PRELOAD_LINK_ARGS = ["-shared", "-Wl,-z,defs", "-pthread", "-lgcc_s"]
 
 
 def _preload_cflags(opt: str, defines: List[str]) -> List[str]:

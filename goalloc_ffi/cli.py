@@ -148,10 +148,18 @@ def _png(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
 @click.option("--profile-sizes", "profile_path", metavar="FILE",
               help="Record the sizes CMD requests and how many were live at the peak, as JSON "
                    "(%p: the pid, one file per process; without %p, CMD's own process's only).")
+@click.option("--heap-profile", "heap_profile", metavar="FILE.pb.gz",
+              help="Sample CMD's allocations with their stacks (Go's MemProfileRate) and write the heap "
+                   "profile in pprof format at exit, for `goalloc profile` or `go tool pprof` (%p: the pid, "
+                   "one file per process; without %p, CMD's own process's only).")
+@click.option("--rate", metavar="BYTES",
+              help="With --heap-profile: mean bytes between samples (GOALLOC=profile_rate; default 512k, "
+                   "1 = every allocation).")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str], report: bool,
         report_file: Optional[str], report_pid: Optional[int], live: bool, timeline: Optional[str],
-        profile_path: Optional[str], cmd: Tuple[str, ...]) -> None:
+        profile_path: Optional[str], heap_profile: Optional[str], rate: Optional[str],
+        cmd: Tuple[str, ...]) -> None:
     """Run CMD with goalloc preloaded.
 
     Prepends the library to LD_PRELOAD and merges the --set options into
@@ -171,7 +179,7 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
         raise click.UsageError("--report-pid: only with --report or --report-file")
     try:
         plan = make_plan(_library(debug), settings, cmd, stats_path, report_file or ("-" if report else None),
-                         report_pid, live, timeline, profile_path)
+                         report_pid, live, timeline, profile_path, heap_profile, rate)
     except RunError as e:
         raise click.UsageError(str(e)) from None
     sys.exit(execute(plan))
@@ -204,6 +212,74 @@ def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
 
         plot_stats(s, plot_png, f"goalloc statistics of pid {s.pid} ({file})")
         click.echo(f"wrote {plot_png}")
+
+
+@cli.command("profile")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--pid", type=click.IntRange(1), help="Ask running process PID (started with --heap-profile) for "
+              "its profile now, and show that.")
+@click.option("--top", "-n", "limit", type=click.IntRange(1), default=20, show_default=True,
+              help="call sites shown")
+@click.option("--sort", type=click.Choice(["live", "alloc", "waste"]), default="live", show_default=True,
+              help="live bytes, bytes allocated over the run, or live bytes lost to size-class rounding")
+@click.option("--flame", metavar="FILE.svg", callback=_writable,
+              help="Also draw a flame graph of the live bytes (SVG, or PNG by the suffix).")
+def profile_cmd(file: Optional[str], pid: Optional[int], limit: int, sort: str, flame: Optional[str]) -> None:
+    """The top call sites of a heap profile (GOALLOC_HEAP_PROFILE, run --heap-profile).
+
+    Sites are the functions that called the allocator, symbolized from the
+    profile's ELF files (file:line where they carry debug information);
+    values are Go's scaled estimates of the sampled profile. With --pid,
+    the running process writes its profile first (no signal: a request
+    file it looks for while it allocates, once a second at most).
+    """
+    from rich.console import Console
+
+    from . import heapprof
+    from .tables import Column, fit_tables
+
+    if (file is None) == (pid is None):
+        raise click.UsageError("give a profile FILE or --pid PID")
+    if pid is not None:
+        try:
+            file = heapprof.request_profile(pid)
+        except heapprof.RequestError as e:
+            raise click.ClickException(str(e)) from None
+    assert file is not None
+
+    try:
+        hp = heapprof.read(file)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(f"{file}: {e}") from None
+    except Exception as e:  # protobuf's DecodeError
+        raise click.ClickException(f"{file}: not a pprof profile ({e})") from None
+    head, rows = heapprof.top_rows(hp, limit, sort)
+    console = Console()
+    live, alloc = hp.total("inuse_space"), hp.total("alloc_space")
+    console.print(f"heap profile {file}: sampled every {hp.period} bytes on average; "
+                  f"live {heapprof._mib(live)}, allocated {heapprof._mib(alloc)}, "
+                  f"wasted by rounding (live) {heapprof._mib(hp.total('inuse_waste'))}")
+    cols = [Column(h, "left" if i in (0, len(head) - 1) else "right") for i, h in enumerate(head)]
+    for t in fit_tables("top call sites", cols, rows, console.width, keep=1):
+        console.print(t)
+    if flame:
+        heapprof.flame_graph(hp, flame, title=f"live bytes by stack: {file}")
+        click.echo(f"wrote {flame}")
+
+
+@cli.command()
+@click.argument("report", type=click.File("r"), default="-")
+def symbolize(report: Any) -> None:
+    """Name the stack frames of a misuse report (goalloc's stderr lines
+    "#i 0xADDR OBJECT+0xOFFSET"): function and file:line from the objects'
+    ELF files. REPORT is a file, or standard input by default.
+
+    Example: LD_PRELOAD=$(goalloc lib) ./prog 2>&1 | goalloc symbolize
+    """
+    from . import heapprof
+
+    for line in heapprof.symbolize_report(report):
+        click.echo(line)
 
 
 @cli.command()

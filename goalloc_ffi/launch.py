@@ -31,7 +31,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 OPTIONS_ENV = "GOALLOC"  # comma-separated KEY=VALUE options
 STATS_ENV = "GOALLOC_STATS"  # where the statistics JSON goes at exit (%p: the pid)
 PROFILE_ENV = "GOALLOC_PROFILE"  # where the size profile goes at exit (%p: the pid)
-GOALLOC_ENVS = (OPTIONS_ENV, STATS_ENV, PROFILE_ENV)
+HEAP_PROFILE_ENV = "GOALLOC_HEAP_PROFILE"  # where the sampled heap profile goes (pprof; %p: the pid)
+GOALLOC_ENVS = (OPTIONS_ENV, STATS_ENV, PROFILE_ENV, HEAP_PROFILE_ENV)
 #: A warning of the library about $GOALLOC (init.c: option_message, ga_option_refused).
 OPTION_WARNING = re.compile(r"\bGOALLOC: [^\n]*")
 
@@ -70,13 +71,15 @@ def clean_env(measure: bool = True, keep_goalloc: bool = False) -> Dict[str, str
 
 
 def preload_env(base: Mapping[str, str], library: Optional[str], options: str = "",
-                stats: Optional[str] = None, profile: Optional[str] = None) -> Dict[str, str]:
+                stats: Optional[str] = None, profile: Optional[str] = None,
+                heap_profile: Optional[str] = None) -> Dict[str, str]:
     """base plus goalloc's variables: options for $GOALLOC (empty: unset),
     the statistics and profile paths, and *library* prepended to the
     LD_PRELOAD of base (None: nothing preloaded here; the launcher's -e
     then preloads it)."""
     env = dict(base)
-    for name, value in ((OPTIONS_ENV, options), (STATS_ENV, stats), (PROFILE_ENV, profile)):
+    for name, value in ((OPTIONS_ENV, options), (STATS_ENV, stats), (PROFILE_ENV, profile),
+                        (HEAP_PROFILE_ENV, heap_profile)):
         if value:
             env[name] = value
         else:

@@ -56,19 +56,27 @@ class RunPlan:
     stats: Optional[str] = None  # GOALLOC_STATS, absolute (%p: pid)
     profile: Optional[str] = None  # --profile-sizes, absolute
     timeline: Optional[str] = None
+    heap_profile: Optional[str] = None  # --heap-profile, absolute
+    heap_tmp: Optional[str] = None  # where the processes write theirs when it has no %p
     tmp: List[str] = field(default_factory=list)  # directories removed at the end
 
     @property
     def waits(self) -> bool:
         """Whether goalloc must outlive the command (else it execs it)."""
-        return bool(self.report or self.timeline or (self.profile and "%p" not in self.profile))
+        return bool(self.report or self.timeline or (self.profile and "%p" not in self.profile)
+                    or self.heap_tmp)
 
 
 def make_plan(library: str, settings: Sequence[Tuple[str, str]], cmd: Sequence[str], stats: Optional[str] = None,
               report: Optional[str] = None, report_pid: Optional[int] = None, live: bool = False,
-              timeline: Optional[str] = None, profile: Optional[str] = None) -> RunPlan:
+              timeline: Optional[str] = None, profile: Optional[str] = None,
+              heap_profile: Optional[str] = None, rate: Optional[str] = None) -> RunPlan:
     """Everything goalloc run needs, checked; RunError names what is wrong."""
     pairs = [(k, here(v)) for k, v in settings]  # a table file named relative to here
+    if rate is not None:
+        if not heap_profile:
+            raise RunError("--rate: only with --heap-profile")
+        pairs.append(("profile_rate", rate))
     if live or timeline:
         pairs.append(("live", "1"))
     options = merge_options(os.environ.get(OPTIONS_ENV), pairs)
@@ -98,8 +106,15 @@ def make_plan(library: str, settings: Sequence[Tuple[str, str]], cmd: Sequence[s
         # a temporary directory and only CMD's own file is kept.
         plan.tmp.append(tempfile.mkdtemp(prefix="goalloc-profile-"))
         profile_env = os.path.join(plan.tmp[-1], "profile-%p.json")
+    heap_env = None
+    if heap_profile:
+        plan.heap_profile = heap_env = output_path(heap_profile, "--heap-profile")
+        if "%p" not in plan.heap_profile:  # as with --profile-sizes: CMD's own process's
+            plan.heap_tmp = tempfile.mkdtemp(prefix="goalloc-heap-")
+            plan.tmp.append(plan.heap_tmp)
+            heap_env = os.path.join(plan.heap_tmp, "heap-%p.pb.gz")
     try:
-        plan.env = preload_env(os.environ, library, options, plan.stats, profile_env)
+        plan.env = preload_env(os.environ, library, options, plan.stats, profile_env, heap_env)
     except LaunchError as e:
         raise RunError(str(e)) from None
     return plan
@@ -122,6 +137,8 @@ def execute(plan: RunPlan) -> int:
         status = child.wait()
         if plan.profile and "%p" not in plan.profile:
             _keep_profile(plan, child.pid)
+        if plan.heap_tmp:
+            _keep_heap_profile(plan, child.pid)
         if plan.report:
             report(plan, child, started)
     finally:
@@ -137,6 +154,15 @@ def _keep_profile(plan: RunPlan, pid: int) -> None:
         shutil.move(written, plan.profile)
     else:
         sys.stderr.write(f"goalloc run: {plan.cmd[0]} left no size profile (it did not exit normally)\n")
+
+
+def _keep_heap_profile(plan: RunPlan, pid: int) -> None:
+    assert plan.heap_tmp is not None and plan.heap_profile is not None
+    written = os.path.join(plan.heap_tmp, f"heap-{pid}.pb.gz")
+    if os.path.exists(written):
+        shutil.move(written, plan.heap_profile)
+    else:
+        sys.stderr.write(f"goalloc run: {plan.cmd[0]} left no heap profile (it did not exit normally)\n")
 
 
 def _console(plan: RunPlan) -> Console:

@@ -120,4 +120,5 @@ def test_the_variable_names_are_the_libraries() -> None:
     names = []
     while lib.ga_env_name(len(names)) != ffi.NULL:
         names.append(ffi.string(lib.ga_env_name(len(names))).decode())
-    assert tuple(names) == launch.GOALLOC_ENVS == (launch.OPTIONS_ENV, launch.STATS_ENV, launch.PROFILE_ENV)
+    assert tuple(names) == launch.GOALLOC_ENVS == (launch.OPTIONS_ENV, launch.STATS_ENV, launch.PROFILE_ENV,
+                                                  launch.HEAP_PROFILE_ENV)

@@ -38,7 +38,8 @@ pytestmark = pytest.mark.preload
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
-IGNORED = "GOALLOC, GOALLOC_STATS and GOALLOC_PROFILE are ignored in a privileged (AT_SECURE) process"
+IGNORED = ("GOALLOC, GOALLOC_STATS, GOALLOC_PROFILE and GOALLOC_HEAP_PROFILE are ignored in a privileged "
+           "(AT_SECURE) process")
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_a_fifo_as_the_table_is_refused_at_once(probe: Path, tmp_path: Path) -> 
         f"goalloc: GOALLOC: sizeclasses={fifo}: cannot open the file: not a regular file (refused) (using go1.12)"]
 
 
-@pytest.mark.parametrize("var", ["GOALLOC_STATS", "GOALLOC_PROFILE"])
+@pytest.mark.parametrize("var", ["GOALLOC_STATS", "GOALLOC_PROFILE", "GOALLOC_HEAP_PROFILE"])
 def test_a_fifo_as_the_output_does_not_hang_the_exit(probe: Path, tmp_path: Path, var: str) -> None:
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
@@ -156,7 +157,7 @@ def test_a_fifo_as_the_output_does_not_hang_the_exit(probe: Path, tmp_path: Path
     assert goalloc_lines(r.stderr) == [f"goalloc: {var}: cannot open {fifo}: not a regular file (refused)"]
 
 
-@pytest.mark.parametrize("var", ["GOALLOC_STATS", "GOALLOC_PROFILE"])
+@pytest.mark.parametrize("var", ["GOALLOC_STATS", "GOALLOC_PROFILE", "GOALLOC_HEAP_PROFILE"])
 def test_a_symbolic_link_is_not_followed(probe: Path, tmp_path: Path, var: str) -> None:
     target = tmp_path / "precious"
     target.write_text("precious\n")
@@ -192,7 +193,7 @@ def test_a_path_too_long_is_refused_not_cut(probe: Path, tmp_path: Path) -> None
     assert files == []
 
 
-@pytest.mark.parametrize("var", ["GOALLOC_STATS", "GOALLOC_PROFILE"])
+@pytest.mark.parametrize("var", ["GOALLOC_STATS", "GOALLOC_PROFILE", "GOALLOC_HEAP_PROFILE"])
 def test_a_failed_write_is_reported_once(probe: Path, tmp_path: Path, var: str) -> None:
     out = tmp_path / "out.json"
 
@@ -374,16 +375,16 @@ def setuid_setup(probe: Path, shared_dir: Path, users: List[User]) -> Iterator[D
 
 def test_a_set_user_id_program_ignores_the_environment(setuid_setup: Dict[str, str], shared_dir: Path,
                                                       users: List[User]) -> None:
-    precious, new = shared_dir / "precious", shared_dir / "new.json"
+    precious, new, heap = shared_dir / "precious", shared_dir / "new.json", shared_dir / "heap.pb.gz"
     precious.write_text("precious\n")
     env = {**setuid_setup, "GOALLOC_STATS": str(precious), "GOALLOC_PROFILE": str(new),
-           "GOALLOC": "live=1,on_error=report,summary=1"}
+           "GOALLOC_HEAP_PROFILE": str(heap), "GOALLOC": "live=1,on_error=report,summary=1,profile_rate=1"}
     r = users[0].run([str(shared_dir / "probe"), "probe"], env)
     assert r.returncode == 0, r.stderr
     # A real AT_SECURE process, root, with goalloc loaded: else this proves nothing.
     assert fields(r.stdout) == {"secure": "1", "euid": "0", "goalloc": "1", "live": "0"}, r.stdout + r.stderr
     assert goalloc_lines(r.stderr) == [f"goalloc: {IGNORED}"]
-    assert precious.read_text() == "precious\n" and not new.exists()
+    assert precious.read_text() == "precious\n" and not new.exists() and not heap.exists()
     # on_error=report would weaken a check: misuse still aborts.
     r = users[0].run([str(shared_dir / "probe"), "doublefree"], env)
     assert r.returncode == -signal.SIGABRT and "after=1" not in r.stdout, r.stdout + r.stderr
