@@ -119,6 +119,7 @@ static void *small_alloc(unsigned spc, size_t n)
         GA_STAT_REQUESTED(mc->alloc[spc], n);
     if (locked)
         ga_mcache_put_shared();
+    ga_scavenger_poll(); /* no lock held here */
     if (p == NULL)
         errno = ENOMEM;
     return p;
@@ -195,6 +196,7 @@ static void *tiny_alloc(size_t size)
         GA_STAT_TINY_REQUESTED(mc, size);
     if (locked)
         ga_mcache_put_shared();
+    ga_scavenger_poll(); /* no lock held here */
     if (p == NULL)
         errno = ENOMEM;
     return p;
@@ -284,6 +286,7 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
     }
     GA_STAT_ADD(ga_large_frees, 1);
     ga_mheap_free(s);
+    ga_scavenger_poll(); /* no lock held here */
 }
 
 /* ---- lookups shared by free, realloc and malloc_usable_size ---------------------- */
@@ -643,6 +646,7 @@ GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
             tiny_free(s, p, fn);
         else
             ga_free_slot(s, ga_span_index(s, p), p, ga_tls_mcache, fn);
+        ga_scavenger_poll(); /* an emptied span may have gone back to the heap */
     }
 out:
     errno = saved;
@@ -1017,7 +1021,7 @@ static void set_perturb(int value)
 }
 
 /* glibc's parameters (<malloc.h>), glibc 2.36's answers unless noted:
- *   M_TRIM_THRESHOLD  value < 0 turns the scavenger off, >= 0 on (sync)
+ *   M_TRIM_THRESHOLD  value < 0 turns the scavenger off, >= 0 on (auto)
  *   M_PERTURB         fillnew + clobberfree with glibc's bytes (set_perturb)
  *   M_MXFAST          0..80 * sizeof(size_t) / 4 accepted, else 0 (glibc's
  *                     range); goalloc has no fastbins: nothing changes
@@ -1037,7 +1041,7 @@ int ga_mallopt(int param, int value)
     ga_ensure_init();
     switch (param) {
     case M_TRIM_THRESHOLD:
-        ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_SYNC;
+        ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_AUTO;
         return 1;
     case M_PERTURB:
         set_perturb(value);

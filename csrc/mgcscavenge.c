@@ -47,10 +47,16 @@
 #define MS 1000000ull
 #define TICK_BUDGET 8192u       /* pages (64 MiB) per slow-path check */
 #define BACKGROUND_QUANTUM 256u /* pages (2 MiB) per background step */
-#define BACKGROUND_PERCENT 1u   /* of one CPU */
+#define BACKGROUND_PERCENT 1u   /* of one CPU (scavenger=background) */
+#define START_SURPLUS 4096u     /* pages (32 MiB) beyond the goal that start the auto thread */
+#define REFAULT_PAGES 256u      /* pages re-used in a window that widen it (2 MiB) */
+#define MAX_BACKOFF 2u          /* the window widens at most 4 times */
+#define QUIET_WINDOWS 8u        /* windows without re-use before it narrows again */
+#define IDLE_WAKES 16u          /* auto: idle wakes (about 4 delays) before the thread ends */
 
 _Atomic uint64_t ga_clock_offset;
 _Atomic uint32_t ga_flush_gen;
+_Atomic bool ga_scavenger_wanted;
 static _Atomic uint64_t last_tick;
 static _Atomic bool background_running;
 
@@ -61,70 +67,111 @@ uint64_t ga_now_ns(void)
 
 static uint64_t delay_ns(void) { return ga_opts.scavenge_delay * MS; }
 
+static uint64_t interval_ns(void) { return delay_ns() / 4 > MS ? delay_ns() / 4 : MS; }
+
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-/* Goal for retained pages: retain% of the recent in-use peak. */
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static size_t percent(size_t pages) { return (size_t)((unsigned __int128)pages * ga_opts.retain / 100); }
+
+/* Goal for retained pages: retain% of the pages in use now, or of their
+ * peak over the goal window (this one and the last), whichever is more:
+ * the goal follows the in-use heap down within two windows. */
 size_t ga_scavenge_goal_locked(void)
 {
-    size_t peak = ga_heap.peak_cur > ga_heap.peak_prev ? ga_heap.peak_cur : ga_heap.peak_prev;
-    return (size_t)((unsigned __int128)peak * ga_opts.retain / 100);
+    return percent(max_size(ga_heap.pages_inuse, max_size(ga_heap.peak_cur, ga_heap.peak_prev)));
 }
 
-static void epoch_locked(uint64_t now)
+/* The goal window, (delay / 2) << backoff: pages the scavenger released and
+ * the heap handed out again within a window (released too early: churn)
+ * widen it, up to 4 times; QUIET_WINDOWS windows without narrow it again. */
+static void window_locked(uint64_t now)
 {
-    uint64_t len = delay_ns() > 1000 * MS ? delay_ns() : 1000 * MS;
+    uint64_t len = (delay_ns() / 2 > MS ? delay_ns() / 2 : MS) << ga_heap.backoff;
+    if (now - ga_heap.flush_start >= (delay_ns() > 1000 * MS ? delay_ns() : 1000 * MS)) {
+        ga_heap.flush_start = now;
+        atomic_fetch_add_explicit(&ga_flush_gen, 1, memory_order_relaxed);
+    }
     if (now - ga_heap.epoch_start < len)
         return;
-    ga_heap.peak_prev = ga_heap.peak_cur;
+    if (ga_heap.refault_window >= REFAULT_PAGES) {
+        ga_heap.backoff += ga_heap.backoff < MAX_BACKOFF;
+        ga_heap.quiet = 0;
+    } else if (ga_heap.backoff > 0 && ++ga_heap.quiet >= QUIET_WINDOWS) {
+        ga_heap.backoff--;
+        ga_heap.quiet = 0;
+    }
+    ga_heap.refault_window = 0;
+    /* A tick more than a window late: the last window is over too. */
+    ga_heap.peak_prev = now - ga_heap.epoch_start >= 2 * len ? ga_heap.pages_inuse : ga_heap.peak_cur;
     ga_heap.peak_cur = ga_heap.pages_inuse;
     ga_heap.epoch_start = now;
-    atomic_fetch_add_explicit(&ga_flush_gen, 1, memory_order_relaxed);
 }
 
-/* Releases idle runs and whatever exceeds the goal, at most budget pages. */
-static size_t idle_work_locked(uint64_t now, size_t budget)
+/* Releases what exceeds the goal, at most budget pages. */
+static size_t goal_work_locked(uint64_t now, size_t budget)
 {
-    epoch_locked(now);
-    size_t done = 0;
-    if (now > delay_ns())
-        done = ga_mheap_scavenge_locked(budget, now - delay_ns());
+    window_locked(now);
     size_t retained = ga_mheap_retained_locked(), goal = ga_scavenge_goal_locked();
-    if (retained > goal && done < budget)
-        done += ga_mheap_scavenge_locked(min_size(retained - goal, budget - done), UINT64_MAX);
-    return done;
+    if (retained <= goal)
+        return 0;
+    return ga_mheap_scavenge_locked(min_size(retained - goal, budget), UINT64_MAX);
 }
 
+/* Free pages not yet released beyond retain% of the pages in use now. */
+static size_t surplus_now_locked(void)
+{
+    size_t retained = ga_mheap_retained_locked(), goal = percent(ga_heap.pages_inuse);
+    return retained > goal ? retained - goal : 0;
+}
+
+/* The thread: wakes every delay / 4, publishes the live file, releases the
+ * free slots of partial spans idle for the delay and whatever exceeds the
+ * goal, in 2 MiB quanta with the heap lock dropped between them. With
+ * scavenger=background paced at about 1 % of one CPU and never ending (Go
+ * >= 1.13); with scavenger=auto unpaced (the same kernel work glibc's free
+ * does inline in munmap, on another core) and ending after IDLE_WAKES
+ * wakes with nothing to do, to be started again when there is. */
 static void *background_main(void *arg)
 {
     (void)arg;
+    bool paced = ga_opts.scavenger == GA_SCAVENGER_BACKGROUND;
     uint64_t sleep = 0;
+    unsigned idle = 0;
     for (;;) {
-        uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
+        uint64_t interval = interval_ns();
         ga_sys_sleep_ns(sleep > interval ? sleep : interval);
         uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
         if (ga_opts.live)
             ga_live_tick(now);
+        size_t work = 0, done, surplus;
         if (now > delay_ns())
-            ga_mcentral_purge(now - delay_ns(), true);
-        size_t done;
-        do { /* quanta until there is nothing idle, at the pace below */
+            work += ga_mcentral_purge(now - delay_ns(), true);
+        do {
             pthread_mutex_lock(&ga_heap.lock);
-            done = idle_work_locked(ga_now_ns(), BACKGROUND_QUANTUM);
+            done = goal_work_locked(ga_now_ns(), BACKGROUND_QUANTUM);
+            surplus = surplus_now_locked();
             pthread_mutex_unlock(&ga_heap.lock);
-        } while (done == BACKGROUND_QUANTUM && ga_sys_nanotime() - t0 < MS);
-        /* Work w, then sleep w * 99: about 1 % of one CPU. */
-        sleep = (ga_sys_nanotime() - t0) * (100 - BACKGROUND_PERCENT) / BACKGROUND_PERCENT;
+            work += done;
+        } while (done >= BACKGROUND_QUANTUM && (!paced || ga_sys_nanotime() - t0 < MS));
+        if (paced) { /* work w, then sleep w * 99: about 1 % of one CPU */
+            sleep = (ga_sys_nanotime() - t0) * (100 - BACKGROUND_PERCENT) / BACKGROUND_PERCENT;
+            continue;
+        }
+        idle = work == 0 && surplus < START_SURPLUS ? idle + 1 : 0;
+        if (idle >= IDLE_WAKES || ga_opts.scavenger != GA_SCAVENGER_AUTO) {
+            atomic_store(&background_running, false);
+            return NULL;
+        }
     }
-    return NULL;
 }
 
-/* Starts the background scavenger if it is configured and not running.
- * Called from the library constructor and, after fork, from a tick. */
-void ga_scavenger_start(void)
+/* Starts the thread unless it runs. */
+static void start_thread(void)
 {
     bool no = false;
-    if (ga_opts.scavenger != GA_SCAVENGER_BACKGROUND ||
-        !atomic_compare_exchange_strong(&background_running, &no, true))
+    if (!atomic_compare_exchange_strong(&background_running, &no, true))
         return;
     pthread_t t;
     pthread_attr_t attr;
@@ -133,28 +180,62 @@ void ga_scavenger_start(void)
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 << 10);
     if (pthread_create(&t, &attr, background_main, NULL) != 0)
         atomic_store(&background_running, false);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* Starts the background scavenger if it is configured and not running.
+ * Called from the library constructor and, after fork, from a tick. */
+void ga_scavenger_start(void)
+{
+    if (ga_opts.scavenger == GA_SCAVENGER_BACKGROUND)
+        start_thread();
+}
+
+void ga_scavenger_start_wanted(void)
+{
+    if (atomic_exchange(&ga_scavenger_wanted, false) && ga_opts.scavenger == GA_SCAVENGER_AUTO)
+        start_thread();
+}
+
 void ga_scavenger_fork_child(void)
 {
     atomic_store(&background_running, false); /* threads do not survive fork */
+    atomic_store(&ga_scavenger_wanted, false);
+}
+
+/* Bounded work of a slow path whose rate-limited turn it is: releases
+ * what exceeds the goal; with scavenger=auto, asks for the thread when the
+ * surplus over the pages in use now is large (it will be beyond the goal
+ * once the window has passed, with no slow path left to see it). */
+static void sync_work(uint64_t now)
+{
+    if (pthread_mutex_trylock(&ga_heap.lock) != 0)
+        return; /* busy: the next tick will do it */
+    goal_work_locked(now, TICK_BUDGET);
+    bool want = ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus_now_locked() >= START_SURPLUS;
+    pthread_mutex_unlock(&ga_heap.lock);
+    if (want && !atomic_load_explicit(&background_running, memory_order_relaxed))
+        atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
+}
+
+static bool tick_due(uint64_t now)
+{
+    uint64_t last = atomic_load_explicit(&last_tick, memory_order_relaxed);
+    return now - last >= interval_ns() && atomic_compare_exchange_strong(&last_tick, &last, now);
 }
 
 void ga_scavenge_tick(void)
 {
     if (ga_opts.scavenger == GA_SCAVENGER_OFF && !ga_opts.live)
         return;
-    uint64_t now = ga_now_ns(), last = atomic_load_explicit(&last_tick, memory_order_relaxed);
+    uint64_t now = ga_now_ns();
     if (ga_opts.live) /* the live statistics file (mlive.c) shares the clock reading */
         ga_live_tick(now);
-    if (ga_opts.scavenger == GA_SCAVENGER_OFF)
-        return;
-    uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
-    if (now - last < interval || !atomic_compare_exchange_strong(&last_tick, &last, now))
+    if (ga_opts.scavenger == GA_SCAVENGER_OFF || !tick_due(now))
         return;
     if (ga_opts.scavenger == GA_SCAVENGER_BACKGROUND) {
         ga_scavenger_start();
@@ -162,10 +243,23 @@ void ga_scavenge_tick(void)
     }
     if (now > delay_ns())
         ga_mcentral_purge(now - delay_ns(), false);
-    if (pthread_mutex_trylock(&ga_heap.lock) != 0)
-        return; /* busy: the next tick will do it */
-    idle_work_locked(now, TICK_BUDGET);
-    pthread_mutex_unlock(&ga_heap.lock);
+    sync_work(now);
+}
+
+size_t ga_scavenge_surplus_locked(void) { return surplus_now_locked(); }
+
+void ga_scavenge_freed(uint64_t now, size_t surplus)
+{
+    if (ga_opts.live)
+        ga_live_tick(now);
+    if (ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus >= START_SURPLUS &&
+        !atomic_load_explicit(&background_running, memory_order_relaxed) &&
+        !atomic_load_explicit(&ga_scavenger_wanted, memory_order_relaxed))
+        atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
+    if (ga_opts.scavenger == GA_SCAVENGER_OFF || ga_opts.scavenger == GA_SCAVENGER_BACKGROUND ||
+        !tick_due(now))
+        return;
+    sync_work(now); /* no mcentral purge: the caller may hold an mcentral lock */
 }
 
 bool ga_scavenge_limit_locked(size_t npages)
