@@ -119,7 +119,6 @@ static void *small_alloc(unsigned spc, size_t n)
         GA_STAT_REQUESTED(mc->alloc[spc], n);
     if (locked)
         ga_mcache_put_shared();
-    ga_scavenger_poll(); /* no lock held here */
     if (p == NULL)
         errno = ENOMEM;
     return p;
@@ -196,7 +195,6 @@ static void *tiny_alloc(size_t size)
         GA_STAT_TINY_REQUESTED(mc, size);
     if (locked)
         ga_mcache_put_shared();
-    ga_scavenger_poll(); /* no lock held here */
     if (p == NULL)
         errno = ENOMEM;
     return p;

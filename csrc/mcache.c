@@ -415,6 +415,8 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
     if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
         flush_tiny_requested(mc);
         ga_scavenge_tick();
+        if (mc != &shared_mcache) /* else the shared lock is held */
+            ga_scavenger_poll();
     }
     uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
     ga_span_t *s = mc->alloc[spc];

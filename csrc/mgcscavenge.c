@@ -52,7 +52,8 @@
 #define REFAULT_PAGES 256u      /* pages re-used in a window that widen it (2 MiB) */
 #define MAX_BACKOFF 2u          /* the window widens at most 4 times */
 #define QUIET_WINDOWS 8u        /* windows without re-use before it narrows again */
-#define IDLE_WAKES 16u          /* auto: idle wakes (about 4 delays) before the thread ends */
+#define IDLE_WAKES 16u          /* auto: idle intervals (4 delays) before the thread ends */
+#define LIVE_NAP (10 * MS)      /* with live=1 the thread wakes this often */
 
 _Atomic uint64_t ga_clock_offset;
 _Atomic uint32_t ga_flush_gen;
@@ -126,25 +127,31 @@ static size_t surplus_now_locked(void)
     return retained > goal ? retained - goal : 0;
 }
 
-/* The thread: wakes every delay / 4, publishes the live file, releases the
- * free slots of partial spans idle for the delay and whatever exceeds the
- * goal, in 2 MiB quanta with the heap lock dropped between them. With
- * scavenger=background paced at about 1 % of one CPU and never ending (Go
- * >= 1.13); with scavenger=auto unpaced (the same kernel work glibc's free
- * does inline in munmap, on another core) and ending after IDLE_WAKES
- * wakes with nothing to do, to be started again when there is. */
+/* The thread: every delay / 4 releases the free slots of partial spans
+ * idle for the delay and whatever exceeds the goal, in 2 MiB quanta with
+ * the heap lock dropped between them; with live=1 it wakes every 10 ms to
+ * publish the live file too, so that the file trails the last free by at
+ * most that. With scavenger=background paced at about 1 % of one CPU and
+ * never ending (Go >= 1.13); with scavenger=auto unpaced (the same kernel
+ * work glibc's free does inline in munmap, on another core) and ending
+ * after IDLE_WAKES intervals with nothing to do, to be started again when
+ * there is. */
 static void *background_main(void *arg)
 {
     (void)arg;
     bool paced = ga_opts.scavenger == GA_SCAVENGER_BACKGROUND;
-    uint64_t sleep = 0;
-    unsigned idle = 0;
+    uint64_t sleep = 0, last_work = 0, idle_since = ga_sys_nanotime();
     for (;;) {
-        uint64_t interval = interval_ns();
-        ga_sys_sleep_ns(sleep > interval ? sleep : interval);
+        uint64_t interval = interval_ns(), nap = sleep > interval ? sleep : interval;
+        if (ga_opts.live && nap > LIVE_NAP) /* the live file trails the frees by at most that */
+            nap = LIVE_NAP;
+        ga_sys_sleep_ns(nap);
         uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
         if (ga_opts.live)
             ga_live_tick(now);
+        if (t0 - last_work < (sleep > interval ? sleep : interval))
+            continue;
+        last_work = t0;
         size_t work = 0, done, surplus;
         if (now > delay_ns())
             work += ga_mcentral_purge(now - delay_ns(), true);
@@ -159,8 +166,10 @@ static void *background_main(void *arg)
             sleep = (ga_sys_nanotime() - t0) * (100 - BACKGROUND_PERCENT) / BACKGROUND_PERCENT;
             continue;
         }
-        idle = work == 0 && surplus < START_SURPLUS ? idle + 1 : 0;
-        if (idle >= IDLE_WAKES || ga_opts.scavenger != GA_SCAVENGER_AUTO) {
+        if (work != 0 || surplus >= START_SURPLUS)
+            idle_since = ga_sys_nanotime();
+        if (ga_sys_nanotime() - idle_since >= IDLE_WAKES * interval ||
+            ga_opts.scavenger != GA_SCAVENGER_AUTO) {
             atomic_store(&background_running, false);
             return NULL;
         }
