@@ -34,6 +34,9 @@
  *                 AT_SECURE process; files are never followed through a
  *                 link nor used unless regular; the first arena's address
  *                 is random (init.c, mheap.c; README "Security").
+ *   scavenger     mgcscavenge.c: free pages beyond 110 % of the pages in
+ *                 use go back to the OS, checked on slow paths and, once a
+ *                 free leaves much to release, by a thread started then.
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
  *                 requested size, recorded on the slow paths only).
  *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;

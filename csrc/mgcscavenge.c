@@ -1,22 +1,33 @@
 /* Giving memory back (Go's mgcscavenge.go, and mheap.reclaim of Go 1.12).
  *
- * Policy. goalloc keeps the pages of free runs resident for reuse and
- * returns them to the OS (madvise MADV_DONTNEED by default, MADV_FREE on
- * request) when one of these holds:
- *  - idle: a free run has not grown for longer than GOALLOC=scavenge_delay
- *    (default 500 ms). Checked on slow paths (a span refill, a page-heap
- *    free) at most four times per delay, bounded per check, without a
- *    background thread; GOALLOC=scavenger=background moves this work to a
- *    thread paced at about 1 % of one CPU, as Go >= 1.13 does.
- *  - over the goal: retained memory (pages in use plus free pages not yet
- *    released) above GOALLOC=retain percent (default 110, Go's
- *    retainExtraPercent) of the recent peak of pages in use, the peak of
- *    this epoch and the last (an epoch is max(1 s, the delay); Go uses GC
- *    cycles). Checked on the same slow paths and, synchronously, whenever
- *    the heap is about to grow: then Go 1.12's scheme applies — release as
- *    much as the growth (at most the overage), in 2 MiB steps, and keep what
- *    a step released beyond the need as credit (scavengeCredit) that pays
- *    for the next growth first.
+ * Policy. goalloc keeps the pages of free runs resident for reuse up to a
+ * goal and returns what exceeds it to the OS (madvise MADV_DONTNEED by
+ * default, MADV_FREE on request):
+ *  - the goal: GOALLOC=retain percent (default 110, Go's retainExtraPercent)
+ *    of the pages in use now or of their peak over the goal window, this
+ *    one and the last, whichever is more. The window is half of
+ *    GOALLOC=scavenge_delay (default 500 ms), so the goal follows the
+ *    in-use heap down within about the delay (Go: 110 % of a heap goal that
+ *    follows the live heap after every GC). Hysteresis: released pages the
+ *    heap hands out again within a window (REFAULT_PAGES or more) double
+ *    the window, up to MAX_BACKOFF times; QUIET_WINDOWS quiet windows
+ *    halve it again, so churn does not release and re-fault every cycle.
+ *    Free runs idle for four windows go back even within the goal: the
+ *    10 % slack is for reuse, not kept forever by a heap that stays put.
+ *  - who checks it: slow paths (a span refill, one in 16; a span or large
+ *    object going back to the page heap, ga_scavenge_freed), at most four
+ *    times per delay, bounded per check, never waiting for the heap lock.
+ *    A program that goes quiet makes no slow path: with scavenger=auto (the
+ *    default) a free that leaves more than START_SURPLUS pages beyond
+ *    retain% of the pages in use now asks for a thread, started by the next
+ *    slow path that holds no lock (ga_scavenger_poll); it releases the
+ *    surplus once the window has passed, unpaced, and ends when idle.
+ *    scavenger=sync never starts it; scavenger=background starts it at
+ *    start-up, paced at about 1 % of one CPU, as Go >= 1.13 does.
+ *  - on growth, synchronously, Go 1.12's scheme: release as much as the
+ *    growth (at most the overage), in 2 MiB steps, and keep what a step
+ *    released beyond the need as credit (scavengeCredit) that pays for the
+ *    next growth first.
  *  - the hard limit GOALLOC=limit=BYTES (Go's GOMEMLIMIT): before handing
  *    out pages that would take the retained heap over it, release free
  *    pages of any age; fail with ENOMEM only if that is not enough.
@@ -26,9 +37,9 @@
  * held across madvise, so no range is released while being handed out.
  * Released pages are known (the arenas' scav bits): accounting is exact and
  * calloc skips clearing pages released with MADV_DONTNEED.
- * Partial spans: the same idle rule and malloc_trim also release the OS
- * pages inside spans on the mcentral partial lists that only free slots
- * cover (random frees leave few spans entirely empty); those count in
+ * Partial spans: the slow-path checks, the thread and malloc_trim also
+ * release the OS pages inside spans on the mcentral partial lists, idle
+ * for the delay, that only free slots cover (random frees leave few spans entirely empty); those count in
  * ga_purged_os_pages until the span is taken again.
  *
  * Reclaim (Go 1.12 mheap.reclaim with reclaimCredit): before mapping more,
@@ -36,7 +47,8 @@
  * are all freed, and the one empty span per class mcentral keeps (other
  * uncached spans go back as soon as their last object is freed, see
  * mcentral.c); pages recovered beyond the request are credit.
- * Idle caches (Go's flushGen): ga_flush_gen advances each epoch; a thread
+ * Idle caches (Go's flushGen): ga_flush_gen advances every max(1 s, the
+ * delay); a thread
  * that enters a slow path after two epochs without one first hands all its
  * cached spans back. See malloc.c for the overview. */
 #include <signal.h>
@@ -60,6 +72,7 @@ _Atomic uint32_t ga_flush_gen;
 _Atomic bool ga_scavenger_wanted;
 static _Atomic uint64_t last_tick;
 static _Atomic bool background_running;
+static _Atomic bool start_failed; /* auto: pthread_create failed once (limits, seccomp) */
 
 uint64_t ga_now_ns(void)
 {
@@ -110,14 +123,18 @@ static void window_locked(uint64_t now)
     ga_heap.epoch_start = now;
 }
 
-/* Releases what exceeds the goal, at most budget pages. */
+/* Releases free runs idle for four windows (within the goal too: the
+ * slack of a heap that stays put) and what exceeds the goal, at most
+ * budget pages. */
 static size_t goal_work_locked(uint64_t now, size_t budget)
 {
     window_locked(now);
+    uint64_t idle = (2 * delay_ns()) << ga_heap.backoff;
+    size_t done = now > idle ? ga_mheap_scavenge_locked(budget, now - idle) : 0;
     size_t retained = ga_mheap_retained_locked(), goal = ga_scavenge_goal_locked();
-    if (retained <= goal)
-        return 0;
-    return ga_mheap_scavenge_locked(min_size(retained - goal, budget), UINT64_MAX);
+    if (retained <= goal || done >= budget)
+        return done;
+    return done + ga_mheap_scavenge_locked(min_size(retained - goal, budget - done), UINT64_MAX);
 }
 
 /* Free pages not yet released beyond retain% of the pages in use now. */
@@ -190,8 +207,10 @@ static void start_thread(void)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 << 10);
-    if (pthread_create(&t, &attr, background_main, NULL) != 0)
+    if (pthread_create(&t, &attr, background_main, NULL) != 0) {
         atomic_store(&background_running, false);
+        atomic_store(&start_failed, true); /* no retry on every free: slow paths only */
+    }
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
@@ -206,7 +225,8 @@ void ga_scavenger_start(void)
 
 void ga_scavenger_start_wanted(void)
 {
-    if (atomic_exchange(&ga_scavenger_wanted, false) && ga_opts.scavenger == GA_SCAVENGER_AUTO)
+    if (atomic_exchange(&ga_scavenger_wanted, false) && ga_opts.scavenger == GA_SCAVENGER_AUTO &&
+        !atomic_load(&start_failed))
         start_thread();
 }
 
@@ -214,6 +234,7 @@ void ga_scavenger_fork_child(void)
 {
     atomic_store(&background_running, false); /* threads do not survive fork */
     atomic_store(&ga_scavenger_wanted, false);
+    atomic_store(&start_failed, false);
 }
 
 /* Bounded work of a slow path whose rate-limited turn it is: releases
