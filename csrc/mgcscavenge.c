@@ -225,8 +225,10 @@ void ga_scavenger_start(void)
 
 void ga_scavenger_start_wanted(void)
 {
+    /* Not while GOALLOC_PROFILE records every request: pthread_create's own
+     * allocation (the new thread's TLS) would join the program's. */
     if (atomic_exchange(&ga_scavenger_wanted, false) && ga_opts.scavenger == GA_SCAVENGER_AUTO &&
-        !atomic_load(&start_failed))
+        !atomic_load(&start_failed) && !ga_profiling)
         start_thread();
 }
 

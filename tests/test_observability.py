@@ -487,14 +487,14 @@ def test_run_timeline_shows_the_drop_after_the_frees(tmp_path: Path) -> None:
     doc = json.loads(png.with_suffix(".json").read_text())
     samples, freed = doc["samples"], float(mark.read_text()) - doc["meta"]["start_monotonic"]
     peak = max(s["bytes_in_use"] for s in samples)
-    assert peak > 90 << 20
+    assert peak > 64 << 20
     after = [s for s in samples if s["t"] >= freed]
-    assert after and after[0]["t"] <= freed + 0.5  # generous: 50 ms samples on a noisy machine
-    assert after[0]["bytes_in_use"] < peak // 10
+    soon = [s for s in after if s["t"] <= freed + 0.5]  # generous: 50 ms samples on a noisy machine
+    assert any(s["bytes_in_use"] < peak // 10 for s in soon), (freed, samples)
     peak_rss = max(s["rss_bytes"] for s in samples if s["t"] < freed)
     running = [s for s in after if not s.get("final")]
-    assert running[-1]["rss_bytes"] < peak_rss // 2  # given back while the program sleeps
-    assert samples[-1].get("final") and samples[-1]["bytes_in_use"] < peak // 10
+    assert running[-1]["rss_bytes"] < peak_rss // 2, (freed, samples)  # given back during the sleep
+    assert samples[-1].get("final") and samples[-1]["bytes_in_use"] < peak // 10, samples[-1]
 
 
 def test_run_timeline_says_when_the_command_ended_before_the_first_sample(tmp_path: Path) -> None:

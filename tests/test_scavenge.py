@@ -81,22 +81,6 @@ def test_madvise_free_pages_are_cleared_by_calloc() -> None:
     ga.free(q)
 
 
-def test_idle_free_runs_are_released_after_the_delay() -> None:
-    lib.ga_malloc_trim(0)
-    ps = big_blocks(8, 4 * MiB)
-    for p in ps:
-        ga.free(p)
-    lib.ga_test_advance_clock(10 * 1000 * 1000)  # 10 ms: not idle yet, but a tick is due
-    lib.ga_test_scavenge_tick()
-    mid = heap_info()
-    assert mid.retained >= mid.pages_inuse + 8 * 4 * MiB // PAGE
-    lib.ga_test_advance_clock(600 * 1000 * 1000)  # past the 500 ms delay
-    lib.ga_test_scavenge_tick()
-    after = heap_info()
-    assert after.pages_released - mid.pages_released >= 8 * 4 * MiB // PAGE
-    assert after.scavenged_total - mid.scavenged_total == after.pages_released - mid.pages_released
-
-
 MS = 1000 * 1000
 
 
@@ -111,6 +95,22 @@ def settle() -> None:
     earlier tests' re-use widened is back to half the delay."""
     lib.ga_malloc_trim(0)
     advance_and_tick(15000, step=200)
+
+
+def test_idle_free_runs_are_released_after_the_delay() -> None:
+    settle()
+    ps = big_blocks(8, 4 * MiB)
+    for p in ps:
+        ga.free(p)
+    lib.ga_test_advance_clock(10 * 1000 * 1000)  # 10 ms: not idle yet, but a tick is due
+    lib.ga_test_scavenge_tick()
+    mid = heap_info()
+    assert mid.retained >= mid.pages_inuse + 8 * 4 * MiB // PAGE
+    lib.ga_test_advance_clock(600 * 1000 * 1000)  # past the 500 ms delay
+    lib.ga_test_scavenge_tick()
+    after = heap_info()
+    assert after.pages_released - mid.pages_released >= 8 * 4 * MiB // PAGE
+    assert after.scavenged_total - mid.scavenged_total == after.pages_released - mid.pages_released
 
 
 def test_goal_follows_the_pages_in_use_not_the_peak() -> None:
