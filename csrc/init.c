@@ -14,7 +14,7 @@ ga_options_t ga_opts = {
     .tiny = false,
     .summary = false,
     .reclaim = true,
-    .scavenger = GA_SCAVENGER_SYNC,
+    .scavenger = GA_SCAVENGER_AUTO,
     .madvise = GA_MADV_DONTNEED,
     .scavenge_delay = 500,
     .retain = 110,
@@ -47,7 +47,7 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef enum { OPT_BOOL, OPT_UINT, OPT_BYTES, OPT_ENUM, OPT_ENUM_BOOL, OPT_STRING } opt_kind_t;
 
-static const char *const scavenger_names[] = {"off", "sync", "background", NULL};
+static const char *const scavenger_names[] = {"off", "sync", "background", "auto", NULL};
 static const char *const madvise_names[] = {"dontneed", "free", NULL};
 static const char *const on_error_names[] = {"abort", "report", NULL};
 static const char *const align_names[] = {"16", "8", NULL};
@@ -68,7 +68,7 @@ static const option_t options[] = {
     {"stats", OPT_BOOL, &ga_opts.stats, 0, 1, NULL, "0 or 1"},
     {"verbose", OPT_BOOL, &ga_opts.verbose, 0, 1, NULL, "0 or 1"},
     {"reclaim", OPT_BOOL, &ga_opts.reclaim, 0, 1, NULL, "0 or 1"},
-    {"scavenger", OPT_ENUM, &ga_opts.scavenger, 0, 0, scavenger_names, "off, sync or background"},
+    {"scavenger", OPT_ENUM, &ga_opts.scavenger, 0, 0, scavenger_names, "off, sync, background or auto"},
     {"madvise", OPT_ENUM, &ga_opts.madvise, 0, 0, madvise_names, "dontneed or free"},
     {"scavenge_delay", OPT_UINT, &ga_opts.scavenge_delay, 0, 3600000, NULL, "milliseconds, 0..3600000"},
     {"retain", OPT_UINT, &ga_opts.retain, 100, 100000, NULL, "a percentage, 100..100000"},

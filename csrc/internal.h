@@ -420,8 +420,12 @@ typedef struct ga_mheap {
     /* Scavenger and reclaim state (mgcscavenge.c), under the lock too. */
     size_t scav_credit;          /* pages released beyond a growth's need (Go scavengeCredit) */
     size_t reclaim_credit;       /* pages reclaimed beyond a request (Go reclaimCredit) */
-    size_t peak_cur, peak_prev;  /* in-use pages peak of this and the last epoch */
-    uint64_t epoch_start;        /* ns */
+    size_t peak_cur, peak_prev;  /* in-use pages peak of this and the last goal window */
+    uint64_t epoch_start;        /* ns: start of this goal window (mgcscavenge.c) */
+    uint64_t flush_start;        /* ns: start of this flush epoch (ga_flush_gen) */
+    size_t scav_outstanding;     /* pages the scavenger released, not handed out since */
+    size_t refault_window;       /* of those, pages handed out again in this window */
+    unsigned backoff, quiet;     /* the goal window is (delay / 2) << backoff */
     uint64_t scavenged_total;    /* pages ever released */
     uint64_t reclaimed_total;    /* pages ever recovered by reclaim */
     size_t peak_inuse_ever;      /* largest pages_inuse so far */
@@ -500,6 +504,23 @@ size_t ga_scavenge_all(void);
 void ga_reclaim(size_t npages);
 void ga_scavenger_fork_child(void);
 void ga_scavenger_start(void);
+/* A span or large object went back to the page heap (ga_mheap_free, after
+ * the heap lock is released; other locks may be held): publishes the live
+ * file, releases what exceeds the goal (bounded, rate-limited) and, with
+ * scavenger=auto, asks for the thread when the surplus is large. */
+void ga_scavenge_freed(uint64_t now, size_t surplus);
+/* Free pages not yet released beyond retain% of the pages in use now
+ * (REQUIRES: heap lock). */
+size_t ga_scavenge_surplus_locked(void);
+/* With scavenger=auto, starts the thread ga_scavenge_freed asked for.
+ * Called only where the calling thread holds no goalloc lock. */
+extern _Atomic bool ga_scavenger_wanted;
+void ga_scavenger_start_wanted(void);
+static inline void ga_scavenger_poll(void)
+{
+    if (__builtin_expect(atomic_load_explicit(&ga_scavenger_wanted, memory_order_relaxed), 0))
+        ga_scavenger_start_wanted();
+}
 
 /* ------------------------------------------------------------------------
  * Central lists (mcentral.c)
@@ -796,7 +817,7 @@ void ga_live_fork_child(void); /* the child publishes in a file of its own */
 /* ------------------------------------------------------------------------
  * Options, start-up and fork (init.c)
  * ---------------------------------------------------------------------- */
-enum { GA_SCAVENGER_OFF, GA_SCAVENGER_SYNC, GA_SCAVENGER_BACKGROUND };
+enum { GA_SCAVENGER_OFF, GA_SCAVENGER_SYNC, GA_SCAVENGER_BACKGROUND, GA_SCAVENGER_AUTO };
 enum { GA_MADV_DONTNEED, GA_MADV_FREE };
 typedef struct ga_options {
     bool tiny;               /* tiny: pack 1..15-byte requests into 16-byte blocks */
@@ -804,7 +825,7 @@ typedef struct ga_options {
     bool stats;              /* stats: print the statistics' totals at exit (mstats.c) */
     bool verbose;            /* verbose: print the options in effect at start (print.c) */
     bool reclaim;            /* reclaim: recover empty cached spans before growing */
-    unsigned scavenger;      /* scavenger: off | sync | background */
+    unsigned scavenger;      /* scavenger: off | sync | background | auto */
     unsigned madvise;        /* madvise: dontneed | free */
     uint64_t scavenge_delay; /* scavenge_delay: ms a free run stays resident */
     uint64_t retain;         /* retain: retained goal, percent of the recent in-use peak */

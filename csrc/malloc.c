@@ -34,6 +34,9 @@
  *                 AT_SECURE process; files are never followed through a
  *                 link nor used unless regular; the first arena's address
  *                 is random (init.c, mheap.c; README "Security").
+ *   scavenger     mgcscavenge.c: free pages beyond 110 % of the pages in
+ *                 use go back to the OS, checked on slow paths and, once a
+ *                 free leaves much to release, by a thread started then.
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
  *                 requested size, recorded on the slow paths only; and
  *                 profile_rate: Go's sampled heap profile, a stack about
@@ -315,6 +318,7 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
     }
     GA_STAT_ADD(ga_large_frees, 1);
     ga_mheap_free(s);
+    ga_scavenger_poll(); /* no lock held here */
 }
 
 /* ---- lookups shared by free, realloc and malloc_usable_size ---------------------- */
@@ -696,6 +700,7 @@ GA_INLINE void free_named(void *ptr, ga_span_t *s, const char *fn)
             tiny_free(s, p, fn);
         else
             ga_free_slot(s, ga_span_index(s, p), p, ga_tls_mcache, fn);
+        ga_scavenger_poll(); /* an emptied span may have gone back to the heap */
     }
 out:
     errno = saved;
@@ -1074,7 +1079,7 @@ static void set_perturb(int value)
 }
 
 /* glibc's parameters (<malloc.h>), glibc 2.36's answers unless noted:
- *   M_TRIM_THRESHOLD  value < 0 turns the scavenger off, >= 0 on (sync)
+ *   M_TRIM_THRESHOLD  value < 0 turns the scavenger off, >= 0 on (auto)
  *   M_PERTURB         fillnew + clobberfree with glibc's bytes (set_perturb)
  *   M_MXFAST          0..80 * sizeof(size_t) / 4 accepted, else 0 (glibc's
  *                     range); goalloc has no fastbins: nothing changes
@@ -1094,7 +1099,7 @@ int ga_mallopt(int param, int value)
     ga_ensure_init();
     switch (param) {
     case M_TRIM_THRESHOLD:
-        ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_SYNC;
+        ga_opts.scavenger = value < 0 ? GA_SCAVENGER_OFF : GA_SCAVENGER_AUTO;
         return 1;
     case M_PERTURB:
         set_perturb(value);

@@ -421,6 +421,8 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
             ga_heap_profile_tick(); /* a profile asked for from outside (mprof.c) */
         flush_tiny_requested(mc);
         ga_scavenge_tick();
+        if (mc != &shared_mcache) /* else the shared lock is held */
+            ga_scavenger_poll();
     }
     uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
     ga_span_t *s = mc->alloc[spc];

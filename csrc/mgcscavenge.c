@@ -1,22 +1,33 @@
 /* Giving memory back (Go's mgcscavenge.go, and mheap.reclaim of Go 1.12).
  *
- * Policy. goalloc keeps the pages of free runs resident for reuse and
- * returns them to the OS (madvise MADV_DONTNEED by default, MADV_FREE on
- * request) when one of these holds:
- *  - idle: a free run has not grown for longer than GOALLOC=scavenge_delay
- *    (default 500 ms). Checked on slow paths (a span refill, a page-heap
- *    free) at most four times per delay, bounded per check, without a
- *    background thread; GOALLOC=scavenger=background moves this work to a
- *    thread paced at about 1 % of one CPU, as Go >= 1.13 does.
- *  - over the goal: retained memory (pages in use plus free pages not yet
- *    released) above GOALLOC=retain percent (default 110, Go's
- *    retainExtraPercent) of the recent peak of pages in use, the peak of
- *    this epoch and the last (an epoch is max(1 s, the delay); Go uses GC
- *    cycles). Checked on the same slow paths and, synchronously, whenever
- *    the heap is about to grow: then Go 1.12's scheme applies — release as
- *    much as the growth (at most the overage), in 2 MiB steps, and keep what
- *    a step released beyond the need as credit (scavengeCredit) that pays
- *    for the next growth first.
+ * Policy. goalloc keeps the pages of free runs resident for reuse up to a
+ * goal and returns what exceeds it to the OS (madvise MADV_DONTNEED by
+ * default, MADV_FREE on request):
+ *  - the goal: GOALLOC=retain percent (default 110, Go's retainExtraPercent)
+ *    of the pages in use now or of their peak over the goal window, this
+ *    one and the last, whichever is more. The window is half of
+ *    GOALLOC=scavenge_delay (default 500 ms), so the goal follows the
+ *    in-use heap down within about the delay (Go: 110 % of a heap goal that
+ *    follows the live heap after every GC). Hysteresis: released pages the
+ *    heap hands out again within a window (REFAULT_PAGES or more) double
+ *    the window, up to MAX_BACKOFF times; QUIET_WINDOWS quiet windows
+ *    halve it again, so churn does not release and re-fault every cycle.
+ *    Free runs idle for four windows go back even within the goal: the
+ *    10 % slack is for reuse, not kept forever by a heap that stays put.
+ *  - who checks it: slow paths (a span refill, one in 16; a span or large
+ *    object going back to the page heap, ga_scavenge_freed), at most four
+ *    times per delay, bounded per check, never waiting for the heap lock.
+ *    A program that goes quiet makes no slow path: with scavenger=auto (the
+ *    default) a free that leaves more than START_SURPLUS pages beyond
+ *    retain% of the pages in use now asks for a thread, started by the next
+ *    slow path that holds no lock (ga_scavenger_poll); it releases the
+ *    surplus once the window has passed, unpaced, and ends when idle.
+ *    scavenger=sync never starts it; scavenger=background starts it at
+ *    start-up, paced at about 1 % of one CPU, as Go >= 1.13 does.
+ *  - on growth, synchronously, Go 1.12's scheme: release as much as the
+ *    growth (at most the overage), in 2 MiB steps, and keep what a step
+ *    released beyond the need as credit (scavengeCredit) that pays for the
+ *    next growth first.
  *  - the hard limit GOALLOC=limit=BYTES (Go's GOMEMLIMIT): before handing
  *    out pages that would take the retained heap over it, release free
  *    pages of any age; fail with ENOMEM only if that is not enough.
@@ -26,9 +37,9 @@
  * held across madvise, so no range is released while being handed out.
  * Released pages are known (the arenas' scav bits): accounting is exact and
  * calloc skips clearing pages released with MADV_DONTNEED.
- * Partial spans: the same idle rule and malloc_trim also release the OS
- * pages inside spans on the mcentral partial lists that only free slots
- * cover (random frees leave few spans entirely empty); those count in
+ * Partial spans: the slow-path checks, the thread and malloc_trim also
+ * release the OS pages inside spans on the mcentral partial lists, idle
+ * for the delay, that only free slots cover (random frees leave few spans entirely empty); those count in
  * ga_purged_os_pages until the span is taken again.
  *
  * Reclaim (Go 1.12 mheap.reclaim with reclaimCredit): before mapping more,
@@ -36,7 +47,8 @@
  * are all freed, and the one empty span per class mcentral keeps (other
  * uncached spans go back as soon as their last object is freed, see
  * mcentral.c); pages recovered beyond the request are credit.
- * Idle caches (Go's flushGen): ga_flush_gen advances each epoch; a thread
+ * Idle caches (Go's flushGen): ga_flush_gen advances every max(1 s, the
+ * delay); a thread
  * that enters a slow path after two epochs without one first hands all its
  * cached spans back. See malloc.c for the overview. */
 #include <signal.h>
@@ -47,12 +59,20 @@
 #define MS 1000000ull
 #define TICK_BUDGET 8192u       /* pages (64 MiB) per slow-path check */
 #define BACKGROUND_QUANTUM 256u /* pages (2 MiB) per background step */
-#define BACKGROUND_PERCENT 1u   /* of one CPU */
+#define BACKGROUND_PERCENT 1u   /* of one CPU (scavenger=background) */
+#define START_SURPLUS 4096u     /* pages (32 MiB) beyond the goal that start the auto thread */
+#define REFAULT_PAGES 256u      /* pages re-used in a window that widen it (2 MiB) */
+#define MAX_BACKOFF 2u          /* the window widens at most 4 times */
+#define QUIET_WINDOWS 8u        /* windows without re-use before it narrows again */
+#define IDLE_WAKES 16u          /* auto: idle intervals (4 delays) before the thread ends */
+#define LIVE_NAP (10 * MS)      /* with live=1 the thread wakes this often */
 
 _Atomic uint64_t ga_clock_offset;
 _Atomic uint32_t ga_flush_gen;
+_Atomic bool ga_scavenger_wanted;
 static _Atomic uint64_t last_tick;
 static _Atomic bool background_running;
+static _Atomic bool start_failed; /* auto: pthread_create failed once (limits, seccomp) */
 
 uint64_t ga_now_ns(void)
 {
@@ -61,70 +81,123 @@ uint64_t ga_now_ns(void)
 
 static uint64_t delay_ns(void) { return ga_opts.scavenge_delay * MS; }
 
+static uint64_t interval_ns(void) { return delay_ns() / 4 > MS ? delay_ns() / 4 : MS; }
+
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-/* Goal for retained pages: retain% of the recent in-use peak. */
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static size_t percent(size_t pages) { return (size_t)((unsigned __int128)pages * ga_opts.retain / 100); }
+
+/* Goal for retained pages: retain% of the pages in use now, or of their
+ * peak over the goal window (this one and the last), whichever is more:
+ * the goal follows the in-use heap down within two windows. */
 size_t ga_scavenge_goal_locked(void)
 {
-    size_t peak = ga_heap.peak_cur > ga_heap.peak_prev ? ga_heap.peak_cur : ga_heap.peak_prev;
-    return (size_t)((unsigned __int128)peak * ga_opts.retain / 100);
+    return percent(max_size(ga_heap.pages_inuse, max_size(ga_heap.peak_cur, ga_heap.peak_prev)));
 }
 
-static void epoch_locked(uint64_t now)
+/* The goal window, (delay / 2) << backoff: pages the scavenger released and
+ * the heap handed out again within a window (released too early: churn)
+ * widen it, up to 4 times; QUIET_WINDOWS windows without narrow it again. */
+static void window_locked(uint64_t now)
 {
-    uint64_t len = delay_ns() > 1000 * MS ? delay_ns() : 1000 * MS;
+    uint64_t len = (delay_ns() / 2 > MS ? delay_ns() / 2 : MS) << ga_heap.backoff;
+    if (now - ga_heap.flush_start >= (delay_ns() > 1000 * MS ? delay_ns() : 1000 * MS)) {
+        ga_heap.flush_start = now;
+        atomic_fetch_add_explicit(&ga_flush_gen, 1, memory_order_relaxed);
+    }
     if (now - ga_heap.epoch_start < len)
         return;
-    ga_heap.peak_prev = ga_heap.peak_cur;
+    if (ga_heap.refault_window >= REFAULT_PAGES) {
+        ga_heap.backoff += ga_heap.backoff < MAX_BACKOFF;
+        ga_heap.quiet = 0;
+    } else if (ga_heap.backoff > 0 && ++ga_heap.quiet >= QUIET_WINDOWS) {
+        ga_heap.backoff--;
+        ga_heap.quiet = 0;
+    }
+    ga_heap.refault_window = 0;
+    /* A tick more than a window late: the last window is over too. */
+    ga_heap.peak_prev = now - ga_heap.epoch_start >= 2 * len ? ga_heap.pages_inuse : ga_heap.peak_cur;
     ga_heap.peak_cur = ga_heap.pages_inuse;
     ga_heap.epoch_start = now;
-    atomic_fetch_add_explicit(&ga_flush_gen, 1, memory_order_relaxed);
 }
 
-/* Releases idle runs and whatever exceeds the goal, at most budget pages. */
-static size_t idle_work_locked(uint64_t now, size_t budget)
+/* Releases free runs idle for four windows (within the goal too: the
+ * slack of a heap that stays put) and what exceeds the goal, at most
+ * budget pages. */
+static size_t goal_work_locked(uint64_t now, size_t budget)
 {
-    epoch_locked(now);
-    size_t done = 0;
-    if (now > delay_ns())
-        done = ga_mheap_scavenge_locked(budget, now - delay_ns());
+    window_locked(now);
+    uint64_t idle = (2 * delay_ns()) << ga_heap.backoff;
+    size_t done = now > idle ? ga_mheap_scavenge_locked(budget, now - idle) : 0;
     size_t retained = ga_mheap_retained_locked(), goal = ga_scavenge_goal_locked();
-    if (retained > goal && done < budget)
-        done += ga_mheap_scavenge_locked(min_size(retained - goal, budget - done), UINT64_MAX);
-    return done;
+    if (retained <= goal || done >= budget)
+        return done;
+    return done + ga_mheap_scavenge_locked(min_size(retained - goal, budget - done), UINT64_MAX);
 }
 
+/* Free pages not yet released beyond retain% of the pages in use now. */
+static size_t surplus_now_locked(void)
+{
+    size_t retained = ga_mheap_retained_locked(), goal = percent(ga_heap.pages_inuse);
+    return retained > goal ? retained - goal : 0;
+}
+
+/* The thread: every delay / 4 releases the free slots of partial spans
+ * idle for the delay and whatever exceeds the goal, in 2 MiB quanta with
+ * the heap lock dropped between them; with live=1 it wakes every 10 ms to
+ * publish the live file too, so that the file trails the last free by at
+ * most that. With scavenger=background paced at about 1 % of one CPU and
+ * never ending (Go >= 1.13); with scavenger=auto unpaced (the same kernel
+ * work glibc's free does inline in munmap, on another core) and ending
+ * after IDLE_WAKES intervals with nothing to do, to be started again when
+ * there is. */
 static void *background_main(void *arg)
 {
     (void)arg;
-    uint64_t sleep = 0;
+    bool paced = ga_opts.scavenger == GA_SCAVENGER_BACKGROUND;
+    uint64_t sleep = 0, last_work = 0, idle_since = ga_sys_nanotime();
     for (;;) {
-        uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
-        ga_sys_sleep_ns(sleep > interval ? sleep : interval);
+        uint64_t interval = interval_ns(), nap = sleep > interval ? sleep : interval;
+        if (ga_opts.live && nap > LIVE_NAP) /* the live file trails the frees by at most that */
+            nap = LIVE_NAP;
+        ga_sys_sleep_ns(nap);
         uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
         if (ga_opts.live)
             ga_live_tick(now);
+        if (t0 - last_work < (sleep > interval ? sleep : interval))
+            continue;
+        last_work = t0;
+        size_t work = 0, done, surplus;
         if (now > delay_ns())
-            ga_mcentral_purge(now - delay_ns(), true);
-        size_t done;
-        do { /* quanta until there is nothing idle, at the pace below */
+            work += ga_mcentral_purge(now - delay_ns(), true);
+        do {
             pthread_mutex_lock(&ga_heap.lock);
-            done = idle_work_locked(ga_now_ns(), BACKGROUND_QUANTUM);
+            done = goal_work_locked(ga_now_ns(), BACKGROUND_QUANTUM);
+            surplus = surplus_now_locked();
             pthread_mutex_unlock(&ga_heap.lock);
-        } while (done == BACKGROUND_QUANTUM && ga_sys_nanotime() - t0 < MS);
-        /* Work w, then sleep w * 99: about 1 % of one CPU. */
-        sleep = (ga_sys_nanotime() - t0) * (100 - BACKGROUND_PERCENT) / BACKGROUND_PERCENT;
+            work += done;
+        } while (done >= BACKGROUND_QUANTUM && (!paced || ga_sys_nanotime() - t0 < MS));
+        if (paced) { /* work w, then sleep w * 99: about 1 % of one CPU */
+            sleep = (ga_sys_nanotime() - t0) * (100 - BACKGROUND_PERCENT) / BACKGROUND_PERCENT;
+            continue;
+        }
+        if (work != 0 || surplus >= START_SURPLUS)
+            idle_since = ga_sys_nanotime();
+        if (ga_sys_nanotime() - idle_since >= IDLE_WAKES * interval ||
+            ga_opts.scavenger != GA_SCAVENGER_AUTO) {
+            atomic_store(&background_running, false);
+            return NULL;
+        }
     }
-    return NULL;
 }
 
-/* Starts the background scavenger if it is configured and not running.
- * Called from the library constructor and, after fork, from a tick. */
-void ga_scavenger_start(void)
+/* Starts the thread unless it runs. */
+static void start_thread(void)
 {
     bool no = false;
-    if (ga_opts.scavenger != GA_SCAVENGER_BACKGROUND ||
-        !atomic_compare_exchange_strong(&background_running, &no, true))
+    if (!atomic_compare_exchange_strong(&background_running, &no, true))
         return;
     pthread_t t;
     pthread_attr_t attr;
@@ -133,28 +206,68 @@ void ga_scavenger_start(void)
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, background_main, NULL) != 0)
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    if (pthread_create(&t, &attr, background_main, NULL) != 0) {
         atomic_store(&background_running, false);
+        atomic_store(&start_failed, true); /* no retry on every free: slow paths only */
+    }
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Starts the background scavenger if it is configured and not running.
+ * Called from the library constructor and, after fork, from a tick. */
+void ga_scavenger_start(void)
+{
+    if (ga_opts.scavenger == GA_SCAVENGER_BACKGROUND)
+        start_thread();
+}
+
+void ga_scavenger_start_wanted(void)
+{
+    /* Not while GOALLOC_PROFILE records every request: pthread_create's own
+     * allocation (the new thread's TLS) would join the program's. */
+    if (atomic_exchange(&ga_scavenger_wanted, false) && ga_opts.scavenger == GA_SCAVENGER_AUTO &&
+        !atomic_load(&start_failed) && !ga_profiling)
+        start_thread();
 }
 
 void ga_scavenger_fork_child(void)
 {
     atomic_store(&background_running, false); /* threads do not survive fork */
+    atomic_store(&ga_scavenger_wanted, false);
+    atomic_store(&start_failed, false);
+}
+
+/* Bounded work of a slow path whose rate-limited turn it is: releases
+ * what exceeds the goal; with scavenger=auto, asks for the thread when the
+ * surplus over the pages in use now is large (it will be beyond the goal
+ * once the window has passed, with no slow path left to see it). */
+static void sync_work(uint64_t now)
+{
+    if (pthread_mutex_trylock(&ga_heap.lock) != 0)
+        return; /* busy: the next tick will do it */
+    goal_work_locked(now, TICK_BUDGET);
+    bool want = ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus_now_locked() >= START_SURPLUS;
+    pthread_mutex_unlock(&ga_heap.lock);
+    if (want && !atomic_load_explicit(&background_running, memory_order_relaxed))
+        atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
+}
+
+static bool tick_due(uint64_t now)
+{
+    uint64_t last = atomic_load_explicit(&last_tick, memory_order_relaxed);
+    return now - last >= interval_ns() && atomic_compare_exchange_strong(&last_tick, &last, now);
 }
 
 void ga_scavenge_tick(void)
 {
     if (ga_opts.scavenger == GA_SCAVENGER_OFF && !ga_opts.live)
         return;
-    uint64_t now = ga_now_ns(), last = atomic_load_explicit(&last_tick, memory_order_relaxed);
+    uint64_t now = ga_now_ns();
     if (ga_opts.live) /* the live statistics file (mlive.c) shares the clock reading */
         ga_live_tick(now);
-    if (ga_opts.scavenger == GA_SCAVENGER_OFF)
-        return;
-    uint64_t interval = delay_ns() / 4 > MS ? delay_ns() / 4 : MS;
-    if (now - last < interval || !atomic_compare_exchange_strong(&last_tick, &last, now))
+    if (ga_opts.scavenger == GA_SCAVENGER_OFF || !tick_due(now))
         return;
     if (ga_opts.scavenger == GA_SCAVENGER_BACKGROUND) {
         ga_scavenger_start();
@@ -162,10 +275,23 @@ void ga_scavenge_tick(void)
     }
     if (now > delay_ns())
         ga_mcentral_purge(now - delay_ns(), false);
-    if (pthread_mutex_trylock(&ga_heap.lock) != 0)
-        return; /* busy: the next tick will do it */
-    idle_work_locked(now, TICK_BUDGET);
-    pthread_mutex_unlock(&ga_heap.lock);
+    sync_work(now);
+}
+
+size_t ga_scavenge_surplus_locked(void) { return surplus_now_locked(); }
+
+void ga_scavenge_freed(uint64_t now, size_t surplus)
+{
+    if (ga_opts.live)
+        ga_live_tick(now);
+    if (ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus >= START_SURPLUS &&
+        !atomic_load_explicit(&background_running, memory_order_relaxed) &&
+        !atomic_load_explicit(&ga_scavenger_wanted, memory_order_relaxed))
+        atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
+    if (ga_opts.scavenger == GA_SCAVENGER_OFF || ga_opts.scavenger == GA_SCAVENGER_BACKGROUND ||
+        !tick_due(now))
+        return;
+    sync_work(now); /* no mcentral purge: the caller may hold an mcentral lock */
 }
 
 bool ga_scavenge_limit_locked(size_t npages)

@@ -58,7 +58,7 @@ void ga_mheap_init(void)
                                      * GA_ARENA_SIZE;
     }
     ga_heap.seed = 0x9e3779b9u;
-    ga_heap.epoch_start = ga_now_ns();
+    ga_heap.epoch_start = ga_heap.flush_start = ga_now_ns();
 }
 
 void ga_mheap_fork_child(void)
@@ -369,6 +369,8 @@ static bool reserve_spans_locked(void)
     return true;
 }
 
+static size_t min_pages(size_t a, size_t b) { return a < b ? a : b; }
+
 /* npages more pages in use: the one place that moves the recent peak
  * (the scavenger's goal) and the all-time peak (peak_heap_bytes). */
 static void inuse_add_locked(size_t npages)
@@ -402,6 +404,9 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     size_t head_released = head ? ga_mheap_page_bits(run_base, head, GA_BITS_SCAV, GA_BITS_COUNT) : 0;
     size_t tail_released = r->nscav - released - head_released;
     ga_heap.pages_released -= released;
+    size_t refault = min_pages(released, ga_heap.scav_outstanding); /* released too early? */
+    ga_heap.scav_outstanding -= refault;
+    ga_heap.refault_window += refault;
     /* Claim r before its leftovers become free runs, so they cannot merge
      * back into it. */
     atomic_store_explicit(&r->state, GA_SPAN_CLAIMED, memory_order_relaxed);
@@ -527,7 +532,9 @@ void ga_mheap_free(ga_span_t *s)
     s->nscav = 0;
     s->unused_since = now;
     free_run_locked(s);
+    size_t surplus = ga_scavenge_surplus_locked();
     pthread_mutex_unlock(&ga_heap.lock);
+    ga_scavenge_freed(now, surplus);
 }
 
 bool ga_mheap_resize(ga_span_t *s, size_t npages)
@@ -635,6 +642,7 @@ size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff)
     }
     ga_heap.pages_released += done;
     ga_heap.scavenged_total += done;
+    ga_heap.scav_outstanding += done;
     return done;
 }
 

@@ -5,8 +5,10 @@
  * layout (ga_live_header_t, then the names, then the values) is documented
  * in goalloc.h; the values are those of ga_stats_quick (mstats.c).
  *
- * Updates happen on slow paths, at most every LIVE_INTERVAL_MS, with the
- * clock reading the scavenger tick already took (mgcscavenge.c), and take
+ * Updates happen on slow paths (allocation refills, and a span or large
+ * object going back to the page heap), from the scavenger thread while it
+ * runs, and once more at exit, at most every LIVE_INTERVAL_MS, with the
+ * clock reading the scavenger already took (mgcscavenge.c), and take
  * no lock: one thread wins the seqlock by a compare-and-swap that makes
  * seq odd, writes the values, and makes seq even again; a thread that
  * finds seq odd skips its update. Nothing is added to the fast paths.
@@ -221,6 +223,8 @@ void ga_live_start(void)
 void ga_live_exit(void)
 {
     char path[64];
+    if (atomic_load(&live_state) == LIVE_OPEN)
+        publish(); /* the figures at exit, for a reader that holds the file open */
     if (atomic_exchange(&live_state, LIVE_OFF) != LIVE_OPEN)
         return;
     /* Other threads may still update: the mapping stays until the end. */

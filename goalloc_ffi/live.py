@@ -222,6 +222,31 @@ def read(pid: int) -> LiveSnapshot:
     return snap
 
 
+def hold(pid: int) -> Optional[int]:
+    """A descriptor of pid's live file (checked as read() does, once), so
+    that read_held() can read the figures the process published at exit
+    after the file is removed; None if there is none or it is refused."""
+    try:
+        read(pid)
+        fd = os.open(live_path(pid), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (NoLiveFile, BadLiveFile, OSError):
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or not _HEADER <= st.st_size <= _MAX_FILE_BYTES:
+        os.close(fd)
+        return None
+    return fd
+
+
+def read_held(pid: int, fd: int) -> LiveSnapshot:
+    """The snapshot in a file hold() opened, whether or not pid still runs."""
+    path = live_path(pid)
+    try:
+        return _parse(path, pid, fd, _pread(path, fd, os.fstat(fd).st_size, 0))
+    except OSError as e:
+        raise BadLiveFile(f"{path}: cannot read: {e.strerror}") from None
+
+
 def remove_stale(pid: int) -> bool:
     """Removes pid's live file if pid is gone and the file is this user's
     (a regular file or a symbolic link, never followed); returns whether it

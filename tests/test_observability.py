@@ -427,7 +427,9 @@ def test_run_timeline_writes_samples_and_a_png(program: str, tmp_path: Path) -> 
     assert any(s["bytes_in_use"] for s in samples) and any(s["rss_bytes"] for s in samples)
     if program == "python":  # about half a second of growth: several samples, rising
         assert len(samples) >= 4
-        assert samples[-1]["bytes_in_use"] > samples[0]["bytes_in_use"]
+        running = [s for s in samples if not s.get("final")]
+        assert running[-1]["bytes_in_use"] > running[0]["bytes_in_use"]
+        assert samples[-1].get("final") and samples[-1]["processes"] == 1  # as published at exit
         assert [s["t"] for s in samples] == sorted(s["t"] for s in samples)
     assert not Path(live.live_path(doc["meta"]["pid"])).exists()
 
@@ -445,6 +447,62 @@ def test_run_timeline_follows_the_process_tree(tmp_path: Path) -> None:
     samples = json.loads(png.with_suffix(".json").read_text())["samples"]
     assert max(s["processes"] for s in samples) >= 2  # the shell and Python, both preloaded
     assert max(s["bytes_in_use"] or 0 for s in samples) > 8 << 20
+
+
+FREE_THEN_SLEEP = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+static void ms(long m) { struct timespec t = {m / 1000, (m % 1000) * 1000000L}; nanosleep(&t, NULL); }
+int main(int argc, char **argv) {
+    enum { N = 1000000 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) memset(p[i] = malloc(100), 1, 100);  /* about 107 MiB of slots */
+    ms(400);
+    for (int i = 0; i < N; i++) free(p[i]);
+    FILE *f = fopen(argv[1], "w");  /* when the frees ended, CLOCK_MONOTONIC */
+    fprintf(f, "%.6f\n", now());
+    fclose(f);
+    ms(argc > 2 ? atol(argv[2]) : 2000);
+    return 0;
+}
+"""
+
+
+@pytest.mark.preload
+def test_run_timeline_shows_the_drop_after_the_frees(tmp_path: Path) -> None:
+    """A program allocates 1 M objects of 100 B, sleeps, frees them all and
+    sleeps 2 s: a sample soon after the frees shows bytes in use down (the
+    live file is published from the free side: spans going back to the page
+    heap), RSS falls before the program ends (the scavenger needs no
+    allocation), and the final sample is the program's own at exit."""
+    src, exe, mark = tmp_path / "fs.c", tmp_path / "fs", tmp_path / "freed"
+    src.write_text(FREE_THEN_SLEEP)
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
+    png = tmp_path / "fs.png"
+    r = goalloc("run", "--timeline", str(png), "--", str(exe), str(mark), "2000", env=clean_env())
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(png.with_suffix(".json").read_text())
+    samples, freed = doc["samples"], float(mark.read_text()) - doc["meta"]["start_monotonic"]
+    peak = max(s["bytes_in_use"] for s in samples)
+    assert peak > 64 << 20
+    after = [s for s in samples if s["t"] >= freed]
+    soon = [s for s in after if s["t"] <= freed + 0.5]  # generous: 50 ms samples on a noisy machine
+    assert any(s["bytes_in_use"] < peak // 10 for s in soon), (freed, samples)
+    peak_rss = max(s["rss_bytes"] for s in samples if s["t"] < freed)
+    running = [s for s in after if not s.get("final")]
+    assert running[-1]["rss_bytes"] < peak_rss // 2, (freed, samples)  # given back during the sleep
+    assert samples[-1].get("final") and samples[-1]["bytes_in_use"] < peak // 10, samples[-1]
+
+
+def test_run_timeline_says_when_the_command_ended_before_the_first_sample(tmp_path: Path) -> None:
+    png = tmp_path / "short.png"
+    r = goalloc("run", "--timeline", str(png), "--", "true")
+    assert r.returncode == 0
+    assert "before the first sample" in r.stderr and "no timeline written" in r.stderr
+    assert "Warning" not in r.stderr and not png.exists()
 
 
 def test_run_timeline_wants_a_png_name(tmp_path: Path) -> None:

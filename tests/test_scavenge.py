@@ -81,8 +81,24 @@ def test_madvise_free_pages_are_cleared_by_calloc() -> None:
     ga.free(q)
 
 
-def test_idle_free_runs_are_released_after_the_delay() -> None:
+MS = 1000 * 1000
+
+
+def advance_and_tick(ms: int, step: int = 100) -> None:
+    for _ in range(ms // step):
+        lib.ga_test_advance_clock(step * MS)
+        lib.ga_test_scavenge_tick()
+
+
+def settle() -> None:
+    """Releases everything, then lets 15 quiet seconds pass: a window that
+    earlier tests' re-use widened is back to half the delay."""
     lib.ga_malloc_trim(0)
+    advance_and_tick(15000, step=200)
+
+
+def test_idle_free_runs_are_released_after_the_delay() -> None:
+    settle()
     ps = big_blocks(8, 4 * MiB)
     for p in ps:
         ga.free(p)
@@ -95,6 +111,51 @@ def test_idle_free_runs_are_released_after_the_delay() -> None:
     after = heap_info()
     assert after.pages_released - mid.pages_released >= 8 * 4 * MiB // PAGE
     assert after.scavenged_total - mid.scavenged_total == after.pages_released - mid.pages_released
+
+
+def test_goal_follows_the_pages_in_use_not_the_peak() -> None:
+    """Go's goal is 110 % of a heap goal that follows the live heap after
+    every GC: here the pages in use now, or their peak over the last window
+    (half the delay), so that a burst's pages are surplus soon after it is
+    freed."""
+    settle()
+    ps = big_blocks(16, 4 * MiB)
+    for p in ps:
+        ga.free(p)
+    lib.ga_test_advance_clock(10 * MS)
+    lib.ga_test_scavenge_tick()
+    mid = heap_info()
+    assert mid.goal >= mid.pages_inuse + 16 * 4 * MiB // PAGE  # the burst is recent: kept
+    advance_and_tick(800)  # two windows and a tick
+    after = heap_info()
+    assert after.goal <= after.pages_inuse * 110 // 100 + 1
+    assert after.retained <= after.goal
+    assert after.pages_released - mid.pages_released >= 16 * 4 * MiB // PAGE - mid.pages_inuse // 10
+
+
+def test_churn_does_not_release_and_refault_every_cycle() -> None:
+    """A program that holds 64 MiB for 600 ms, frees it for 600 ms and
+    allocates it again, twelve times: releasing after each free and
+    faulting the pages back in after each allocation would be 64 MiB each
+    way per cycle. Released pages that the heap hands out again widen the
+    goal window (up to 4 times): after a cycle or two the pages stay."""
+    settle()
+    start = heap_info()
+    cycles, block = 12, 8 * MiB
+    per_cycle = 8 * block // PAGE
+    for _ in range(cycles):
+        ps = big_blocks(8, block)
+        advance_and_tick(600)
+        for p in ps:
+            ga.free(p)
+        advance_and_tick(600)
+    churned = heap_info().scavenged_total - start.scavenged_total
+    print(f"released in {cycles} cycles: {churned / per_cycle:.2f} x 64 MiB")
+    assert churned <= 3 * per_cycle  # before the window widened: 12 x 64 MiB
+    advance_and_tick(5000)  # quiet at last: the surplus goes back after all
+    after = heap_info()
+    assert after.retained <= after.goal
+    assert after.pages_free - after.pages_released <= after.pages_inuse // 10 + 256
 
 
 def test_scavenger_off_keeps_pages() -> None:
@@ -207,7 +268,7 @@ def test_mallopt_maps_trim_threshold() -> None:
     assert lib.ga_mallopt(M_TRIM_THRESHOLD, -1) == 1
     assert lib.ga_test_option(b"scavenger") == 0  # off
     assert lib.ga_mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1
-    assert lib.ga_test_option(b"scavenger") == 1  # sync
+    assert lib.ga_test_option(b"scavenger") == 3  # auto, the default
 
 
 #: glibc's <malloc.h> numbers of the parameters that mean nothing to goalloc.
@@ -242,6 +303,8 @@ def test_mallopt_refuses_unknown_parameters(param: int) -> None:
     ("text", "key", "value"),
     [
         ("scavenger=background", "scavenger", 2),
+        ("scavenger=auto", "scavenger", 3),
+        ("scavenger=sync", "scavenger", 1),
         ("madvise=free", "madvise", 1),
         ("scavenge_delay=100", "scavenge_delay", 100),
         ("retain=150", "retain", 150),
