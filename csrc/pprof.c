@@ -245,6 +245,41 @@ static size_t build_id(uintptr_t start, uintptr_t end, char *hex, size_t cap)
     return 0;
 }
 
+/* One line of /proc/self/maps: "start-end perms offset dev inode path". */
+typedef struct maps_line {
+    uintptr_t start, end, off;
+    bool readable, exec;
+    const char *path; /* up to eol; empty for anonymous mappings */
+    size_t path_len;
+    const char *next; /* the next line */
+} maps_line_t;
+
+static void parse_maps_line(const char *p, maps_line_t *m)
+{
+    const char *eol = strchr(p, '\n'), *q = p;
+    if (eol == NULL)
+        eol = p + strlen(p);
+    m->start = parse_hex(&q);
+    q++;
+    m->end = parse_hex(&q);
+    q++;
+    m->readable = q < eol && q[0] == 'r';
+    m->exec = q + 2 < eol && q[2] == 'x';
+    q = q + 5 < eol ? q + 5 : eol;
+    m->off = parse_hex(&q);
+    for (int f = 0; f < 2 && q < eol; f++) { /* dev, inode */
+        while (q < eol && *q == ' ')
+            q++;
+        while (q < eol && *q != ' ')
+            q++;
+    }
+    while (q < eol && *q == ' ')
+        q++;
+    m->path = q;
+    m->path_len = (size_t)(eol - q);
+    m->next = *eol ? eol + 1 : eol;
+}
+
 /* The executable file mappings of /proc/self/maps, with their build ids. */
 static void read_maps(scratch_t *sc)
 {
@@ -252,49 +287,30 @@ static void read_maps(scratch_t *sc)
     uintptr_t elf_start = 0, elf_end = 0; /* the last offset-0 mapping of a file */
     const char *elf_name = NULL;
     size_t elf_len = 0;
-    for (const char *p = sc->maps_text; n > 0 && *p != '\0';) {
-        const char *eol = strchr(p, '\n');
-        if (eol == NULL)
-            eol = p + strlen(p);
-        const char *q = p;
-        uintptr_t start = parse_hex(&q);
-        q++;
-        uintptr_t end = parse_hex(&q);
-        q++;
-        bool readable = q[0] == 'r', exec = q[2] == 'x';
-        q += 5;
-        uintptr_t off = parse_hex(&q);
-        for (int f = 0; f < 2 && q < eol; f++) { /* dev, inode */
-            while (q < eol && *q == ' ')
-                q++;
-            while (q < eol && *q != ' ')
-                q++;
+    maps_line_t l;
+    for (const char *p = sc->maps_text; n > 0 && *p != '\0'; p = l.next) {
+        parse_maps_line(p, &l);
+        if (l.path_len == 0 || *l.path != '/')
+            continue;
+        if (l.off == 0 && l.readable) {
+            elf_start = l.start;
+            elf_end = l.end;
+            elf_name = l.path;
+            elf_len = l.path_len;
         }
-        while (q < eol && *q == ' ')
-            q++;
-        size_t plen = (size_t)(eol - q);
-        if (plen > 0 && *q == '/') {
-            if (off == 0 && readable) {
-                elf_start = start;
-                elf_end = end;
-                elf_name = q;
-                elf_len = plen;
-            }
-            if (exec && sc->nmaps < MAX_MAPS) {
-                map_t *m = &sc->maps[sc->nmaps++];
-                m->start = start;
-                m->end = end;
-                m->off = off;
-                m->name = add_string(sc, q, plen);
-                m->build_id = 0;
-                char hex[128];
-                size_t h = elf_name != NULL && elf_len == plen && memcmp(elf_name, q, plen) == 0
-                               ? build_id(elf_start, elf_end, hex, sizeof hex) : 0;
-                if (h > 0)
-                    m->build_id = add_string(sc, hex, h);
-            }
+        if (l.exec && sc->nmaps < MAX_MAPS) {
+            map_t *m = &sc->maps[sc->nmaps++];
+            m->start = l.start;
+            m->end = l.end;
+            m->off = l.off;
+            m->name = add_string(sc, l.path, l.path_len);
+            m->build_id = 0;
+            char hex[128];
+            size_t h = elf_name != NULL && elf_len == l.path_len && memcmp(elf_name, l.path, l.path_len) == 0
+                           ? build_id(elf_start, elf_end, hex, sizeof hex) : 0;
+            if (h > 0)
+                m->build_id = add_string(sc, hex, h);
         }
-        p = *eol ? eol + 1 : eol;
     }
 }
 
@@ -458,33 +474,18 @@ void ga_print_stack(int fd, const uintptr_t *stk, unsigned n)
         ga_buf_uint(&b, i);
         ga_buf_str(&b, " ");
         ga_buf_hex(&b, a);
-        for (const char *p = maps; p != NULL && *p != '\0';) {
-            const char *eol = strchr(p, '\n'), *q = p;
-            if (eol == NULL)
-                eol = p + strlen(p);
-            uintptr_t start = parse_hex(&q);
-            q++;
-            uintptr_t end = parse_hex(&q);
-            if (a >= start && a < end) {
-                q += 6; /* " rwxp " */
-                uintptr_t off = parse_hex(&q);
-                for (int f = 0; f < 2 && q < eol; f++) { /* dev, inode */
-                    while (q < eol && *q == ' ')
-                        q++;
-                    while (q < eol && *q != ' ')
-                        q++;
-                }
-                while (q < eol && *q == ' ')
-                    q++;
+        maps_line_t l;
+        for (const char *p = maps; p != NULL && *p != '\0'; p = l.next) {
+            parse_maps_line(p, &l);
+            if (a >= l.start && a < l.end) {
                 ga_buf_str(&b, " ");
-                while (q < eol && b.len + 24 < b.cap)
-                    line[b.len++] = *q++;
+                for (size_t k = 0; k < l.path_len && b.len + 24 < b.cap; k++)
+                    line[b.len++] = l.path[k];
                 line[b.len] = '\0';
                 ga_buf_str(&b, "+");
-                ga_buf_hex(&b, a - start + off);
+                ga_buf_hex(&b, a - l.start + l.off);
                 break;
             }
-            p = *eol ? eol + 1 : eol;
         }
         ga_buf_str(&b, "\n");
         ga_write_all(fd, line, b.len);

@@ -40,7 +40,7 @@ PKG_DIR = Path(__file__).resolve().parent
 C_DIR = PKG_DIR / "bench_workloads" / "c"
 SHIM = "libga-glibc-shim.so"
 C_PROGRAMS = ["simple", "thread", "churn", "sweep", "large", "larson", "prodcons", "threadchurn",
-              "falseshare", "larson_succ", "invsq", "logsize", "hotloop", "launcher"]
+              "falseshare", "larson_succ", "workingset", "hotloop", "launcher"]
 CFLAGS = ["-O2", "-g", "-pthread", "-Wall", "-Wextra"]
 
 

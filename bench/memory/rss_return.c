@@ -12,33 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rss.h"
+
 static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static long rss_kib(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
-    if (f != NULL)
-        fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static void report(const char *step)
-{
-    struct mallinfo2 m = mallinfo2();
-    printf("%s rss_kib=%ld in_use_kib=%zu free_held_kib=%zu releasable_kib=%zu\n", step, rss_kib(),
-           m.uordblks / 1024, m.fordblks / 1024, m.keepcost / 1024);
-    fflush(stdout);
-}
+static uint64_t next(void) { return xorshift64(&rng); }
 
 static void sleep_ms(long ms)
 {

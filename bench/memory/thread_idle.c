@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rss.h"
+
 static size_t per_thread;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -25,31 +27,7 @@ typedef struct {
     size_t nleft;
 } job_t;
 
-static uint64_t next(uint64_t *r)
-{
-    *r ^= *r << 13;
-    *r ^= *r >> 7;
-    *r ^= *r << 17;
-    return *r;
-}
-
-static long rss_kib(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
-    if (f != NULL)
-        fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static void report(const char *step)
-{
-    struct mallinfo2 m = mallinfo2();
-    printf("%s rss_kib=%ld in_use_kib=%zu\n", step, rss_kib(), m.uordblks / 1024);
-    fflush(stdout);
-}
+static uint64_t next(uint64_t *r) { return xorshift64(r); }
 
 static void sleep_ms(long ms)
 {

@@ -12,12 +12,6 @@
  */
 #include "common.h"
 
-typedef struct {
-    void *p;
-    uint32_t len;
-    uint64_t tag;
-} obj_t;
-
 static size_t pick_size(uint64_t *rng)
 {
     uint32_t r = rng_below(rng, 16);

@@ -78,10 +78,63 @@ static inline void check_block(const void *p, size_t n, uint64_t tag)
         die("corrupted block of size", n);
 }
 
+/* A block a workload keeps: its pointer, length and tag. */
+typedef struct {
+    void *p;
+    uint32_t len;
+    uint64_t tag;
+} obj_t;
+
+/* Checks and frees o's block, if any, adding its length to *sum. */
+static inline void obj_release(obj_t *o, uint64_t *sum);
+
+/* Puts a new block of len bytes with a tag from *rng in o's place, after
+ * releasing the old one. */
+static inline void obj_replace(obj_t *o, size_t len, uint64_t *rng, uint64_t *sum);
+
 /* Order-independent checksum of per-thread results. */
 static inline uint64_t mix(uint64_t acc, uint64_t x)
 {
     return (acc ^ x) * 0x100000001B3ull + 0x9E37ull;
+}
+
+static inline void obj_release(obj_t *o, uint64_t *sum)
+{
+    if (o->p == NULL)
+        return;
+    check_block(o->p, o->len, o->tag);
+    *sum = mix(*sum, o->len);
+    free(o->p);
+    o->p = NULL;
+}
+
+static inline void obj_replace(obj_t *o, size_t len, uint64_t *rng, uint64_t *sum)
+{
+    obj_release(o, sum);
+    o->len = (uint32_t)len;
+    o->tag = rng_next(rng);
+    o->p = xmalloc(len);
+    tag_block(o->p, len, o->tag);
+}
+
+/* A private working set of nslots blocks: ops times, the block at a
+ * random position is replaced by one of size(rng) bytes; then all are
+ * freed. Returns the checksum of the lengths freed along the way. */
+static inline uint64_t working_set(unsigned long nslots, unsigned long ops, uint64_t seed,
+                                   size_t (*size)(uint64_t *))
+{
+    uint64_t rng = seed, sum = 0, last = 0;
+    obj_t *set = calloc(nslots, sizeof *set);
+    if (set == NULL)
+        die("calloc failed", nslots);
+    for (unsigned long i = 0; i < ops; i++) {
+        obj_t *o = &set[rng_below(&rng, (uint32_t)nslots)]; /* the slot, then the size */
+        obj_replace(o, size(&rng), &rng, &sum);
+    }
+    for (unsigned long s = 0; s < nslots; s++)
+        obj_release(&set[s], &last);
+    free(set);
+    return sum;
 }
 
 static inline unsigned long arg_or(int argc, char **argv, int i, unsigned long dflt)

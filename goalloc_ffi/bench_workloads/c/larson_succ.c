@@ -18,12 +18,6 @@
 #include "common.h"
 
 typedef struct {
-    void *p;
-    uint32_t len;
-    uint64_t tag;
-} obj_t;
-
-typedef struct {
     unsigned array;
     unsigned long generation;
 } job_t;
@@ -40,15 +34,9 @@ static pthread_attr_t detached;
 
 static void replace(obj_t *o, uint64_t *rng, uint64_t *sum)
 {
-    if (o->p != NULL) {
-        check_block(o->p, o->len, o->tag);
-        *sum = mix(*sum, o->len);
-        free(o->p);
-    }
-    o->len = (uint32_t)rng_range(rng, 8, 1000);
-    o->tag = rng_next(rng);
-    o->p = xmalloc(o->len);
-    tag_block(o->p, o->len, o->tag);
+    /* the length is drawn before the tag, as the stream always was */
+    size_t len = rng_range(rng, 8, 1000);
+    obj_replace(o, len, rng, sum);
 }
 
 static void *worker(void *arg)

@@ -16,12 +16,6 @@
 #include "common.h"
 
 typedef struct {
-    void *p;
-    uint32_t len;
-    uint64_t tag;
-} obj_t;
-
-typedef struct {
     unsigned id;
     unsigned long gen, keep, temp;
     obj_t *left;
@@ -33,13 +27,7 @@ static void *worker(void *arg)
     job_t *j = arg;
     uint64_t rng = (j->gen + 1) * 0x9E3779B97F4A7C15ull + j->id;
     for (unsigned long i = 0; i < j->keep; i++) {
-        obj_t *o = &j->left[i];
-        if (o->p != NULL) {
-            check_block(o->p, o->len, o->tag);
-            j->sum = mix(j->sum, o->len);
-            free(o->p);
-            o->p = NULL;
-        }
+        obj_release(&j->left[i], &j->sum);
     }
     void *tmp[64] = {0};
     for (unsigned long i = 0; i < j->temp; i++) {
