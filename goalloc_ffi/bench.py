@@ -41,6 +41,7 @@ from .benchreport import SCHEMA, plot, print_report, ratio_text, to_json
 from .benchsuite import run_suite
 from .benchwork import Workload, missing_needs, workloads
 from .launch import LaunchError, build_programs, clean_env, first_lines
+from .tables import Column, fit_tables
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_REPS = 5
@@ -89,13 +90,10 @@ def instructions(allocators: List[Allocator], sizes: Sequence[int], outdir: Path
                     except (LaunchError, subprocess.TimeoutExpired) as e:
                         results[a.name][str(size)] = None
                         console.print(f"[red]FAIL[/] {a.name} malloc({size}): {e}")
-    table = Table(title="instructions per malloc+free pair (callgrind, hot loop; "
-                        "lower is better)", title_justify="left")
-    table.add_column("allocator")
-    for size in sizes:
-        table.add_column(f"malloc({size})", justify="right")
+    columns = [Column("allocator", "left"), *(Column(f"malloc({size})") for size in sizes)]
+    rows = []
     for a in allocators:
-        cells = []
+        cells: List[Text] = [Text(a.name)]
         for size in sizes:
             v = results[a.name][str(size)]
             base = results.get("glibc", {}).get(str(size))
@@ -107,8 +105,10 @@ def instructions(allocators: List[Allocator], sizes: Sequence[int], outdir: Path
                     t.append(" ")
                     t.append_text(ratio_text(v / base))
                 cells.append(t)
-        table.add_row(a.name, *cells)
-    console.print(table)
+        rows.append(cells)
+    for table in fit_tables("instructions per malloc+free pair (callgrind, hot loop; lower is better)",
+                            columns, rows, console.width):
+        console.print(table)
     console.print(f"Each figure is (Ir({pairs[1]} pairs) - Ir({pairs[0]} pairs)) / {pairs[1] - pairs[0]} "
                   "inside hot_loop (malloc, one store, free), so start-up and first-span costs drop out.",
                   style="dim")
@@ -146,9 +146,7 @@ def main(quick: bool = False, reps: Optional[int] = None, allocators: Optional[S
          console: Optional[Console] = None) -> int:
     """``goalloc bench``; returns the exit status (1 if any run failed)."""
     if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=max(console.width, 140))  # logs: keep a table row on one line
+        console = Console()  # a pipe: $COLUMNS or 80; the tables fold to it
     try:
         if list_only:
             table = Table("workload", "kind", "stresses", title="workloads", title_justify="left")

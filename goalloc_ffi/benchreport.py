@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .benchsuite import Suite
 from .plots import pyplot
+from .tables import Column, fit_tables
 
 SCHEMA = "goalloc-bench/1"
 
@@ -40,12 +41,11 @@ METRICS = {"wall": ("wall time", _fmt_time), "cpu": ("CPU time (user+sys)", _fmt
            "maxrss_kib": ("peak RSS", _fmt_rss)}
 
 
-def metric_table(suite: Suite, metric: str) -> Table:
+def metric_tables(suite: Suite, metric: str, width: int) -> List[Table]:
+    """The metric's table, folded to *width* (tables.fit_tables: no figure
+    is ever cut); skipped workloads are listed under the tables instead."""
     title, fmt = METRICS[metric]
-    table = Table(title=f"{title}: median, ±spread, ×ratio to glibc", title_justify="left")
-    table.add_column("workload", no_wrap=True)
-    for a in suite.allocators:
-        table.add_column(a.name, justify="right", no_wrap=True)
+    rows: List[List[Text]] = []
     for w in suite.workloads:
         row: List[Text] = [Text(w.name)]
         for a in suite.allocators:
@@ -65,10 +65,7 @@ def metric_table(suite: Suite, metric: str) -> Table:
                 t.append(" ")
                 t.append_text(ratio_text(suite.ratio(w.name, a.name, metric)))
             row.append(t)
-        table.add_row(*row)
-    for name, why in suite.skipped.items():
-        table.add_row(Text(name, style="dim"), Text(f"skipped: {why}", style="dim"),
-                      *[Text("")] * (len(suite.allocators) - 1))
+        rows.append(row)
     geo: List[Text] = [Text("geometric mean", style="bold")]
     for a in suite.allocators:
         if a.name == "glibc":
@@ -79,9 +76,9 @@ def metric_table(suite: Suite, metric: str) -> Table:
         if g and n < len(suite.workloads):
             t.append(f" ({n}/{len(suite.workloads)})", style="dim")
         geo.append(t)
-    table.add_section()
-    table.add_row(*geo)
-    return table
+    rows.append(geo)
+    columns = [Column("workload", "left"), *(Column(a.name) for a in suite.allocators)]
+    return fit_tables(f"{title}: median, ±spread, ×ratio to glibc", columns, rows, width)
 
 
 def print_report(suite: Suite, console: Console) -> None:
@@ -91,7 +88,8 @@ def print_report(suite: Suite, console: Console) -> None:
                   f"{m['nproc']} CPUs ({m['cpu_model']}), {m['glibc']}, Linux {m['kernel']}")
     console.print("allocators: " + ", ".join(f"{a.name} {a.version}".strip() for a in suite.allocators))
     for metric in METRICS:
-        console.print(metric_table(suite, metric))
+        for table in metric_tables(suite, metric, console.width):
+            console.print(table)
     if suite.skipped:
         console.print("skipped: " + "; ".join(f"{k} ({v})" for k, v in suite.skipped.items()))
     if "redis" in {w.name for w in suite.workloads}:

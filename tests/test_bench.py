@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import os
 import struct
 import subprocess
@@ -154,7 +155,8 @@ def test_a_failing_run_is_a_fail_cell_and_the_run_goes_on(outdir: Path) -> None:
     assert rows["crashes"].count("FAIL 1/1") == 2
     assert rows["differs"].count("FAIL 1/1") == 1
     assert "FAIL" not in rows["simple"]
-    assert "skipped: goalloc-no-such-program not installed" in rows["absent"]
+    assert "absent" not in rows  # skipped workloads are listed under the tables
+    assert "skipped: absent (goalloc-no-such-program not installed)" in text
 
     data = json.loads(json.dumps(benchreport.to_json(suite)))
     assert data["summary"]["crashes"]["goalloc"]["failed"] == 1
@@ -233,3 +235,21 @@ def test_pytest_benchmark_file_runs_quick() -> None:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     counts: List[str] = [ln for ln in r.stdout.splitlines() if " passed" in ln]
     assert counts and "failed" not in counts[-1]
+
+
+@preload
+def test_tables_fold_instead_of_cutting_figures(outdir: Path) -> None:
+    """Four columns of figures through a pipe 60 columns wide: the tables
+    fold into parts, no figure ends in "…" and no line is wider."""
+    from goalloc_ffi import lib_path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "COLUMNS")}
+    env["COLUMNS"] = "60"
+    r = subprocess.run([*CLI, "--quick", "-w", "simple", "-a", "glibc,goalloc",
+                        "--lib", f"nostats={lib_path(nostats=True)}", "--lib", f"debug={lib_path(debug=True)}",
+                        "--out", str(outdir)], capture_output=True, text=True, timeout=110, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "…" not in r.stdout, r.stdout
+    assert max(len(ln) for ln in r.stdout.splitlines() if "│" in ln or "┃" in ln) <= 60, r.stdout
+    assert "(1/2)" in r.stdout and "(2/2)" in r.stdout  # folded, not cut
+    assert re.search(r"×\d+\.\d\d", r.stdout), r.stdout  # ratios whole
