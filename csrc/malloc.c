@@ -117,35 +117,20 @@
 
 /* ---- small and tiny allocation ----------------------------------------------- */
 
-/* An object of span class spc for a request of n bytes. */
+/* An object of span class spc for a request of n bytes. With heap-profile
+ * sampling on (mprof.c) the window is cut after the object is taken, and a
+ * sampled object is recorded before the shared cache is let go (its span
+ * cannot change owner meanwhile). */
 static void *small_alloc(unsigned spc, size_t n)
 {
-    bool locked;
+    bool locked, sampling = ga_sample_rate != 0;
     ga_mcache_t *mc = ga_mcache_get(&locked);
+    bool sample = sampling && ga_prof_sample_due(mc, spc);
     void *p = ga_span_next_free_fast(mc->alloc[spc]);
     if (p == NULL)
         p = ga_mcache_next_free(mc, spc);
-    if (p != NULL)
-        GA_STAT_REQUESTED(mc->alloc[spc], n);
-    if (locked)
-        ga_mcache_put_shared();
-    if (p == NULL)
-        errno = ENOMEM;
-    return p;
-}
-
-/* small_alloc with heap-profile sampling (mprof.c): the window is cut
- * after the object is taken, and a sampled object is recorded before the
- * shared cache is let go (its span cannot change owner meanwhile). */
-static GA_NOINLINE void *small_alloc_sampled(unsigned spc, size_t n)
-{
-    bool locked;
-    ga_mcache_t *mc = ga_mcache_get(&locked);
-    bool sample = ga_prof_sample_due(mc, spc);
-    void *p = ga_span_next_free_fast(mc->alloc[spc]);
-    if (p == NULL)
-        p = ga_mcache_next_free(mc, spc);
-    ga_prof_sample_cut(mc, spc);
+    if (GA_UNLIKELY(sampling))
+        ga_prof_sample_cut(mc, spc);
     if (p != NULL) {
         GA_STAT_REQUESTED(mc->alloc[spc], n);
         if (sample)
@@ -597,7 +582,7 @@ static GA_NOINLINE void *malloc_hardened(size_t n)
         ga_prof_sample_bytes(p, n);
     } else if (n <= GA_MAX_ALLOC && need <= GA_MAX_SMALL_SIZE) {
         unsigned c = ga_size_to_class(need);
-        p = ga_sample_rate ? small_alloc_sampled(c, n) : small_alloc(c, n);
+        p = small_alloc(c, n);
     } else {
         p = large_alloc(n <= GA_MAX_ALLOC ? need : n, 1);
         ga_prof_sample_bytes(p, n);
@@ -613,7 +598,7 @@ static GA_NOINLINE void *malloc_sampled(size_t n)
         p = tiny_alloc(n);
         ga_prof_sample_bytes(p, n);
     } else if (n <= GA_MAX_SMALL_SIZE) {
-        p = small_alloc_sampled(ga_size_to_class(n ? n : 1), n);
+        p = small_alloc(ga_size_to_class(n ? n : 1), n);
     } else {
         p = large_alloc(n, 1);
         ga_prof_sample_bytes(p, n);
@@ -927,7 +912,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
         return ga_malloc(n);
     void *p;
     if (c != GA_ALIGNED_LARGE) {
-        p = ga_sample_rate ? small_alloc_sampled(c, n) : small_alloc(c, n);
+        p = small_alloc(c, n);
     } else {
         p = large_alloc(m, align > GA_PAGE_SIZE ? align >> GA_PAGE_SHIFT : 1);
         ga_prof_sample_bytes(p, n);
