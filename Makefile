@@ -13,11 +13,12 @@
 # bench-instructions  instructions per malloc+free pair under callgrind
 # bench-ffi  pytest-benchmark of the C loops of csrc/benchloops.c (FFI)
 # stress the long stress runs under LD_PRELOAD (tests/c): stress.c for
-#        STRESS_SECONDS (60) plus 15 s on the debug library and 15 s with
+#        STRESS_SECONDS (60) plus 15 s on the debug library (GA_DEBUG=3:
+#        lock ownership, a check after every fold) and 15 s with
 #        GOALLOC=harden=1, fork_alloc.c
-#        with 1000 forks, thread_exit.c with 10 000 threads (8 and 64 at a
+#        with 1000 forks (200 on the debug library), thread_exit.c with 10 000 threads (8 and 64 at a
 #        time), mem_pressure.c for 10 cycles, remote_release.c for 30 000
-#        generations of owners; each bounded by a timeout
+#        generations of owners (3000 on the debug library); each bounded by a timeout
 # fuzz   atheris over the FFI heap (tests/fuzz/fuzz_heap.py) for
 #        FUZZ_SECONDS (240); installs atheris into .venv; crash inputs go
 #        to build/fuzz-artifacts/, the corpus to build/fuzz-corpus/;
@@ -145,10 +146,12 @@ stress: venv deps build $(STRESS_PROGRAMS)
 	run $$debug "" $(STRESS_DIR)/stress -s 15 -q; \
 	run $$release harden=1 $(STRESS_DIR)/stress -s 15 -q; \
 	run $$release "" $(STRESS_DIR)/fork_alloc 1000; \
+	run $$debug "" $(STRESS_DIR)/fork_alloc 200; \
 	run $$release "" $(STRESS_DIR)/thread_exit 10000 8; \
 	run $$release "" $(STRESS_DIR)/thread_exit 10000 64; \
 	run $$release "" $(STRESS_DIR)/mem_pressure 256 10; \
 	run $$release "" $(STRESS_DIR)/remote_release -i 30000 -w 8 -l; \
+	run $$debug "" $(STRESS_DIR)/remote_release -i 3000 -w 8 -l; \
 	echo "stress: all runs passed"
 
 fuzz: venv deps build

@@ -8,7 +8,7 @@
 #include <cpuid.h>
 #endif
 
-#include "internal.h"
+#include "inline.h"
 
 ga_options_t ga_opts = {
     .tiny = false,
@@ -41,7 +41,7 @@ size_t ga_canary;
 bool ga_protect;
 _Atomic int ga_initialized;
 size_t ga_tiny_limit; /* 0 until start-up: no request takes the tiny path */
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t init_lock = GA_LOCK_INIT;
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -361,6 +361,7 @@ static void refresh_free_owner(ga_span_t *s, void *arg)
 
 void ga_apply_options_locked(void)
 {
+    ga_assert_held(&ga_heap.lock);
     ga_apply_options();
     ga_mheap_for_each_span_locked(refresh_free_owner, NULL);
 }
@@ -461,9 +462,9 @@ static bool cpu_has_popcnt(void)
 
 void ga_init_slow(void)
 {
-    pthread_mutex_lock(&init_lock);
+    ga_lock(&init_lock);
     if (atomic_load_explicit(&ga_initialized, memory_order_relaxed)) {
-        pthread_mutex_unlock(&init_lock);
+        ga_unlock(&init_lock);
         return;
     }
     bool secure = ga_sys_secure();
@@ -489,7 +490,7 @@ void ga_init_slow(void)
     ga_mcache_init();
     ga_apply_options();
     atomic_store_explicit(&ga_initialized, 1, memory_order_release);
-    pthread_mutex_unlock(&init_lock);
+    ga_unlock(&init_lock);
     /* After start-up: pthread_atfork may allocate, which now works. */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -37,6 +37,11 @@
  *   scavenger     mgcscavenge.c: free pages beyond 110 % of the pages in
  *                 use go back to the OS, checked on slow paths and, once a
  *                 free leaves much to release, by a thread started then.
+ *   sweeper       mgcsweep.c: what walks memory back, above the caches it
+ *                 walks: the recovery policy of an allocation that finds
+ *                 no free pages (try, reclaim the thread's empty spans,
+ *                 grow, last resort), the periodic work of one slow path
+ *                 in 16, and the background thread's body.
  *   profiles      mstats.c (counters) and mprof.c (GOALLOC_PROFILE: every
  *                 requested size, recorded on the slow paths only; and
  *                 profile_rate: Go's sampled heap profile, a stack about
@@ -44,6 +49,22 @@
  *                 pprof by pprof.c (GOALLOC_HEAP_PROFILE).
  *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;
  *                 mlive.c publishes them to other processes (live=1).
+ *
+ * LAYERS: malloc.c -> mgcsweep.c -> mcache.c -> mcentral.c -> mspan.c /
+ *   mheap.c / mgcscavenge.c -> mfixalloc.c -> mem_linux.c. A file calls
+ *   functions of its own rung and lower ones only (tests/test_layering.py
+ *   rebuilds the call graph with gcc and names any call up); start-up,
+ *   statistics, diagnostics and test hooks reach across. Headers by role:
+ *   types.h (every type with its invariants), internal.h (declarations by
+ *   defining file, in that order), inline.h (locks and fast paths).
+ *
+ * DEBUG LEVELS (GA_DEBUG): 1 cheap asserts (ga_assert); 2 the allocator's
+ *   own state at every transition of spans and caches (ga_assert_internal;
+ *   the test extension's level); 3, the debug library: validators after
+ *   every fold and treap merge (ga_assert_valid) and every lock's owner,
+ *   so that each *_locked function checks its caller holds the lock
+ *   (ga_assert_held, Go's assertLockHeld) and an unlock by another thread
+ *   stops the process.
  *
  * ALLOCATION LADDER (malloc)
  *   1. n <= 32 KiB (n >= 16 with GOALLOC=tiny=1; inline, ga_malloc): class
@@ -57,12 +78,14 @@
  *      recording where each sub-object starts, so that each can be freed,
  *      realloc'd and sized.
  *   3. Other small sizes, or an empty window: the fast path again, then
- *      ga_mcache_next_free (Go nextFree): next allocCache window; if the span
- *      is exhausted, fold its pending frees and keep it if that freed slots;
- *      otherwise keep it (or give it back to mcentral) and take a kept span
- *      the thread has freed into, else a partial span from mcentral
- *      (folded), else a new one from the heap.
- *   4. n > 32 KiB: a span of whole pages straight from the page heap.
+ *      ga_sweep_alloc -> ga_mcache_next_free (Go nextFree): next
+ *      allocCache window; if the span is exhausted, fold its pending frees
+ *      and keep it if that freed slots; otherwise keep it (or give it back
+ *      to mcentral) and take a kept span the thread has freed into, else a
+ *      partial span from mcentral (folded), else a new one from the heap's
+ *      free runs; when there is none, mgcsweep.c's recovery policy.
+ *   4. n > 32 KiB: a span of whole pages from the page heap, through the
+ *      same policy.
  *
  * FREE LADDER (free)
  *   The page map gives the span (NULL: not goalloc's -> report and abort).
@@ -111,11 +134,24 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define PAGE ((uintptr_t)GA_PAGE_SIZE)
 
 /* ---- small and tiny allocation ----------------------------------------------- */
+
+/* Lets go of the cache ga_mcache_get gave; after a slow path that held no
+ * lock, starts the scavenger's thread if a free asked for it. */
+static void *cache_done(void *p, bool locked, bool slow)
+{
+    if (locked)
+        ga_mcache_put_shared();
+    else if (slow)
+        ga_scavenger_poll();
+    if (p == NULL)
+        errno = ENOMEM;
+    return p;
+}
 
 /* An object of span class spc for a request of n bytes. With heap-profile
  * sampling on (mprof.c) the window is cut after the object is taken, and a
@@ -127,8 +163,9 @@ static void *small_alloc(unsigned spc, size_t n)
     ga_mcache_t *mc = ga_mcache_get(&locked);
     bool sample = sampling && ga_prof_sample_due(mc, spc);
     void *p = ga_span_next_free_fast(mc->alloc[spc]);
-    if (p == NULL)
-        p = ga_mcache_next_free(mc, spc);
+    bool slow = p == NULL;
+    if (slow)
+        p = ga_sweep_alloc(mc, spc, 0, 0);
     if (GA_UNLIKELY(sampling))
         ga_prof_sample_cut(mc, spc);
     if (p != NULL) {
@@ -136,11 +173,7 @@ static void *small_alloc(unsigned spc, size_t n)
         if (sample)
             ga_prof_sample_record(p, n);
     }
-    if (locked)
-        ga_mcache_put_shared();
-    if (p == NULL)
-        errno = ENOMEM;
-    return p;
+    return cache_done(p, locked, slow);
 }
 
 /* A fresh tiny block for an n-byte object that did not fit the current one.
@@ -150,7 +183,7 @@ static void *tiny_new_block(ga_mcache_t *mc, uint32_t n)
 {
     uintptr_t b = (uintptr_t)ga_span_next_free_fast(mc->alloc[GA_TINY_SPC]);
     if (b == 0)
-        b = (uintptr_t)ga_mcache_next_free(mc, GA_TINY_SPC);
+        b = (uintptr_t)ga_sweep_alloc(mc, GA_TINY_SPC, 0, 0);
     if (b == 0)
         return NULL;
     ga_span_t *s = mc->alloc[GA_TINY_SPC];
@@ -193,7 +226,7 @@ static void *tiny_alloc(size_t size)
 {
     uint32_t n = size ? (uint32_t)size : 1;
     uint32_t align = 1u << (31 - __builtin_clz(n)); /* largest power of two <= n */
-    bool locked;
+    bool locked, slow = false;
     ga_mcache_t *mc = ga_mcache_get(&locked);
     uint32_t off = (mc->tiny_off + align - 1) & ~(align - 1);
     void *p;
@@ -209,14 +242,11 @@ static void *tiny_alloc(size_t size)
         p = (void *)mc->tiny;
     } else {
         p = tiny_new_block(mc, n);
+        slow = true;
     }
     if (p != NULL)
         GA_STAT_TINY_REQUESTED(mc, size);
-    if (locked)
-        ga_mcache_put_shared();
-    if (p == NULL)
-        errno = ENOMEM;
-    return p;
+    return cache_done(p, locked, slow);
 }
 
 static size_t tiny_usable(ga_span_t *s, uintptr_t p, const char *fn)
@@ -281,7 +311,7 @@ static void *large_alloc(size_t n, size_t align_pages)
         return NULL;
     }
     size_t npages = (n + PAGE - 1) >> GA_PAGE_SHIFT;
-    ga_span_t *s = ga_mheap_alloc(npages ? npages : 1, align_pages, GA_SPAN_LARGE, 0);
+    ga_span_t *s = ga_sweep_alloc(NULL, 0, npages ? npages : 1, align_pages);
     if (s == NULL)
         return NULL; /* errno = ENOMEM */
     GA_STAT_ADD(ga_large_mallocs, 1);
@@ -468,36 +498,6 @@ static bool canary_size(ga_span_t *s, uintptr_t p, const char *fn, size_t *n)
 
 /* ---- zero-size objects (GOALLOC=protect) ------------------------------------------ */
 
-/* malloc(0) hands out addresses, 16 bytes apart, in a region that can
- * never be read or written (PROT_NONE, no memory behind it), so any use of
- * such an object faults at once. Addresses are never reused; when the
- * region is used up (2^28 objects) malloc(0) returns ordinary objects.
- * Freeing one does nothing: a double free of one goes unseen. */
-#define ZERO_REGION ((uintptr_t)1 << 32)
-static _Atomic uintptr_t zero_base, zero_next;
-
-static void *zero_alloc(void)
-{
-    uintptr_t base = atomic_load_explicit(&zero_base, memory_order_acquire);
-    if (base == 0) {
-        void *m = ga_sys_reserve_noaccess(ZERO_REGION);
-        if (m == NULL)
-            return NULL;
-        if (atomic_compare_exchange_strong(&zero_base, &base, (uintptr_t)m))
-            base = (uintptr_t)m;
-        else
-            ga_sys_free(m, ZERO_REGION); /* another thread's won; base is it */
-    }
-    uintptr_t off = atomic_fetch_add_explicit(&zero_next, 16, memory_order_relaxed);
-    return off < ZERO_REGION ? (void *)(base + off) : NULL;
-}
-
-bool ga_is_zero_object(uintptr_t p)
-{
-    uintptr_t base = atomic_load_explicit(&zero_base, memory_order_relaxed);
-    return base != 0 && p - base < ZERO_REGION;
-}
-
 /* The size a pointer the caller says is live was asked for or may use
  * (malloc_usable_size, realloc); false after reporting misuse when its
  * slot is free or its canary broken. */
@@ -574,7 +574,7 @@ static void *resized_in_place(ga_span_t *s, void *p, size_t n)
 static GA_NOINLINE void *malloc_hardened(size_t n)
 {
     void *p;
-    if (n == 0 && ga_protect && (p = zero_alloc()) != NULL)
+    if (n == 0 && ga_protect && (p = ga_mheap_zero_alloc()) != NULL)
         return p;
     size_t need = need_of(n);
     if (n < ga_tiny_limit) {

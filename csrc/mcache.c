@@ -5,11 +5,11 @@
  * uses one shared cache under a lock. See malloc.c for the overview. */
 #include <errno.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define EMPTY_MCACHE_INIT                                                                          \
     {.alloc = {[0 ... GA_NUM_SPC - 1] = &ga_emptyspan}, .tiny = 0, .tiny_off = GA_TINY_SIZE,     \
-     .lock = PTHREAD_MUTEX_INITIALIZER}
+     .lock = GA_LOCK_INIT}
 
 ga_mcache_t ga_empty_mcache = EMPTY_MCACHE_INIT;
 ga_mcache_t ga_dead_mcache = EMPTY_MCACHE_INIT;
@@ -21,28 +21,29 @@ __thread ga_mcache_t *ga_tls_mcache __attribute__((tls_model("initial-exec"))) =
 __thread ga_mcache_t *ga_tls_mcache = &ga_empty_mcache;
 #endif
 
-static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;  /* the shared cache */
-static pthread_mutex_t mcaches_lock = PTHREAD_MUTEX_INITIALIZER; /* the list and the pool */
+static ga_lock_t shared_lock = GA_LOCK_INIT;  /* the shared cache */
+static ga_lock_t mcaches_lock = GA_LOCK_INIT; /* the list and the pool */
 static ga_mcache_t *all_mcaches;
 static ga_fixalloc_t mcache_pool;
 static pthread_key_t mcache_key;
 
 /* The owner's hold on its cache across a slow-path change (see lock in
- * internal.h); nested holds count. */
+ * types.h); nested holds count. */
 static void cache_lock(ga_mcache_t *mc)
 {
     if (mc->lock_depth++ == 0)
-        pthread_mutex_lock(&mc->lock);
+        ga_lock(&mc->lock);
 }
 
 static void cache_unlock(ga_mcache_t *mc)
 {
     if (--mc->lock_depth == 0)
-        pthread_mutex_unlock(&mc->lock);
+        ga_unlock(&mc->lock);
 }
 
 static void link_locked(ga_mcache_t *mc)
 {
+    ga_assert_held(&mcaches_lock);
     mc->prev_all = NULL;
     mc->next_all = all_mcaches;
     if (all_mcaches != NULL)
@@ -52,6 +53,7 @@ static void link_locked(ga_mcache_t *mc)
 
 static void unlink_locked(ga_mcache_t *mc)
 {
+    ga_assert_held(&mcaches_lock);
     if (mc->prev_all != NULL)
         mc->prev_all->next_all = mc->next_all;
     else
@@ -63,12 +65,13 @@ static void unlink_locked(ga_mcache_t *mc)
 void ga_mcache_destroy(void *arg)
 {
     ga_mcache_t *mc = arg;
+    ga_assert_internal(mc != &ga_empty_mcache && mc != &ga_dead_mcache && mc->lock_depth == 0);
     ga_mcache_release_all(mc);
     ga_tls_mcache = &ga_dead_mcache;
-    pthread_mutex_lock(&mcaches_lock);
+    ga_lock(&mcaches_lock);
     unlink_locked(mc);
     ga_fixalloc_free(&mcache_pool, mc);
-    pthread_mutex_unlock(&mcaches_lock);
+    ga_unlock(&mcaches_lock);
 }
 
 /* What the key destructor does at thread exit, now (for tests). */
@@ -85,25 +88,25 @@ void ga_mcache_init(void)
 {
     ga_fixalloc_init(&mcache_pool, sizeof(ga_mcache_t), ga_mheap_alloc_meta);
     pthread_key_create(&mcache_key, ga_mcache_destroy);
-    pthread_mutex_lock(&mcaches_lock);
+    ga_lock(&mcaches_lock);
     link_locked(&shared_mcache);
-    pthread_mutex_unlock(&mcaches_lock);
+    ga_unlock(&mcaches_lock);
 }
 
 static ga_mcache_t *mcache_create(void)
 {
-    pthread_mutex_lock(&mcaches_lock);
+    ga_lock(&mcaches_lock);
     ga_mcache_t *mc = ga_fixalloc_alloc(&mcache_pool);
     if (mc != NULL) {
         for (unsigned i = 0; i < GA_NUM_SPC; i++)
             mc->alloc[i] = &ga_emptyspan;
         mc->tiny_off = GA_TINY_SIZE;
         mc->gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
-        pthread_mutex_init(&mc->lock, NULL);
+        ga_lock_init(&mc->lock);
         mc->lock_depth = 0;
         link_locked(mc);
     }
-    pthread_mutex_unlock(&mcaches_lock);
+    ga_unlock(&mcaches_lock);
     if (mc != NULL) {
         /* Publish before pthread_setspecific, which may itself allocate. */
         ga_tls_mcache = mc;
@@ -118,14 +121,14 @@ ga_mcache_t *ga_mcache_get_slow(bool *locked)
     ga_ensure_init();
     if (mc == &ga_empty_mcache && (mc = mcache_create()) != NULL)
         return mc;
-    pthread_mutex_lock(&shared_lock);
+    ga_lock(&shared_lock);
     *locked = true;
     return &shared_mcache;
 }
 
 void ga_mcache_put_shared(void)
 {
-    pthread_mutex_unlock(&shared_lock);
+    ga_unlock(&shared_lock);
 }
 
 /* ---- kept spans (GOALLOC=mcache_keep) --------------------------------------
@@ -140,6 +143,8 @@ void ga_mcache_put_shared(void)
 
 static void unkeep(ga_mcache_t *mc, ga_span_t *s)
 {
+    ga_assert_internal(s->cache_list != GA_LIST_CURRENT && atomic_load(&s->owner) == mc &&
+                       atomic_load(&s->state) == GA_SPAN_CACHED);
     ga_span_list_t *l = s->cache_list == GA_LIST_FULL ? &mc->full[s->spc] : &mc->avail[s->spc];
     ga_span_list_remove(l, s);
     mc->kept_pages -= s->npages;
@@ -150,6 +155,8 @@ static void unkeep(ga_mcache_t *mc, ga_span_t *s)
 
 static void keep(ga_mcache_t *mc, ga_span_t *s, int which)
 {
+    ga_assert_internal(s->cache_list == GA_LIST_CURRENT && atomic_load(&s->owner) == mc &&
+                       atomic_load(&s->state) == GA_SPAN_CACHED && mc->alloc[s->spc] != s);
     s->cache_list = (uint8_t)which;
     ga_span_list_push(which == GA_LIST_FULL ? &mc->full[s->spc] : &mc->avail[s->spc], s, false);
     mc->kept_pages += s->npages;
@@ -199,6 +206,7 @@ void (*ga_test_cache_hook)(void);
 void ga_mcache_span_freed(ga_mcache_t *mc, ga_span_t *s)
 {
     cache_lock(mc);
+    ga_assert_internal(s->cache_list == GA_LIST_FULL);
     unkeep(mc, s);
 #if defined(GA_TESTING)
     if (ga_test_cache_hook != NULL)
@@ -281,6 +289,8 @@ static void trim_empty(ga_mcache_t *mc, unsigned nclasses)
  * into it are already pending), or back to mcentral. */
 static void retire(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
 {
+    ga_assert_internal(s != &ga_emptyspan && s->spc == spc && mc->alloc[spc] != s &&
+                       atomic_load(&s->owner) == mc);
     if (ga_opts.mcache_keep == 0) {
         ga_mcentral_uncache_span(&ga_central[spc], s);
     } else if (s->nlocal != 0) {
@@ -321,6 +331,8 @@ static ga_span_t *take_kept(ga_mcache_t *mc, unsigned spc)
 static ga_span_t *stash_pop(ga_mcache_t *mc, unsigned spc)
 {
     ga_span_t *s = mc->stash[spc];
+    ga_assert_internal(atomic_load(&s->owner) == mc && atomic_load(&s->state) == GA_SPAN_CACHED &&
+                       s->spc == spc && mc->nstash[spc] != 0);
     mc->stash[spc] = s->next;
     mc->nstash[spc]--;
     s->next = NULL;
@@ -331,9 +343,9 @@ static ga_span_t *stash_pop(ga_mcache_t *mc, unsigned spc)
 
 /* Go mcache.refill: GOALLOC=refill spans from mcentral, the first to
  * allocate from, the others stashed. */
-static ga_span_t *refill(ga_mcache_t *mc, unsigned spc)
+static ga_span_t *refill(ga_mcache_t *mc, unsigned spc, ga_heap_how_t how)
 {
-    ga_span_t *s = ga_mcentral_cache_span(&ga_central[spc], mc, (unsigned)ga_opts.refill);
+    ga_span_t *s = ga_mcentral_cache_span(&ga_central[spc], mc, (unsigned)ga_opts.refill, how);
     if (s == NULL)
         return NULL;
     for (ga_span_t *x = s->next, *next; x != NULL; x = next) {
@@ -346,9 +358,7 @@ static ga_span_t *refill(ga_mcache_t *mc, unsigned spc)
     return s;
 }
 
-/* Adds mc's tiny requested bytes to the class counter. REQUIRES: mc is
- * the caller's own (or the shared one, locked). */
-static void flush_tiny_requested(ga_mcache_t *mc)
+void ga_mcache_flush_tiny_requested(ga_mcache_t *mc)
 {
 #if GA_STATS
     if (mc->tiny_requested != 0) {
@@ -362,6 +372,7 @@ static void flush_tiny_requested(ga_mcache_t *mc)
 
 uint64_t ga_mcache_tiny_requested_locked(void)
 {
+    ga_assert_held(&mcaches_lock);
     uint64_t n = 0;
 #if GA_STATS
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
@@ -372,8 +383,9 @@ uint64_t ga_mcache_tiny_requested_locked(void)
 
 /* ga_mcache_next_free past the current span's next window. REQUIRES:
  * cache_lock(mc). */
-static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
+static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen, ga_heap_how_t how)
 {
+    ga_assert_held(&mc->lock);
     if (GA_UNLIKELY(mc->gen != gen)) {
         /* Idle for two epochs or more (Go's flushGen): hand everything back
          * before going on, so that what this thread held becomes usable. */
@@ -398,11 +410,12 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
         if (s != NULL) /* counted remote frees whose bits were not yet set: keep it */
             retire(mc, spc, s);
         trim_empty(mc, 4); /* other classes' empty spans first: pages are needed */
-        s = mc->stash[spc] != NULL ? stash_pop(mc, spc) : refill(mc, spc);
+        s = mc->stash[spc] != NULL ? stash_pop(mc, spc) : refill(mc, spc, how);
     }
     if (s == NULL)
         return NULL;
     ga_assert(atomic_load(&s->owner) == mc && s->spc == spc);
+    ga_assert_internal(s->cache_list == GA_LIST_CURRENT && atomic_load(&s->state) == GA_SPAN_CACHED);
     mc->alloc[spc] = s;
     if (ga_span_next_free_index(s) >= s->nelems)
         ga_throw("mcentral handed out a span without a free slot");
@@ -414,22 +427,14 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen)
  * trading it in. NULL with errno = ENOMEM when memory is exhausted. The
  * next window of the current span needs no lock (a fork at any point of it
  * leaves the span as consistent as the inline path does); the rest does. */
-void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc)
+void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc, ga_heap_how_t how)
 {
-    if ((++mc->slow_paths & 15) == 0) { /* the clock is read on one slow path in 16 */
-        if (GA_UNLIKELY(ga_sample_rate != 0))
-            ga_heap_profile_tick(); /* a profile asked for from outside (mprof.c) */
-        flush_tiny_requested(mc);
-        ga_scavenge_tick();
-        if (mc != &shared_mcache) /* else the shared lock is held */
-            ga_scavenger_poll();
-    }
     uint32_t gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
     ga_span_t *s = mc->alloc[spc];
     if (GA_LIKELY(mc->gen == gen) && s != &ga_emptyspan && ga_span_next_free_index(s) < s->nelems)
         return ga_span_next_free_fast(s);
     cache_lock(mc);
-    void *p = next_free_locked(mc, spc, gen);
+    void *p = next_free_locked(mc, spc, gen, how);
     cache_unlock(mc);
     return p;
 }
@@ -508,7 +513,7 @@ void ga_mcache_release_all(ga_mcache_t *mc)
 {
     cache_lock(mc);
     ga_mcache_release_tiny(mc);
-    flush_tiny_requested(mc);
+    ga_mcache_flush_tiny_requested(mc);
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
         ga_span_t *s = mc->alloc[i];
         if (s != &ga_emptyspan) {
@@ -534,18 +539,18 @@ void ga_mcache_release_all(ga_mcache_t *mc)
  * holding its cache's lock takes neither of the first two. */
 void ga_mcache_lock_all(void)
 {
-    pthread_mutex_lock(&shared_lock);
-    pthread_mutex_lock(&mcaches_lock);
+    ga_lock(&shared_lock);
+    ga_lock(&mcaches_lock);
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
-        pthread_mutex_lock(&mc->lock);
+        ga_lock(&mc->lock);
 }
 
 void ga_mcache_unlock_all(void)
 {
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
-        pthread_mutex_unlock(&mc->lock);
-    pthread_mutex_unlock(&mcaches_lock);
-    pthread_mutex_unlock(&shared_lock);
+        ga_unlock(&mc->lock);
+    ga_unlock(&mcaches_lock);
+    ga_unlock(&shared_lock);
 }
 
 /* In a fork child only the forking thread exists: every other thread's
@@ -553,13 +558,13 @@ void ga_mcache_unlock_all(void)
  * reinitialised. */
 void ga_mcache_fork_child(void)
 {
-    pthread_mutex_init(&shared_lock, NULL);
-    pthread_mutex_init(&mcaches_lock, NULL);
+    ga_lock_init(&shared_lock);
+    ga_lock_init(&mcaches_lock);
     ga_mcache_t *self = ga_tls_mcache;
     /* A lost thread may have been waiting for its cache's lock (its
      * lock_depth already counted). */
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all) {
-        pthread_mutex_init(&mc->lock, NULL);
+        ga_lock_init(&mc->lock);
         mc->lock_depth = 0;
     }
     for (ga_mcache_t *mc = all_mcaches, *next; mc != NULL; mc = next) {
@@ -568,8 +573,10 @@ void ga_mcache_fork_child(void)
             continue;
         ga_mcache_release_all(mc);
         if (mc != &shared_mcache) {
+            ga_lock(&mcaches_lock); /* alone in the child, but the rule holds */
             unlink_locked(mc);
             ga_fixalloc_free(&mcache_pool, mc);
+            ga_unlock(&mcaches_lock);
         }
     }
 }

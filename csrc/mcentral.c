@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 ga_mcentral_t ga_central[GA_NUM_SPC];
 _Atomic size_t ga_purged_os_pages;
@@ -21,7 +21,7 @@ static bool central_used(unsigned spc)
 void ga_mcentral_init(void)
 {
     for (unsigned i = 0; i < GA_NUM_SPC; i++) {
-        pthread_mutex_init(&ga_central[i].lock, NULL);
+        ga_lock_init(&ga_central[i].lock);
         ga_central[i].spc = i;
     }
 }
@@ -30,20 +30,20 @@ void ga_mcentral_lock_all(void)
 {
     for (unsigned i = 0; i < GA_NUM_SPC; i++)
         if (central_used(i))
-            pthread_mutex_lock(&ga_central[i].lock);
+            ga_lock(&ga_central[i].lock);
 }
 
 void ga_mcentral_unlock_all(void)
 {
     for (unsigned i = GA_NUM_SPC; i-- > 0;)
         if (central_used(i))
-            pthread_mutex_unlock(&ga_central[i].lock);
+            ga_unlock(&ga_central[i].lock);
 }
 
 void ga_mcentral_fork_child(void)
 {
     for (unsigned i = 0; i < GA_NUM_SPC; i++)
-        pthread_mutex_init(&ga_central[i].lock, NULL);
+        ga_lock_init(&ga_central[i].lock);
 }
 
 /* A span going on a list: its free slots are resident again (taken) or
@@ -81,6 +81,7 @@ static bool few_free(const ga_span_t *s, int32_t nremote)
  * live object in it. */
 void ga_mcentral_release_span(ga_span_t *s)
 {
+    ga_assert_internal(atomic_load(&s->state) == GA_SPAN_CLAIMED && !s->kept_empty);
     ga_span_wait_remote_counts(s);
     ga_span_flush_cross(s);
     uint64_t pending = (uint64_t)atomic_load(&s->nremote); /* frees never folded */
@@ -98,9 +99,11 @@ void ga_mcentral_release_span(ga_span_t *s)
  * returns s to the page heap. REQUIRES: c->lock. */
 static void release_unlock(ga_mcentral_t *c, ga_span_t *s)
 {
+    ga_assert_held(&c->lock);
+    ga_assert_internal(!s->kept_empty && atomic_load(&s->owner) == NULL);
     atomic_store(&s->published, GA_UNPUBLISHED);
     atomic_store(&s->state, GA_SPAN_CLAIMED);
-    pthread_mutex_unlock(&c->lock);
+    ga_unlock(&c->lock);
     ga_mcentral_release_span(s);
 }
 
@@ -108,6 +111,8 @@ static void release_unlock(ga_mcentral_t *c, ga_span_t *s)
  * REQUIRES: c->lock. */
 static bool keep_empty_locked(ga_mcentral_t *c, ga_span_t *s)
 {
+    ga_assert_held(&c->lock);
+    ga_assert_internal(!s->kept_empty && atomic_load(&s->owner) == NULL && s->spc == c->spc);
     if (c->nempty >= GA_KEEP_EMPTY)
         return false;
     c->nempty++;
@@ -123,12 +128,12 @@ static bool keep_empty_locked(ga_mcentral_t *c, ga_span_t *s)
  * before clock `before`. Takes c->lock. */
 static void release_empty(ga_mcentral_t *c, uint64_t before)
 {
-    pthread_mutex_lock(&c->lock);
+    ga_lock(&c->lock);
     ga_span_t *s = c->partial.first;
     while (s != NULL && !s->kept_empty)
         s = s->next;
     if (s == NULL || s->empty_since > before) {
-        pthread_mutex_unlock(&c->lock);
+        ga_unlock(&c->lock);
         return;
     }
     ga_span_list_remove(&c->partial, s);
@@ -145,7 +150,7 @@ void ga_mcentral_release_empty(void)
 }
 
 /* A new span of class c->spc from the page heap (Go mcentral.grow). */
-ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
+ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc, ga_heap_how_t how)
 {
     unsigned spc = c->spc;
     /* Age out another class's kept empty span (see GA_EMPTY_AGE). */
@@ -154,7 +159,7 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
     if (k != spc && central_used(k) && now >= GA_EMPTY_AGE &&
         __atomic_load_n(&ga_central[k].nempty, __ATOMIC_RELAXED) != 0)
         release_empty(&ga_central[k], now - GA_EMPTY_AGE);
-    ga_span_t *s = ga_mheap_alloc(ga_classes.npages[spc], 1, GA_SPAN_CLAIMED, (uint16_t)spc);
+    ga_span_t *s = ga_mheap_alloc(ga_classes.npages[spc], 1, GA_SPAN_CLAIMED, (uint16_t)spc, how);
     if (s == NULL)
         return NULL;
     if (!ga_span_bits_alloc(s, ga_classes.nelems[spc], spc == GA_TINY_SPC)) {
@@ -163,6 +168,7 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
         return NULL;
     }
     ga_span_init_small(s, spc);
+    ga_assert_internal(s->alloc_count == 0 && s->alloc_cache != 0 && s->spc == spc);
     GA_STAT_ADD(ga_class_counters[spc].grows, 1);
     if (ga_opts.uafcheck) { /* every free slot holds the freed pattern */
         memset((void *)s->base, GA_FREED_BYTE, s->npages << GA_PAGE_SHIFT);
@@ -178,13 +184,15 @@ ga_span_t *ga_mcentral_grow(ga_mcentral_t *c, ga_mcache_t *mc)
  * from the page heap to make up want. The spans come back linked through
  * next, the one to allocate from first. NULL with errno = ENOMEM when not
  * even one can be had. Takes c->lock, then the heap lock when it grows. */
-ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc, unsigned want)
+ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc, unsigned want,
+                                  ga_heap_how_t how)
 {
     ga_span_t *first = NULL, **tail = &first, *s;
     unsigned got = 0;
-    GA_STAT_ADD(ga_class_counters[c->spc].refills, 1);
-    pthread_mutex_lock(&c->lock);
+    ga_lock(&c->lock);
     while (got < want && (s = c->partial.first) != NULL) {
+        ga_assert_internal(atomic_load(&s->state) == GA_SPAN_PARTIAL && s->spc == c->spc &&
+                           atomic_load(&s->owner) == NULL);
         ga_span_list_remove(&c->partial, s);
         unpurge(s);
         if (s->kept_empty) {
@@ -198,20 +206,22 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc, unsigned wa
         tail = &s->next;
         got++;
     }
-    pthread_mutex_unlock(&c->lock);
+    ga_unlock(&c->lock);
     for (s = first; s != NULL; s = s->next) {
         ga_span_fold(s);
         ga_assert(s->alloc_count < s->nelems); /* partial: a free slot once folded */
     }
     int saved = errno; /* a batch cut short by ENOMEM still succeeds */
-    while (got < want && (s = ga_mcentral_grow(c, mc)) != NULL) {
+    while (got < want && (s = ga_mcentral_grow(c, mc, how)) != NULL) {
         s->next = NULL;
         *tail = s;
         tail = &s->next;
         got++;
     }
-    if (first != NULL)
+    if (first != NULL) { /* a try that found no pages is not a refill */
         errno = saved;
+        GA_STAT_ADD(ga_class_counters[c->spc].refills, 1);
+    }
     return first;
 }
 
@@ -223,8 +233,9 @@ ga_span_t *ga_mcentral_cache_span(ga_mcentral_t *c, ga_mcache_t *mc, unsigned wa
 void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
 {
     ga_assert(atomic_load(&s->state) == GA_SPAN_CACHED && s->spc == c->spc);
+    ga_assert_internal(s->cache_list == GA_LIST_CURRENT && s != &ga_emptyspan);
     ga_span_fold(s);
-    pthread_mutex_lock(&c->lock);
+    ga_lock(&c->lock);
     ga_span_set_owner(s, NULL);
     uint32_t n = s->alloc_count;
     uint8_t st = n == s->nelems ? GA_SPAN_FULL : GA_SPAN_PARTIAL;
@@ -235,7 +246,7 @@ void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
     int32_t r = atomic_load(&s->nremote);
     if (n == 0 || (uint32_t)r == n) {
         if (keep_empty_locked(c, s))
-            pthread_mutex_unlock(&c->lock);
+            ga_unlock(&c->lock);
         else
             release_unlock(c, s);
         return;
@@ -245,7 +256,7 @@ void ga_mcentral_uncache_span(ga_mcentral_t *c, ga_span_t *s)
         atomic_store(&s->state, st);
     }
     list_push(st == GA_SPAN_FULL ? &c->full : &c->partial, s, few_free(s, r));
-    pthread_mutex_unlock(&c->lock);
+    ga_unlock(&c->lock);
 }
 
 /* Called by a remote free that may have made an uncached span allocatable
@@ -257,15 +268,16 @@ void ga_mcentral_remote_transition(ga_span_t *s)
     if (!central_used(spc))
         return;
     ga_mcentral_t *c = &ga_central[spc];
-    pthread_mutex_lock(&c->lock);
+    ga_lock(&c->lock);
     uint8_t st = atomic_load(&s->state);
     if (s->spc == spc && (st == GA_SPAN_PARTIAL || st == GA_SPAN_FULL)) {
         ga_span_list_t *l = st == GA_SPAN_FULL ? &c->full : &c->partial;
         int32_t r = atomic_load(&s->nremote);
         if ((uint32_t)r == s->alloc_count && !s->kept_empty) {
+            ga_assert_internal(atomic_load(&s->owner) == NULL);
             ga_span_list_remove(l, s);
             if (keep_empty_locked(c, s))
-                pthread_mutex_unlock(&c->lock);
+                ga_unlock(&c->lock);
             else
                 release_unlock(c, s);
             return;
@@ -276,7 +288,7 @@ void ga_mcentral_remote_transition(ga_span_t *s)
             list_push(&c->partial, s, few_free(s, r));
         }
     }
-    pthread_mutex_unlock(&c->lock);
+    ga_unlock(&c->lock);
 }
 
 /* ---- releasing free slots of partial spans ---------------------------------- */
@@ -330,8 +342,8 @@ size_t ga_mcentral_purge(uint64_t cutoff, bool wait)
             continue;
         ga_mcentral_t *c = &ga_central[i];
         if (wait)
-            pthread_mutex_lock(&c->lock);
-        else if (pthread_mutex_trylock(&c->lock) != 0)
+            ga_lock(&c->lock);
+        else if (ga_trylock(&c->lock) != 0)
             continue;
         for (ga_span_t *s = c->partial.first; s != NULL; s = s->next) {
             if (s->purged || s->unused_since > cutoff)
@@ -341,7 +353,7 @@ size_t ga_mcentral_purge(uint64_t cutoff, bool wait)
             s->npurged += (uint32_t)n;
             total += n;
         }
-        pthread_mutex_unlock(&c->lock);
+        ga_unlock(&c->lock);
     }
     atomic_fetch_add_explicit(&ga_purged_os_pages, total, memory_order_relaxed);
     return total;
@@ -384,6 +396,7 @@ static int check_empty(ga_mcentral_t *c, char *msg, size_t len)
 int ga_mcentral_check_locked(ga_mcentral_t *c, size_t *npartial, size_t *nfull, char *msg,
                              size_t len)
 {
+    ga_assert_held(&c->lock);
     if (check_list(c, &c->partial, GA_SPAN_PARTIAL, msg, len) ||
         check_list(c, &c->full, GA_SPAN_FULL, msg, len) || check_empty(c, msg, len))
         return 1;

@@ -7,18 +7,18 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define GA_FIXALLOC_CHUNK (16u << 10)       /* Go _FixAllocChunk */
 #define GA_PERSISTENT_CHUNK (256u << 10)    /* Go persistentChunkSize */
 
-static pthread_mutex_t persistent_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t persistent_lock = GA_LOCK_INIT;
 static uintptr_t persistent_next;
 static size_t persistent_left;
 
-void ga_persistent_lock(void) { pthread_mutex_lock(&persistent_lock); }
-void ga_persistent_unlock(void) { pthread_mutex_unlock(&persistent_lock); }
-void ga_persistent_fork_child(void) { pthread_mutex_init(&persistent_lock, NULL); }
+void ga_persistent_lock(void) { ga_lock(&persistent_lock); }
+void ga_persistent_unlock(void) { ga_unlock(&persistent_lock); }
+void ga_persistent_fork_child(void) { ga_lock_init(&persistent_lock); }
 
 /* Memory that is never freed, 64-byte aligned, zeroed; NULL when the OS
  * refuses. Requests over a quarter chunk get their own mapping. */
@@ -33,11 +33,11 @@ void *ga_persistent_alloc(size_t size)
             GA_STAT_ADD(ga_metadata_bytes, bytes);
         return p;
     }
-    pthread_mutex_lock(&persistent_lock);
+    ga_lock(&persistent_lock);
     if (persistent_left < size) {
         void *chunk = ga_sys_reserve(0, GA_PERSISTENT_CHUNK, page);
         if (chunk == NULL) {
-            pthread_mutex_unlock(&persistent_lock);
+            ga_unlock(&persistent_lock);
             return NULL;
         }
         persistent_next = (uintptr_t)chunk;
@@ -47,7 +47,7 @@ void *ga_persistent_alloc(size_t size)
     void *p = (void *)persistent_next;
     persistent_next += size;
     persistent_left -= size;
-    pthread_mutex_unlock(&persistent_lock);
+    ga_unlock(&persistent_lock);
     return p;
 }
 

@@ -18,7 +18,7 @@
  *    object going back to the page heap, ga_scavenge_freed), at most four
  *    times per delay, bounded per check, never waiting for the heap lock.
  *    A program that goes quiet makes no slow path: with scavenger=auto (the
- *    default) a free that leaves more than START_SURPLUS pages beyond
+ *    default) a free that leaves more than GA_SCAV_START_SURPLUS pages beyond
  *    retain% of the pages in use now asks for a thread, started by the next
  *    slow path that holds no lock (ga_scavenger_poll); it releases the
  *    surplus once the window has passed, unpaced, and ends when idle.
@@ -39,40 +39,28 @@
  * calloc skips clearing pages released with MADV_DONTNEED.
  * Partial spans: the slow-path checks, the thread and malloc_trim also
  * release the OS pages inside spans on the mcentral partial lists, idle
- * for the delay, that only free slots cover (random frees leave few spans entirely empty); those count in
- * ga_purged_os_pages until the span is taken again.
- *
- * Reclaim (Go 1.12 mheap.reclaim with reclaimCredit): before mapping more,
- * the page heap recovers the calling thread's cached spans whose objects
- * are all freed, and the one empty span per class mcentral keeps (other
- * uncached spans go back as soon as their last object is freed, see
- * mcentral.c); pages recovered beyond the request are credit.
+ * for the delay, that only free slots cover (random frees leave few spans
+ * entirely empty); those count in ga_purged_os_pages until the span is
+ * taken again. That purge is mcentral's (ga_mcentral_purge); this file
+ * says when it is due, and the callers above mcentral do it.
  * Idle caches (Go's flushGen): ga_flush_gen advances every max(1 s, the
- * delay); a thread
- * that enters a slow path after two epochs without one first hands all its
- * cached spans back. See malloc.c for the overview. */
-#include <signal.h>
-
-#include "internal.h"
+ * delay); a thread that enters a slow path after two epochs without one
+ * first hands all its cached spans back (mcache.c).
+ * Reclaim, the recovery policy of an allocation that finds no free pages,
+ * and the background thread's body are mgcsweep.c's, above the caches
+ * they walk. See malloc.c for the overview. */
+#include "inline.h"
 
 #define PAGE ((uintptr_t)GA_PAGE_SIZE)
 #define MS 1000000ull
 #define TICK_BUDGET 8192u       /* pages (64 MiB) per slow-path check */
-#define BACKGROUND_QUANTUM 256u /* pages (2 MiB) per background step */
-#define BACKGROUND_PERCENT 1u   /* of one CPU (scavenger=background) */
-#define START_SURPLUS 4096u     /* pages (32 MiB) beyond the goal that start the auto thread */
 #define REFAULT_PAGES 256u      /* pages re-used in a window that widen it (2 MiB) */
 #define MAX_BACKOFF 2u          /* the window widens at most 4 times */
 #define QUIET_WINDOWS 8u        /* windows without re-use before it narrows again */
-#define IDLE_WAKES 16u          /* auto: idle intervals (4 delays) before the thread ends */
-#define LIVE_NAP (10 * MS)      /* with live=1 the thread wakes this often */
 
 _Atomic uint64_t ga_clock_offset;
 _Atomic uint32_t ga_flush_gen;
-_Atomic bool ga_scavenger_wanted;
 static _Atomic uint64_t last_tick;
-static _Atomic bool background_running;
-static _Atomic bool start_failed; /* auto: pthread_create failed once (limits, seccomp) */
 
 uint64_t ga_now_ns(void)
 {
@@ -81,7 +69,7 @@ uint64_t ga_now_ns(void)
 
 static uint64_t delay_ns(void) { return ga_opts.scavenge_delay * MS; }
 
-static uint64_t interval_ns(void) { return delay_ns() / 4 > MS ? delay_ns() / 4 : MS; }
+uint64_t ga_scavenge_interval_ns(void) { return delay_ns() / 4 > MS ? delay_ns() / 4 : MS; }
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
@@ -94,6 +82,7 @@ static size_t percent(size_t pages) { return (size_t)((unsigned __int128)pages *
  * the goal follows the in-use heap down within two windows. */
 size_t ga_scavenge_goal_locked(void)
 {
+    ga_assert_held(&ga_heap.lock);
     return percent(max_size(ga_heap.pages_inuse, max_size(ga_heap.peak_cur, ga_heap.peak_prev)));
 }
 
@@ -102,6 +91,7 @@ size_t ga_scavenge_goal_locked(void)
  * widen it, up to 4 times; QUIET_WINDOWS windows without narrow it again. */
 static void window_locked(uint64_t now)
 {
+    ga_assert_held(&ga_heap.lock);
     uint64_t len = (delay_ns() / 2 > MS ? delay_ns() / 2 : MS) << ga_heap.backoff;
     if (now - ga_heap.flush_start >= (delay_ns() > 1000 * MS ? delay_ns() : 1000 * MS)) {
         ga_heap.flush_start = now;
@@ -128,6 +118,7 @@ static void window_locked(uint64_t now)
  * budget pages. */
 static size_t goal_work_locked(uint64_t now, size_t budget)
 {
+    ga_assert_held(&ga_heap.lock);
     window_locked(now);
     uint64_t idle = (2 * delay_ns()) << ga_heap.backoff;
     size_t done = now > idle ? ga_mheap_scavenge_locked(budget, now - idle) : 0;
@@ -140,104 +131,21 @@ static size_t goal_work_locked(uint64_t now, size_t budget)
 /* Free pages not yet released beyond retain% of the pages in use now. */
 static size_t surplus_now_locked(void)
 {
+    ga_assert_held(&ga_heap.lock);
     size_t retained = ga_mheap_retained_locked(), goal = percent(ga_heap.pages_inuse);
     return retained > goal ? retained - goal : 0;
 }
 
-/* The thread: every delay / 4 releases the free slots of partial spans
- * idle for the delay and whatever exceeds the goal, in 2 MiB quanta with
- * the heap lock dropped between them; with live=1 it wakes every 10 ms to
- * publish the live file too, so that the file trails the last free by at
- * most that. With scavenger=background paced at about 1 % of one CPU and
- * never ending (Go >= 1.13); with scavenger=auto unpaced (the same kernel
- * work glibc's free does inline in munmap, on another core) and ending
- * after IDLE_WAKES intervals with nothing to do, to be started again when
- * there is. */
-static void *background_main(void *arg)
+size_t ga_scavenge_step(uint64_t now, size_t budget, size_t *surplus)
 {
-    (void)arg;
-    bool paced = ga_opts.scavenger == GA_SCAVENGER_BACKGROUND;
-    uint64_t sleep = 0, last_work = 0, idle_since = ga_sys_nanotime();
-    for (;;) {
-        uint64_t interval = interval_ns(), nap = sleep > interval ? sleep : interval;
-        if (ga_opts.live && nap > LIVE_NAP) /* the live file trails the frees by at most that */
-            nap = LIVE_NAP;
-        ga_sys_sleep_ns(nap);
-        uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
-        if (ga_opts.live)
-            ga_live_tick(now);
-        if (t0 - last_work < (sleep > interval ? sleep : interval))
-            continue;
-        last_work = t0;
-        size_t work = 0, done, surplus;
-        if (now > delay_ns())
-            work += ga_mcentral_purge(now - delay_ns(), true);
-        do {
-            pthread_mutex_lock(&ga_heap.lock);
-            done = goal_work_locked(ga_now_ns(), BACKGROUND_QUANTUM);
-            surplus = surplus_now_locked();
-            pthread_mutex_unlock(&ga_heap.lock);
-            work += done;
-        } while (done >= BACKGROUND_QUANTUM && (!paced || ga_sys_nanotime() - t0 < MS));
-        if (paced) { /* work w, then sleep w * 99: about 1 % of one CPU */
-            sleep = (ga_sys_nanotime() - t0) * (100 - BACKGROUND_PERCENT) / BACKGROUND_PERCENT;
-            continue;
-        }
-        if (work != 0 || surplus >= START_SURPLUS)
-            idle_since = ga_sys_nanotime();
-        if (ga_sys_nanotime() - idle_since >= IDLE_WAKES * interval ||
-            ga_opts.scavenger != GA_SCAVENGER_AUTO) {
-            atomic_store(&background_running, false);
-            return NULL;
-        }
-    }
+    ga_lock(&ga_heap.lock);
+    size_t done = goal_work_locked(now, budget);
+    *surplus = surplus_now_locked();
+    ga_unlock(&ga_heap.lock);
+    return done;
 }
 
-/* Starts the thread unless it runs. */
-static void start_thread(void)
-{
-    bool no = false;
-    if (!atomic_compare_exchange_strong(&background_running, &no, true))
-        return;
-    pthread_t t;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal */
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 << 10);
-    if (pthread_create(&t, &attr, background_main, NULL) != 0) {
-        atomic_store(&background_running, false);
-        atomic_store(&start_failed, true); /* no retry on every free: slow paths only */
-    }
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* Starts the background scavenger if it is configured and not running.
- * Called from the library constructor and, after fork, from a tick. */
-void ga_scavenger_start(void)
-{
-    if (ga_opts.scavenger == GA_SCAVENGER_BACKGROUND)
-        start_thread();
-}
-
-void ga_scavenger_start_wanted(void)
-{
-    /* Not while GOALLOC_PROFILE records every request: pthread_create's own
-     * allocation (the new thread's TLS) would join the program's. */
-    if (atomic_exchange(&ga_scavenger_wanted, false) && ga_opts.scavenger == GA_SCAVENGER_AUTO &&
-        !atomic_load(&start_failed) && !ga_profiling)
-        start_thread();
-}
-
-void ga_scavenger_fork_child(void)
-{
-    atomic_store(&background_running, false); /* threads do not survive fork */
-    atomic_store(&ga_scavenger_wanted, false);
-    atomic_store(&start_failed, false);
-}
+uint64_t ga_scavenge_purge_cutoff(uint64_t now) { return now > delay_ns() ? now - delay_ns() : 0; }
 
 /* Bounded work of a slow path whose rate-limited turn it is: releases
  * what exceeds the goal; with scavenger=auto, asks for the thread when the
@@ -245,37 +153,38 @@ void ga_scavenger_fork_child(void)
  * once the window has passed, with no slow path left to see it). */
 static void sync_work(uint64_t now)
 {
-    if (pthread_mutex_trylock(&ga_heap.lock) != 0)
+    if (ga_trylock(&ga_heap.lock) != 0)
         return; /* busy: the next tick will do it */
     goal_work_locked(now, TICK_BUDGET);
-    bool want = ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus_now_locked() >= START_SURPLUS;
-    pthread_mutex_unlock(&ga_heap.lock);
-    if (want && !atomic_load_explicit(&background_running, memory_order_relaxed))
+    bool want = ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus_now_locked() >= GA_SCAV_START_SURPLUS;
+    ga_unlock(&ga_heap.lock);
+    if (want && !atomic_load_explicit(&ga_scavenger_running, memory_order_relaxed))
         atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
 }
 
 static bool tick_due(uint64_t now)
 {
     uint64_t last = atomic_load_explicit(&last_tick, memory_order_relaxed);
-    return now - last >= interval_ns() && atomic_compare_exchange_strong(&last_tick, &last, now);
+    return now - last >= ga_scavenge_interval_ns() && atomic_compare_exchange_strong(&last_tick, &last, now);
 }
 
-void ga_scavenge_tick(void)
+uint64_t ga_scavenge_tick(void)
 {
     if (ga_opts.scavenger == GA_SCAVENGER_OFF && !ga_opts.live)
-        return;
+        return 0;
     uint64_t now = ga_now_ns();
     if (ga_opts.live) /* the live statistics file (mlive.c) shares the clock reading */
         ga_live_tick(now);
     if (ga_opts.scavenger == GA_SCAVENGER_OFF || !tick_due(now))
-        return;
+        return 0;
     if (ga_opts.scavenger == GA_SCAVENGER_BACKGROUND) {
-        ga_scavenger_start();
-        return;
+        /* not running (a fork child): the next poll starts it */
+        if (!atomic_load_explicit(&ga_scavenger_running, memory_order_relaxed))
+            atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
+        return 0;
     }
-    if (now > delay_ns())
-        ga_mcentral_purge(now - delay_ns(), false);
     sync_work(now);
+    return ga_scavenge_purge_cutoff(now);
 }
 
 size_t ga_scavenge_surplus_locked(void) { return surplus_now_locked(); }
@@ -284,8 +193,8 @@ void ga_scavenge_freed(uint64_t now, size_t surplus)
 {
     if (ga_opts.live)
         ga_live_tick(now);
-    if (ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus >= START_SURPLUS &&
-        !atomic_load_explicit(&background_running, memory_order_relaxed) &&
+    if (ga_opts.scavenger == GA_SCAVENGER_AUTO && surplus >= GA_SCAV_START_SURPLUS &&
+        !atomic_load_explicit(&ga_scavenger_running, memory_order_relaxed) &&
         !atomic_load_explicit(&ga_scavenger_wanted, memory_order_relaxed))
         atomic_store_explicit(&ga_scavenger_wanted, true, memory_order_relaxed);
     if (ga_opts.scavenger == GA_SCAVENGER_OFF || ga_opts.scavenger == GA_SCAVENGER_BACKGROUND ||
@@ -296,6 +205,7 @@ void ga_scavenge_freed(uint64_t now, size_t surplus)
 
 bool ga_scavenge_limit_locked(size_t npages)
 {
+    ga_assert_held(&ga_heap.lock);
     if (ga_opts.limit == 0)
         return true;
     size_t limit = ga_opts.limit / PAGE, retained = ga_mheap_retained_locked();
@@ -307,6 +217,7 @@ bool ga_scavenge_limit_locked(size_t npages)
 
 bool ga_scavenge_before_growth_locked(size_t npages)
 {
+    ga_assert_held(&ga_heap.lock);
     if (ga_opts.scavenger == GA_SCAVENGER_OFF)
         return true;
     size_t retained = ga_mheap_retained_locked(), goal = ga_scavenge_goal_locked();
@@ -323,36 +234,4 @@ bool ga_scavenge_before_growth_locked(size_t npages)
     if (got > need)
         ga_heap.scav_credit = got - need;
     return true;
-}
-
-size_t ga_scavenge_all(void)
-{
-    ga_ensure_init();
-    ga_mcache_reclaim_own();
-    ga_mcentral_release_empty();
-    size_t n = ga_mcentral_purge(UINT64_MAX, true) * ga_sys_page_size() / GA_PAGE_SIZE;
-    pthread_mutex_lock(&ga_heap.lock);
-    n += ga_mheap_scavenge_locked(SIZE_MAX, UINT64_MAX);
-    pthread_mutex_unlock(&ga_heap.lock);
-    return n;
-}
-
-void ga_reclaim(size_t npages)
-{
-    pthread_mutex_lock(&ga_heap.lock);
-    if (ga_heap.reclaim_credit >= npages) {
-        ga_heap.reclaim_credit -= npages;
-        pthread_mutex_unlock(&ga_heap.lock);
-        return;
-    }
-    size_t need = npages - ga_heap.reclaim_credit;
-    ga_heap.reclaim_credit = 0;
-    pthread_mutex_unlock(&ga_heap.lock);
-    size_t got = ga_mcache_reclaim_own();
-    ga_mcentral_release_empty(); /* mcentral's kept empty spans too: pages are needed */
-    pthread_mutex_lock(&ga_heap.lock);
-    ga_heap.reclaimed_total += got;
-    if (got > need)
-        ga_heap.reclaim_credit += got - need;
-    pthread_mutex_unlock(&ga_heap.lock);
 }

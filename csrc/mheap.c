@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define GA_ARENA_HINT ((uintptr_t)0x00c0 << 32) /* Go's first arena hint */
 /* The random first arena lies in [1 TiB, 96 TiB): above where programs and
@@ -19,7 +19,7 @@
 #define HINT_HI ((uintptr_t)96 << 40)
 #define PAGE ((uintptr_t)GA_PAGE_SIZE)
 
-ga_mheap_t ga_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+ga_mheap_t ga_heap = {.lock = GA_LOCK_INIT};
 /* Go's arenas L2 map with L1 = 0: one entry per 64 MiB of the 47-bit user
  * address space (16 MiB of zero pages, touched only where arenas exist). */
 _Atomic(ga_heap_arena_t *) ga_arena_map[GA_ARENA_L2_ENTRIES];
@@ -44,8 +44,8 @@ static void set_access(uintptr_t base, size_t npages, int access)
                 "; freed large objects from now on may stay accessible");
 }
 
-void ga_mheap_lock(void) { pthread_mutex_lock(&ga_heap.lock); }
-void ga_mheap_unlock(void) { pthread_mutex_unlock(&ga_heap.lock); }
+void ga_mheap_lock(void) { ga_lock(&ga_heap.lock); }
+void ga_mheap_unlock(void) { ga_unlock(&ga_heap.lock); }
 
 void ga_mheap_init(void)
 {
@@ -63,7 +63,7 @@ void ga_mheap_init(void)
 
 void ga_mheap_fork_child(void)
 {
-    pthread_mutex_init(&ga_heap.lock, NULL);
+    ga_lock_init(&ga_heap.lock);
 }
 
 static ga_heap_arena_t *arena_of(uintptr_t p)
@@ -84,6 +84,16 @@ static void map_all_pages(ga_span_t *s)
 }
 
 /* ---- treap of free runs ------------------------------------------------ */
+
+static int check_treap(ga_span_t *t, uintptr_t lo, uintptr_t hi, size_t *runs, size_t *pages,
+                       size_t *released, char *msg, size_t len);
+
+/* The treap's invariants in the subtree of t. */
+static int check_merged(ga_span_t *t, char *msg, size_t len)
+{
+    size_t runs = 0, pages = 0, released = 0;
+    return check_treap(t, 0, UINTPTR_MAX, &runs, &pages, &released, msg, len);
+}
 
 static uint64_t own_oldest(const ga_span_t *t)
 {
@@ -211,6 +221,7 @@ static ga_span_t *treap_last_idle(ga_span_t *t, uint64_t cutoff)
 
 static ga_span_t *span_new_locked(void)
 {
+    ga_assert_held(&ga_heap.lock);
     ga_span_t *s = ga_fixalloc_alloc(&ga_heap.spanalloc);
     if (s != NULL) {
         uint32_t x = ga_heap.seed; /* xorshift32 treap priority */
@@ -225,6 +236,9 @@ static ga_span_t *span_new_locked(void)
 
 static void span_dispose_locked(ga_span_t *s)
 {
+    ga_assert_held(&ga_heap.lock);
+    ga_assert_internal(atomic_load_explicit(&s->state, memory_order_relaxed) == GA_SPAN_FREE ||
+                       atomic_load_explicit(&s->state, memory_order_relaxed) == GA_SPAN_CLAIMED);
     s->spc = 0;
     atomic_store_explicit(&s->state, GA_SPAN_DEAD, memory_order_release);
     ga_fixalloc_free(&ga_heap.spanalloc, s);
@@ -232,6 +246,7 @@ static void span_dispose_locked(ga_span_t *s)
 
 static void remove_free_locked(ga_span_t *r)
 {
+    ga_assert_held(&ga_heap.lock);
     ga_heap.free_root = treap_remove(ga_heap.free_root, r);
     ga_heap.nfree_runs--;
     ga_heap.pages_free -= r->npages;
@@ -241,6 +256,8 @@ static void remove_free_locked(ga_span_t *r)
  * with free neighbours. REQUIRES: heap lock. */
 static void free_run_locked(ga_span_t *s)
 {
+    ga_assert_held(&ga_heap.lock);
+    ga_assert_internal(s->npages != 0 && s->nscav <= s->npages && ga_heap.free_root != s);
     uintptr_t end = s->base + s->npages * PAGE;
     ga_span_t *p = s->base >= PAGE ? ga_span_of(s->base - PAGE) : NULL;
     if (p != NULL && p != s && atomic_load_explicit(&p->state, memory_order_relaxed) == GA_SPAN_FREE &&
@@ -269,6 +286,7 @@ static void free_run_locked(ga_span_t *s)
     map_page(s->base + (s->npages - 1) * PAGE, s);
     ga_heap.free_root = treap_insert(ga_heap.free_root, s);
     ga_heap.nfree_runs++;
+    ga_assert_valid(check_merged, s); /* the treap under the merged run: O(log n) runs expected */
     ga_heap.pages_free += s->npages;
 }
 
@@ -302,6 +320,7 @@ size_t ga_mheap_page_bits(uintptr_t base, size_t npages, int which, int op)
 
 static void arena_link_locked(ga_heap_arena_t *ha)
 {
+    ga_assert_held(&ga_heap.lock);
     ga_heap_arena_t **pp = &ga_heap.arenas;
     while (*pp != NULL && (*pp)->base < ha->base)
         pp = &(*pp)->next;
@@ -313,6 +332,7 @@ static void arena_link_locked(ga_heap_arena_t *ha)
 /* Maps enough whole arenas for npages and adds them as a free run. */
 static bool grow_locked(size_t npages)
 {
+    ga_assert_held(&ga_heap.lock);
     if (npages > (GA_MAX_ALLOC >> GA_PAGE_SHIFT))
         return false;
     size_t bytes = (npages * PAGE + GA_ARENA_SIZE - 1) & ~(GA_ARENA_SIZE - 1);
@@ -360,6 +380,7 @@ static bool grow_locked(size_t npages)
  * pages from that very run). */
 static bool reserve_spans_locked(void)
 {
+    ga_assert_held(&ga_heap.lock);
     while (ga_heap.nspare < 2) {
         ga_span_t *s = span_new_locked();
         if (s == NULL)
@@ -375,6 +396,7 @@ static size_t min_pages(size_t a, size_t b) { return a < b ? a : b; }
  * (the scavenger's goal) and the all-time peak (peak_heap_bytes). */
 static void inuse_add_locked(size_t npages)
 {
+    ga_assert_held(&ga_heap.lock);
     ga_heap.pages_inuse += npages;
     if (ga_heap.pages_inuse > ga_heap.peak_cur)
         ga_heap.peak_cur = ga_heap.pages_inuse;
@@ -384,6 +406,7 @@ static void inuse_add_locked(size_t npages)
 
 static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
 {
+    ga_assert_held(&ga_heap.lock);
     size_t need = npages + align_pages - 1;
     if (!reserve_spans_locked())
         return NULL;
@@ -433,57 +456,98 @@ static ga_span_t *alloc_locked(size_t npages, size_t align_pages)
     return r;
 }
 
-ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint16_t spc)
+ga_span_t *ga_mheap_alloc(size_t npages, size_t align_pages, uint8_t state, uint16_t spc,
+                          ga_heap_how_t how)
 {
     if (npages == 0 || align_pages == 0 || npages > (GA_MAX_ALLOC >> GA_PAGE_SHIFT) ||
         align_pages > (GA_MAX_ALLOC >> GA_PAGE_SHIFT) - npages) {
         errno = ENOMEM;
         return NULL;
     }
-    pthread_mutex_lock(&ga_heap.lock);
+    ga_lock(&ga_heap.lock);
     ga_span_t *s = NULL;
     if (ga_scavenge_limit_locked(npages)) {
         s = alloc_locked(npages, align_pages);
-        if (s == NULL && ga_opts.reclaim) {
-            pthread_mutex_unlock(&ga_heap.lock); /* reclaim takes mcentral locks */
-            ga_reclaim(npages);
-            pthread_mutex_lock(&ga_heap.lock);
-            s = alloc_locked(npages, align_pages);
-        }
-        if (s == NULL && ga_scavenge_before_growth_locked(npages) &&
+        if (s == NULL && how == GA_HEAP_GROW && ga_scavenge_before_growth_locked(npages) &&
             grow_locked(npages + align_pages - 1))
             s = alloc_locked(npages, align_pages);
-        if (s == NULL) {
-            /* Last resort before ENOMEM: every empty span this thread and
-             * mcentral hold, whatever the reclaim credit says. */
-            pthread_mutex_unlock(&ga_heap.lock);
-            size_t got = ga_mcache_reclaim_own();
-            ga_mcentral_release_empty();
-            pthread_mutex_lock(&ga_heap.lock);
-            ga_heap.reclaimed_total += got;
-            s = alloc_locked(npages, align_pages);
-        }
     }
     if (s == NULL) {
-        pthread_mutex_unlock(&ga_heap.lock);
+        ga_unlock(&ga_heap.lock);
         errno = ENOMEM;
         return NULL;
     }
+    ga_assert_internal(s->npages == npages && atomic_load(&s->state) == GA_SPAN_CLAIMED &&
+                       (s->base & ((align_pages << GA_PAGE_SHIFT) - 1)) == 0);
     s->spc = spc;
     ga_stats_span_alloc_locked(spc, npages);
     s->prof_request = 0; /* no request recorded (mprof.c) */
     ga_span_set_owner(s, NULL);
     atomic_store_explicit(&s->state, state, memory_order_release);
-    pthread_mutex_unlock(&ga_heap.lock);
+    ga_unlock(&ga_heap.lock);
     if (ga_protect)
         set_access(s->base, s->npages, 1);
     return s;
+}
+
+size_t ga_mheap_reclaim_need(size_t npages)
+{
+    ga_lock(&ga_heap.lock);
+    size_t need = 0;
+    if (ga_heap.reclaim_credit >= npages) {
+        ga_heap.reclaim_credit -= npages;
+    } else {
+        need = npages - ga_heap.reclaim_credit;
+        ga_heap.reclaim_credit = 0;
+    }
+    ga_unlock(&ga_heap.lock);
+    return need;
+}
+
+void ga_mheap_reclaimed(size_t got, size_t need)
+{
+    ga_lock(&ga_heap.lock);
+    ga_heap.reclaimed_total += got;
+    if (got > need)
+        ga_heap.reclaim_credit += got - need;
+    ga_unlock(&ga_heap.lock);
+}
+
+/* malloc(0) hands out addresses, 16 bytes apart, in a region that can
+ * never be read or written (PROT_NONE, no memory behind it), so any use of
+ * such an object faults at once. Addresses are never reused; when the
+ * region is used up (2^28 objects) malloc(0) returns ordinary objects.
+ * Freeing one does nothing: a double free of one goes unseen. */
+#define ZERO_REGION ((uintptr_t)1 << 32)
+static _Atomic uintptr_t zero_base, zero_next;
+
+void *ga_mheap_zero_alloc(void)
+{
+    uintptr_t base = atomic_load_explicit(&zero_base, memory_order_acquire);
+    if (base == 0) {
+        void *m = ga_sys_reserve_noaccess(ZERO_REGION);
+        if (m == NULL)
+            return NULL;
+        if (atomic_compare_exchange_strong(&zero_base, &base, (uintptr_t)m))
+            base = (uintptr_t)m;
+        else
+            ga_sys_free(m, ZERO_REGION); /* another thread's won; base is it */
+    }
+    uintptr_t off = atomic_fetch_add_explicit(&zero_next, 16, memory_order_relaxed);
+    return off < ZERO_REGION ? (void *)(base + off) : NULL;
+}
+
+bool ga_is_zero_object(uintptr_t p)
+{
+    uintptr_t base = atomic_load_explicit(&zero_base, memory_order_relaxed);
+    return base != 0 && p - base < ZERO_REGION;
 }
 
 #define META_HEADER ((sizeof(ga_span_t) + GA_CACHE_LINE - 1) & ~(size_t)(GA_CACHE_LINE - 1))
 
 void *ga_mheap_alloc_meta_locked(size_t bytes)
 {
+    ga_assert_held(&ga_heap.lock);
     size_t npages = (bytes + META_HEADER + PAGE - 1) / PAGE;
     ga_span_t *r = treap_first_fit(ga_heap.free_root, npages);
     if (r == NULL)
@@ -514,9 +578,9 @@ void *ga_mheap_alloc_meta_locked(size_t bytes)
 
 void *ga_mheap_alloc_meta(size_t bytes)
 {
-    pthread_mutex_lock(&ga_heap.lock);
+    ga_lock(&ga_heap.lock);
     void *p = ga_mheap_alloc_meta_locked(bytes);
-    pthread_mutex_unlock(&ga_heap.lock);
+    ga_unlock(&ga_heap.lock);
     return p;
 }
 
@@ -526,21 +590,21 @@ void ga_mheap_free(ga_span_t *s)
     if (ga_protect && s->spc == 0) /* still the caller's alone: not yet free */
         set_access(s->base, s->npages, 0);
     uint64_t now = ga_now_ns();
-    pthread_mutex_lock(&ga_heap.lock);
+    ga_lock(&ga_heap.lock);
     ga_heap.pages_inuse -= s->npages;
     ga_stats_span_free_locked(s->spc, s->npages);
     s->nscav = 0;
     s->unused_since = now;
     free_run_locked(s);
     size_t surplus = ga_scavenge_surplus_locked();
-    pthread_mutex_unlock(&ga_heap.lock);
+    ga_unlock(&ga_heap.lock);
     ga_scavenge_freed(now, surplus);
 }
 
 bool ga_mheap_resize(ga_span_t *s, size_t npages)
 {
     bool ok = false;
-    pthread_mutex_lock(&ga_heap.lock);
+    ga_lock(&ga_heap.lock);
     uintptr_t end = s->base + s->npages * PAGE;
     if (npages < s->npages) {
         ga_span_t *t = span_new_locked();
@@ -584,7 +648,7 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
     } else {
         ok = true;
     }
-    pthread_mutex_unlock(&ga_heap.lock);
+    ga_unlock(&ga_heap.lock);
     return ok;
 }
 
@@ -595,6 +659,7 @@ bool ga_mheap_resize(ga_span_t *s, size_t npages)
  * while it is being released. */
 static size_t scavenge_run_locked(ga_span_t *r, size_t budget)
 {
+    ga_assert_held(&ga_heap.lock);
     size_t released = 0;
     uintptr_t p = r->base + r->npages * PAGE;
     int lazy = ga_opts.madvise == GA_MADV_FREE;
@@ -622,6 +687,7 @@ static size_t scavenge_run_locked(ga_span_t *r, size_t budget)
 
 size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff)
 {
+    ga_assert_held(&ga_heap.lock);
     size_t done = 0;
     if (cutoff == UINT64_MAX)
         cutoff--; /* UINT64_MAX marks runs with nothing left to release */
@@ -648,6 +714,7 @@ size_t ga_mheap_scavenge_locked(size_t pages, uint64_t cutoff)
 
 size_t ga_mheap_retained_locked(void)
 {
+    ga_assert_held(&ga_heap.lock);
     return ga_heap.pages_inuse + ga_heap.pages_free - ga_heap.pages_released;
 }
 
@@ -700,6 +767,7 @@ static ga_span_t *page_entry(uintptr_t a)
  * REQUIRES: heap lock (and central locks for span contents). */
 int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
 {
+    ga_assert_held(&ga_heap.lock);
     size_t runs = 0, pages = 0, inuse = 0, free_walk = 0, released = 0;
     if (check_treap(ga_heap.free_root, 0, UINTPTR_MAX, &runs, &pages, &released, msg, len))
         return 1;
@@ -760,6 +828,7 @@ int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
 
 void ga_mheap_for_each_span_locked(void (*fn)(ga_span_t *s, void *arg), void *arg)
 {
+    ga_assert_held(&ga_heap.lock);
     uintptr_t a = 0;
     for (ga_heap_arena_t *ha = ga_heap.arenas; ha != NULL; ha = ha->next) {
         if (a < ha->base)

@@ -23,7 +23,7 @@
  * current count. See malloc.c for the overview. */
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define NSIZES (GA_MAX_SMALL_SIZE + 1) /* small requests 0..32768 */
 #define LARGE NSIZES                  /* the slot of every large request */
@@ -34,7 +34,7 @@ bool ga_profiling;
 /* Everything below is under prof_lock. Invariants: live_bytes == sum of
  * size * live[size] over small sizes + large_live; peak >= live_bytes;
  * stamp[i] <= epoch; live[i] <= count[i]. */
-static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t prof_lock = GA_LOCK_INIT;
 static struct {
     uint64_t *count;       /* [NSLOTS] requests */
     uint64_t *live;        /* [NSLOTS] live now */
@@ -47,9 +47,9 @@ static struct {
     const char *path;      /* GOALLOC_PROFILE (the environment's string) */
 } prof;
 
-void ga_prof_lock(void) { pthread_mutex_lock(&prof_lock); }
-void ga_prof_unlock(void) { pthread_mutex_unlock(&prof_lock); }
-void ga_prof_fork_child(void) { pthread_mutex_init(&prof_lock, NULL); }
+void ga_prof_lock(void) { ga_lock(&prof_lock); }
+void ga_prof_unlock(void) { ga_unlock(&prof_lock); }
+void ga_prof_fork_child(void) { ga_lock_init(&prof_lock); }
 
 unsigned ga_profile_version(void) { return GA_PROFILE_VERSION; }
 
@@ -57,6 +57,7 @@ unsigned ga_profile_version(void) { return GA_PROFILE_VERSION; }
  * mapped. */
 static bool reset_locked(void)
 {
+    ga_assert_held(&prof_lock);
     size_t bytes = 4 * NSLOTS * sizeof(uint64_t), os = ga_sys_page_size();
     bytes = (bytes + os - 1) & ~(os - 1);
     if (prof.count == NULL) {
@@ -87,9 +88,9 @@ void ga_prof_init(const char *path)
     if (path == NULL || *path == '\0')
         return;
     prof.path = path;
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     bool ok = reset_locked();
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
     if (!ok) {
         ga_warn("GOALLOC_PROFILE: no memory for the profile; not profiling", NULL, NULL);
         return;
@@ -206,41 +207,41 @@ void *ga_prof_new(void *ptr, size_t n)
     if (ptr == NULL || !ga_profiling)
         return ptr;
     ga_span_t *s = ga_span_of((uintptr_t)ptr);
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     if (remember(s, (uintptr_t)ptr, n))
         count_new(n);
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
     return ptr;
 }
 
 void ga_prof_free(ga_span_t *s, uintptr_t p)
 {
     size_t n;
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     if (forget(s, p, &n))
         count_gone(n);
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
 }
 
 void ga_prof_resize(ga_span_t *s, uintptr_t p, size_t n)
 {
     size_t old;
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     if (forget(s, p, &old))
         count_gone(old);
     if (remember(s, p, n))
         count_new(n);
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
 }
 
 void ga_prof_span_free(ga_span_t *s)
 {
     if (s->prof_table == NULL)
         return;
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     ga_fixalloc_free(s->spc == GA_TINY_SPC ? &prof.tiny_tables : &prof.small_tables, s->prof_table);
     s->prof_table = NULL;
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
 }
 
 /* ---- JSON ---------------------------------------------------------------------- */
@@ -265,7 +266,7 @@ int ga_profile_write_json(int fd)
     int err = 0;
     if (!ga_profiling)
         return -1;
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     ga_buf_str(&b, "{\"goalloc_profile\": ");
     ga_buf_uint(&b, GA_PROFILE_VERSION);
     ga_buf_str(&b, ", \"pid\": ");
@@ -302,7 +303,7 @@ int ga_profile_write_json(int fd)
     ga_buf_uint(&b, prof.stamp[LARGE] == prof.epoch ? prof.large_snap : prof.large_live);
     ga_buf_str(&b, "}}\n");
     flush(fd, &b, &err);
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
     return err;
 }
 
@@ -618,7 +619,7 @@ static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t si
 {
     uintptr_t stk[GA_PROF_MAX_STACK];
     unsigned depth = ga_prof_stack(stk, GA_PROF_MAX_STACK);
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     sampled_t old;
     if (map_take((uintptr_t)p, &old)) /* freed unseen (cannot happen): forget it */
         atomic_fetch_sub_explicit(&ga_span_of((uintptr_t)p)->prof_samples, 1, memory_order_relaxed);
@@ -642,7 +643,7 @@ static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t si
          * races with this; ga_span_set_owner keeps it closed) */
         atomic_store_explicit(&s->free_owner, NULL, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
 }
 
 void ga_prof_sample_bytes(void *p, size_t n)
@@ -753,7 +754,7 @@ void ga_prof_sample_record(void *p, size_t n)
 void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
 {
     sampled_t e;
-    pthread_mutex_lock(&prof_lock);
+    ga_lock(&prof_lock);
     if (map_take(p, &e)) {
         e.b->frees++;
         e.b->free_bytes += e.size;
@@ -761,10 +762,14 @@ void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
         if (atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_release) == 1)
             atomic_store_explicit(&s->prof_sampled, 0, memory_order_relaxed); /* under prof_lock */
     }
-    pthread_mutex_unlock(&prof_lock);
+    ga_unlock(&prof_lock);
 }
 
-ga_bucket_t *ga_prof_buckets_locked(void) { return smp.all; }
+ga_bucket_t *ga_prof_buckets_locked(void)
+{
+    ga_assert_held(&prof_lock);
+    return smp.all;
+}
 
 int ga_heap_profile_dump(const char *path)
 {

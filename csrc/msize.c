@@ -26,7 +26,7 @@
  *    every byte offset of the span (checked in closed form below). */
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 ga_classes_t ga_classes; /* zero before start-up: every size maps to class 0 */
 

@@ -6,11 +6,11 @@
  * for every other thread (one atomic OR) — and folds them into alloc_bits
  * when the owner runs out of slots or when a span changes hands (the
  * "fold" replaces Go's sweep flip). See malloc.c for the overview and
- * internal.h for the invariants. */
+ * types.h for the invariants. */
 #include <sched.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 ga_span_t ga_emptyspan; /* all zero: no free slot, no owner, never folded */
 
@@ -20,7 +20,7 @@ ga_span_t ga_emptyspan; /* all zero: no free slot, no owner, never folded */
  * one for tiny spans. */
 #define NBUCKETS 6
 #define TINY_BUCKET 5
-static pthread_mutex_t bits_lock = PTHREAD_MUTEX_INITIALIZER;
+static ga_lock_t bits_lock = GA_LOCK_INIT;
 static ga_fixalloc_t bits_pool[NBUCKETS];
 static bool bits_ready;
 
@@ -43,14 +43,14 @@ bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny)
         b++;
     if (tiny)
         b = TINY_BUCKET;
-    pthread_mutex_lock(&bits_lock);
+    ga_lock(&bits_lock);
     if (!bits_ready) {
         for (unsigned i = 0; i < NBUCKETS; i++)
             ga_fixalloc_init(&bits_pool[i], bucket_bytes(i, &words), ga_mheap_alloc_meta);
         bits_ready = true;
     }
     char *blk = ga_fixalloc_alloc(&bits_pool[b]);
-    pthread_mutex_unlock(&bits_lock);
+    ga_unlock(&bits_lock);
     if (blk == NULL)
         return false;
     bucket_bytes(b, &words);
@@ -66,17 +66,17 @@ bool ga_span_bits_alloc(ga_span_t *s, unsigned nelems, bool tiny)
 void ga_span_bits_free(ga_span_t *s)
 {
     ga_prof_span_free(s);
-    pthread_mutex_lock(&bits_lock);
+    ga_lock(&bits_lock);
     ga_fixalloc_free(&bits_pool[s->bits_order], s->alloc_bits);
-    pthread_mutex_unlock(&bits_lock);
+    ga_unlock(&bits_lock);
     s->alloc_bits = s->local_free = NULL;
     s->remote_free = NULL;
     s->tiny_meta = NULL;
 }
 
-void ga_span_bits_lock(void) { pthread_mutex_lock(&bits_lock); }
-void ga_span_bits_unlock(void) { pthread_mutex_unlock(&bits_lock); }
-void ga_span_bits_fork_child(void) { pthread_mutex_init(&bits_lock, NULL); }
+void ga_span_bits_lock(void) { ga_lock(&bits_lock); }
+void ga_span_bits_unlock(void) { ga_unlock(&bits_lock); }
+void ga_span_bits_fork_child(void) { ga_lock_init(&bits_lock); }
 
 static uint64_t padding_mask(uint32_t nelems)
 {
@@ -87,6 +87,7 @@ static uint64_t padding_mask(uint32_t nelems)
  * already attached and zero. */
 void ga_span_init_small(ga_span_t *s, unsigned spc)
 {
+    ga_assert_internal(atomic_load(&s->state) == GA_SPAN_CLAIMED && s->alloc_bits != NULL);
     s->elemsize = ga_classes.size[spc];
     s->magic = ga_classes.magic[spc];
     s->magic64 = ga_magic64(ga_classes.size[spc]);
@@ -203,12 +204,35 @@ static GA_NOINLINE __attribute__((target("popcnt"))) void fold_popcnt(ga_span_t 
 
 bool ga_cpu_popcnt; /* set at start-up (init.c) */
 
+/* What a fold leaves, whatever other threads do meanwhile (their remote
+ * frees only add bits after it): the owner's side of the invariants. */
+static int check_folded(ga_span_t *s, char *msg, size_t len)
+{
+    unsigned nw = s->nwords, count = 0;
+    uint64_t pad = padding_mask(s->nelems);
+    if ((s->alloc_bits[nw - 1] & pad) != pad)
+        return ga_fail(msg, len, "fold: padding bits past nelems lost", s->base, s->nelems);
+    for (unsigned w = 0; w < nw; w++) {
+        if (s->local_free[w] != 0)
+            return ga_fail(msg, len, "fold: local frees left unfolded", s->base, w);
+        count += ga_popcount64(s->alloc_bits[w] & ~(w == nw - 1 ? pad : 0));
+    }
+    if (count != s->alloc_count || s->nlocal != 0 || s->freeindex != 0)
+        return ga_fail(msg, len, "fold: alloc_count disagrees with alloc_bits", s->base, count);
+    if (s->alloc_cache != ~s->alloc_bits[0])
+        return ga_fail(msg, len, "fold: window disagrees with alloc_bits", s->base, 0);
+    return 0;
+}
+
 void ga_span_fold(ga_span_t *s)
 {
+    ga_assert_internal(GA_SMALL_IN_USE(atomic_load(&s->state)) ||
+                       atomic_load(&s->state) == GA_SPAN_CLAIMED);
     if (GA_LIKELY(ga_cpu_popcnt))
         fold_popcnt(s);
     else
         fold_generic(s);
+    ga_assert_valid(check_folded, s); /* the debug library stops at the first corrupt fold */
 }
 
 void ga_span_free_local_misuse(ga_span_t *s, uintptr_t p, const char *fn)
@@ -223,18 +247,19 @@ void (*ga_test_remote_hook)(ga_span_t *s);
 /* Free by any other thread: one atomic OR (which also catches a second
  * free of the same slot before the next fold) and one atomic count. The
  * first free into a FULL span, and the free that empties an uncached span,
- * hand the span to mcentral so that it becomes allocatable again or goes
- * back to the page heap without waiting for anyone.
+ * return true: the caller hands the span to mcentral
+ * (ga_mcentral_remote_transition) so that it becomes allocatable again or
+ * goes back to the page heap without waiting for anyone.
  * Between the OR and the count, a fold may take the bit (nremote then
  * runs one short until the count lands) and find the span empty: the
  * count still goes to s, so s must not become another span before it
  * lands (ga_span_wait_remote_counts). */
-void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
+bool ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn)
 {
     uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
     if (GA_UNLIKELY(!GA_SMALL_IN_USE(st))) {
         ga_misuse(fn, "double free or invalid pointer", p, s);
-        return;
+        return false;
     }
     /* another thread's cache holds s (not this one's: ga_free_slot) */
     bool cross = GA_STATS && atomic_load_explicit(&s->owner, memory_order_relaxed) != NULL;
@@ -242,7 +267,7 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
     uint64_t old = atomic_fetch_or_explicit(&s->remote_free[idx >> 6], m, memory_order_acq_rel);
     if (GA_UNLIKELY(old & m)) {
         ga_misuse(fn, "double free of", p, s);
-        return;
+        return false;
     }
 #if defined(GA_TESTING)
     if (ga_test_remote_hook != NULL)
@@ -257,9 +282,8 @@ void ga_span_free_remote(ga_span_t *s, uint32_t idx, uintptr_t p, const char *fn
     if (cross) /* before nremote: once that lands, s may become another span */
         atomic_fetch_add_explicit(&s->ncross, 1, memory_order_relaxed);
     int32_t n = atomic_fetch_add(&s->nremote, 1) + 1;
-    if ((n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
-        (uint32_t)n == atomic_load(&s->published))
-        ga_mcentral_remote_transition(s);
+    return (n == 1 && atomic_load(&s->state) == GA_SPAN_FULL) ||
+           (uint32_t)n == atomic_load(&s->published);
 }
 
 void ga_span_flush_cross(ga_span_t *s)
@@ -320,6 +344,7 @@ void ga_span_fork_child_settle(void)
 
 void ga_span_list_push(ga_span_list_t *l, ga_span_t *s, bool back)
 {
+    ga_assert_internal(l->first != s && l->last != s);
     if (back) {
         s->next = NULL;
         s->prev = l->last;
@@ -342,6 +367,8 @@ void ga_span_list_push(ga_span_list_t *l, ga_span_t *s, bool back)
 
 void ga_span_list_remove(ga_span_list_t *l, ga_span_t *s)
 {
+    ga_assert_internal(l->n != 0 && (s->prev != NULL || l->first == s) &&
+                       (s->next != NULL || l->last == s));
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -373,7 +400,7 @@ static int check_tiny(ga_span_t *s, bool cached, char *msg, size_t len)
     return 0;
 }
 
-/* Checks the invariants of a small span (internal.h). REQUIRES: its
+/* Checks the invariants of a small span (types.h). REQUIRES: its
  * mcentral lock, and no other thread inside the allocator for its mcache. */
 int ga_span_check(ga_span_t *s, char *msg, size_t len)
 {

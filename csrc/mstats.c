@@ -7,7 +7,7 @@
  * for the overview. */
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 #include "mstats.h"
 
 ga_class_counters_t ga_class_counters[GA_NUM_SPC];
@@ -103,6 +103,7 @@ static void census_span(ga_span_t *s, void *arg)
 
 void ga_census_locked(ga_census_t *c)
 {
+    ga_assert_held(&ga_heap.lock);
     memset(c, 0, sizeof *c);
     ga_mheap_for_each_span_locked(census_span, c);
 }
@@ -150,6 +151,7 @@ static size_t peak_noted;                      /* that peak */
  * heap; a new peak of the heap's pages in use saves every class's pages. */
 void ga_stats_span_alloc_locked(unsigned spc, size_t npages)
 {
+    ga_assert_held(&ga_heap.lock);
     if (!GA_STATS || spc >= GA_NUM_SPC)
         return;
     class_pages[spc] += npages;
@@ -163,6 +165,7 @@ void ga_stats_span_alloc_locked(unsigned spc, size_t npages)
 
 void ga_stats_span_free_locked(unsigned spc, size_t npages)
 {
+    ga_assert_held(&ga_heap.lock);
     if (GA_STATS && spc < GA_NUM_SPC)
         class_pages[spc] -= npages < class_pages[spc] ? npages : class_pages[spc];
 }
@@ -503,19 +506,19 @@ static void json_provenance(json_out_t *o)
     json_str(o, "}");
 }
 
-static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER; /* the arrays below */
+static ga_lock_t json_lock = GA_LOCK_INIT; /* the arrays below */
 static uint64_t json_totals[GA_STAT_NTOTALS];
 static uint64_t json_classes[GA_MAX_SIZE_CLASSES * GA_STAT_NCLASS];
 
-void ga_stats_fork_child(void) { pthread_mutex_init(&json_lock, NULL); }
+void ga_stats_fork_child(void) { ga_lock_init(&json_lock); }
 
 static int json_write(json_out_t *o)
 {
-    pthread_mutex_lock(&json_lock);
+    ga_lock(&json_lock);
     int rc = ga_stats_snapshot(json_totals, GA_STAT_NTOTALS, json_classes, GA_MAX_SIZE_CLASSES,
                                GA_STAT_NCLASS);
     if (rc == -1) {
-        pthread_mutex_unlock(&json_lock);
+        ga_unlock(&json_lock);
         return -1;
     }
     json_field(o, "{\n  ", "version", GA_STATS_VERSION);
@@ -524,7 +527,7 @@ static int json_write(json_out_t *o)
     if (rc == -2) { /* GA_STATS=0 */
         json_str(o, ",\n  \"stats\": \"compiled out\"\n}\n");
         json_flush(o);
-        pthread_mutex_unlock(&json_lock);
+        ga_unlock(&json_lock);
         return o->err;
     }
     json_str(o, ",\n  \"size_classes\": ");
@@ -541,7 +544,7 @@ static int json_write(json_out_t *o)
     }
     json_str(o, "\n  ]\n}\n");
     json_flush(o);
-    pthread_mutex_unlock(&json_lock);
+    ga_unlock(&json_lock);
     return o->err;
 }
 
@@ -569,7 +572,7 @@ size_t ga_stats_json(char *buf, size_t len)
 void ga_stats_print(int fd)
 {
     char line[256];
-    pthread_mutex_lock(&json_lock);
+    ga_lock(&json_lock);
     int rc = ga_stats_snapshot(json_totals, GA_STAT_NTOTALS, json_classes, GA_MAX_SIZE_CLASSES,
                                GA_STAT_NCLASS);
     ga_buf_t b = {line, 0, sizeof line};
@@ -607,7 +610,7 @@ void ga_stats_print(int fd)
         ga_buf_str(&b, "\n");
         ga_write_all(fd, line, b.len);
     }
-    pthread_mutex_unlock(&json_lock);
+    ga_unlock(&json_lock);
 }
 
 bool ga_path_with_pid(const char *tmpl, char *out, size_t cap)

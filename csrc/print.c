@@ -161,16 +161,23 @@ void ga_misuse(const char *fn, const char *what, uintptr_t p, const ga_span_t *s
         abort();
 }
 
-void ga_throw(const char *msg)
+void ga_throw_at(const char *msg, const char *fn)
 {
     char line[256];
     ga_buf_t b = {line, 0, sizeof line};
     ga_buf_str(&b, "goalloc: fatal error: ");
     ga_buf_str(&b, msg);
+    if (fn != NULL) {
+        ga_buf_str(&b, " in ");
+        ga_buf_str(&b, fn);
+        ga_buf_str(&b, "()");
+    }
     ga_buf_str(&b, "\n");
     ga_write_all(2, line, b.len);
     abort();
 }
+
+void ga_throw(const char *msg) { ga_throw_at(msg, NULL); }
 
 void ga_warn(const char *msg1, const char *msg2, const char *msg3)
 {

@@ -12,13 +12,13 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define FILE_CAP (64u << 10) /* bytes read at most; a full table is about 6 KiB */
 #define MAX_COLUMNS 8
 #define MAX_DIGITS 10        /* every number fits in 32 bits */
 
-static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER; /* the buffer below */
+static ga_lock_t file_lock = GA_LOCK_INIT; /* the buffer below */
 static char file_buf[FILE_CAP + 1];
 
 enum { COL_CLASS, COL_SIZE, COL_NPAGES, COL_SPAN, COL_OBJECTS, COL_TAIL, COL_WASTE, COL_MAGIC };
@@ -260,7 +260,7 @@ static long read_file(parser_t *ps, const char *path)
 int ga_sizeclass_file_read(const char *path, unsigned align, ga_sizeclass_table_t *t, char *why,
                            size_t len)
 {
-    pthread_mutex_lock(&file_lock);
+    ga_lock(&file_lock);
     parser_t *ps = &parser;
     memset(ps, 0, sizeof *ps);
     memset(t, 0, sizeof *t);
@@ -290,6 +290,6 @@ int ga_sizeclass_file_read(const char *path, unsigned align, ga_sizeclass_table_
             rc = 0;
         }
     }
-    pthread_mutex_unlock(&file_lock);
+    ga_unlock(&file_lock);
     return rc;
 }

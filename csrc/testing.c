@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "inline.h"
 #include "testing.h"
 
 int ga_test_ptr_info(void *ptr, ga_test_ptr_info_t *out)
@@ -78,9 +78,9 @@ size_t ga_test_central_spans(unsigned spc, int which)
     if (spc >= GA_NUM_SPC)
         return 0;
     ga_mcentral_t *c = &ga_central[spc];
-    pthread_mutex_lock(&c->lock);
+    ga_lock(&c->lock);
     size_t n = which ? c->full.n : c->partial.n;
-    pthread_mutex_unlock(&c->lock);
+    ga_unlock(&c->lock);
     return n;
 }
 
@@ -106,7 +106,7 @@ int ga_test_fresh_span(size_t n)
         mc->alloc[spc] = &ga_emptyspan;
         ga_mcentral_uncache_span(&ga_central[spc], s);
     }
-    s = ga_mcentral_grow(&ga_central[spc], mc);
+    s = ga_mcentral_grow(&ga_central[spc], mc, GA_HEAP_GROW);
     if (s != NULL)
         mc->alloc[spc] = s;
     if (locked)
@@ -425,7 +425,7 @@ int ga_test_remote_free_race(size_t n, unsigned pause_ms)
     ga_mcentral_t *c = &ga_central[race_spc];
     int early = ga_test_remote_free_release();
     /* A new span of the class: first fit makes it from the run just freed. */
-    ga_span_t *fresh = ga_mcentral_grow(c, mc);
+    ga_span_t *fresh = ga_mcentral_grow(c, mc, GA_HEAP_GROW);
     ga_test_remote_free_finish();
     int phantom = 0;
     if (fresh != NULL) {
@@ -452,7 +452,7 @@ void ga_test_scavenge_for_growth(size_t npages)
 void ga_test_scavenge_tick(void)
 {
     ga_ensure_init();
-    ga_scavenge_tick();
+    ga_sweep_tick(NULL);
 }
 
 /* ---- multi-thread exercise ---------------------------------------------------- */

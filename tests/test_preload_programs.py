@@ -293,6 +293,24 @@ def test_c_program(
     assert expect in result.stdout, result.describe()
 
 
+@pytest.mark.parametrize(
+    ("name", "args", "expect"),
+    [
+        pytest.param("mt_alloc", (), " ok", id="mt_alloc"),
+        pytest.param("fork_alloc", ("50",), " failed=0 hung=0", id="fork_alloc"),
+    ],
+)
+def test_c_program_on_the_debug_library(
+    c_programs: dict[str, Path], name: str, args: tuple[str, ...], expect: str,
+) -> None:
+    """GA_DEBUG=3: every lock's owner checked, a check after every fold and
+    treap merge; forks too (the child frees its lost threads' caches)."""
+    import goalloc_ffi
+
+    result = run_both([c_programs[name], *args], goalloc_ffi.lib_path(debug=True), timeout=120.0)
+    assert expect in result.stdout, result.describe()
+
+
 # --------------------------------------------------------------------------
 # gcc (driver, cc1, as, collect2, ld) under the allocator
 

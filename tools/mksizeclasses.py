@@ -117,7 +117,7 @@ _HEADER = f"""{BANNER}
 // mksizeclasses.go (goalloc_ffi/sizeclass_table.py). The layout is declared in
 // sizeclasses.h. To change a table, change tools/mksizeclasses.py and run
 //     python3 tools/mksizeclasses.py
-// `python3 tools/mksizeclasses.py --check` (run by tests/test_sizeclasses.py)
+// `python3 tools/mksizeclasses.py --check` (run by tests/test_sizeclass_generator.py)
 // fails if this file is stale or edited by hand.
 //
 // Columns of the comment tables (class 0, the dummy, is not listed):

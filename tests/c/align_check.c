@@ -1,5 +1,5 @@
 /* Alignment of every allocation entry point under a size-class table
- * (tests/test_sizeclass_tables.py runs it with each table). Usage:
+ * (tests/test_sizeclass_startup.py runs it with each table). Usage:
  *     align_check ALIGN      ALIGN: what malloc(n >= 16) must give, 16 or 8
  * malloc(n) must be aligned to the largest power of two <= n, up to ALIGN;
  * posix_memalign, aligned_alloc and memalign to what they are asked for,

@@ -1,19 +1,12 @@
-"""The conformance items of issue 6 that tests/test_api.py and
-tests/c/api_conformance.c did not cover yet, through the FFI and under
-LD_PRELOAD:
+"""The aligned-allocation calls at their edges, through the FFI and under
+LD_PRELOAD (tests/test_api.py has the rest of the API's conformance):
 
 - posix_memalign with alignment 3 (and the other alignments below 8 that
   are not a multiple of sizeof(void *)) -> EINVAL, *memptr untouched,
   errno unchanged;
 - memalign at every power of two up to 4 MiB (test_api.py checks 4096,
-  1 MiB and 64 MiB; posix_memalign and aligned_alloc already go through
-  every power of two).
-
-Every other item of the issue's list is covered there: calloc and
-reallocarray overflow, malloc(PTRDIFF_MAX + 1), posix_memalign 0/4/24,
-aligned_alloc with a non-power of two, realloc to 0, from NULL and across
-the tiny/small/large boundaries, malloc_usable_size on every path, free
-keeping errno, malloc(0) unique.
+  1 MiB and 64 MiB; posix_memalign and aligned_alloc go through every
+  power of two there).
 """
 
 from __future__ import annotations
