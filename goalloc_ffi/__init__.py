@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from ._paths import lib_path
+from .launch import OPTIONS_ENV
 
 #: Whether heap misuse on the private heap raises HeapMisuse: unless
 #: $GOALLOC chooses on_error itself, the first use of the extension sets
@@ -34,7 +35,7 @@ def _extension() -> Any:
         # the heap functions below then raise this error when called.
         raise ImportError(f"the goalloc_ffi extension is not importable ({error}); run 'make build'") from error
     global _raise_misuse
-    if not _raise_misuse and "on_error=" not in os.environ.get("GOALLOC", ""):
+    if not _raise_misuse and "on_error=" not in os.environ.get(OPTIONS_ENV, ""):
         _goalloc.lib.ga_test_parse_options(b"on_error=report")
         _raise_misuse = True
     return _goalloc

@@ -31,6 +31,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import click
 
 from ._paths import lib_path
+from .cli_views import writable
 from .launch import OPTIONS_ENV
 
 
@@ -77,6 +78,16 @@ def cli() -> None:
     """goalloc: a malloc replacement modelled on Go's runtime allocator."""
 
 
+def _add_view_commands() -> None:
+    from . import cli_views
+
+    for command in (cli_views.profile_cmd, cli_views.symbolize, cli_views.top):
+        cli.add_command(command)
+
+
+_add_view_commands()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """The entry point: click's, with every error on one line of stderr
     ("goalloc run: ...") instead of a usage block or a traceback."""
@@ -91,20 +102,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(0)
-
-
-def _writable(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """An output file's path, absolute, in a directory that exists and can
-    be written (checked before anything runs)."""
-    from .runner import RunError, output_path
-
-    if value is None:
-        return None
-    try:
-        path = output_path(str(value), param.opts[-1])
-    except RunError as e:
-        raise click.BadParameter(str(e).split(": ", 1)[1], ctx, param) from None
-    return Path(path) if isinstance(value, Path) else path
 
 
 @cli.command()
@@ -189,7 +186,7 @@ def run(debug: bool, settings: List[Tuple[str, str]], stats_path: Optional[str],
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--classes", "-c", default=15, show_default=True,
               help="size classes shown (most bytes at the heap's peak first)")
-@click.option("--plot", "plot_png", metavar="FILE.png", callback=lambda c, p, v: _writable(c, p, _png(c, p, v)),
+@click.option("--plot", "plot_png", metavar="FILE.png", callback=lambda c, p, v: writable(c, p, _png(c, p, v)),
               help="Also draw per-class bytes at the heap's peak, in use and internal fragmentation, and "
                    "where the RSS goes.")
 def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
@@ -214,128 +211,6 @@ def stats(file: str, classes: int, plot_png: Optional[str]) -> None:
         click.echo(f"wrote {plot_png}")
 
 
-@cli.command("profile")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
-@click.option("--pid", type=click.IntRange(1), help="Ask running process PID (started with --heap-profile) for "
-              "its profile now, and show that.")
-@click.option("--top", "-n", "limit", type=click.IntRange(1), default=20, show_default=True,
-              help="call sites shown")
-@click.option("--sort", type=click.Choice(["live", "alloc", "waste"]), default="live", show_default=True,
-              help="live bytes, bytes allocated over the run, or live bytes lost to size-class rounding")
-@click.option("--flame", metavar="FILE.svg", callback=_writable,
-              help="Also draw a flame graph of the live bytes (SVG, or PNG by the suffix).")
-def profile_cmd(file: Optional[str], pid: Optional[int], limit: int, sort: str, flame: Optional[str]) -> None:
-    """The top call sites of a heap profile (GOALLOC_HEAP_PROFILE, run --heap-profile).
-
-    Sites are the functions that called the allocator, symbolized from the
-    profile's ELF files (file:line where they carry debug information);
-    values are Go's scaled estimates of the sampled profile. With --pid,
-    the running process writes its profile first (no signal: a request
-    file it looks for while it allocates, once a second at most).
-    """
-    from rich.console import Console
-
-    from . import heapprof
-    from .tables import Column, fit_tables
-
-    if (file is None) == (pid is None):
-        raise click.UsageError("give a profile FILE or --pid PID")
-    if pid is not None:
-        try:
-            file = heapprof.request_profile(pid)
-        except heapprof.RequestError as e:
-            raise click.ClickException(str(e)) from None
-    assert file is not None
-
-    try:
-        hp = heapprof.read(file)
-    except (OSError, ValueError) as e:
-        raise click.ClickException(f"{file}: {e}") from None
-    except Exception as e:  # protobuf's DecodeError
-        raise click.ClickException(f"{file}: not a pprof profile ({e})") from None
-    head, rows = heapprof.top_rows(hp, limit, sort)
-    console = Console()
-    live, alloc = hp.total("inuse_space"), hp.total("alloc_space")
-    console.print(f"heap profile {file}: sampled every {hp.period} bytes on average; "
-                  f"live {heapprof._mib(live)}, allocated {heapprof._mib(alloc)}, "
-                  f"wasted by rounding (live) {heapprof._mib(hp.total('inuse_waste'))}")
-    cols = [Column(h, "left" if i in (0, len(head) - 1) else "right") for i, h in enumerate(head)]
-    for t in fit_tables("top call sites", cols, rows, console.width, keep=1):
-        console.print(t)
-    if flame:
-        heapprof.flame_graph(hp, flame, title=f"live bytes by stack: {file}")
-        click.echo(f"wrote {flame}")
-
-
-@cli.command()
-@click.argument("report", type=click.File("r"), default="-")
-def symbolize(report: Any) -> None:
-    """Name the stack frames of a misuse report (goalloc's stderr lines
-    "#i 0xADDR OBJECT+0xOFFSET"): function and file:line from the objects'
-    ELF files. REPORT is a file, or standard input by default.
-
-    Example: LD_PRELOAD=$(goalloc lib) ./prog 2>&1 | goalloc symbolize
-    """
-    from . import heapprof
-
-    for line in heapprof.symbolize_report(report):
-        click.echo(line)
-
-
-@cli.command()
-@click.argument("pid", type=int)
-@click.option("--once", is_flag=True, help="Print one snapshot and exit (for scripts).")
-@click.option("--interval", "-i", type=click.FloatRange(0.05), default=1.0, show_default=True,
-              help="Seconds between refreshes.")
-@click.option("--classes", "-c", default=12, show_default=True, help="size classes shown (most bytes first)")
-def top(pid: int, once: bool, interval: float, classes: int) -> None:
-    """Show the live statistics of process PID, refreshed until it exits.
-
-    PID must run goalloc with GOALLOC=live=1 (goalloc run --live). Figures
-    are as the process last published them (on allocation slow paths).
-    """
-    import time
-
-    from rich.console import Console
-    from rich.live import Live
-
-    from . import live as lv
-    from .report import live_view
-
-    def read() -> "lv.LiveSnapshot":
-        for _ in range(50):  # the file may be being created
-            try:
-                return lv.read(pid)
-            except lv.StaleLiveFile as e:
-                lv.remove_stale(pid)
-                raise click.ClickException(str(e)) from None
-            except lv.NoLiveFile as e:
-                if "being created" not in str(e):
-                    raise click.ClickException(str(e)) from None
-                time.sleep(0.01)
-            except lv.BadLiveFile as e:  # refused or malformed: one line, no traceback
-                raise click.ClickException(str(e)) from None
-        raise click.ClickException(f"no complete live statistics file for pid {pid}")
-
-    snap = read()
-    console = Console()
-    if once:
-        console.print(live_view(snap, classes, console.width))
-        return
-    try:
-        with Live(live_view(snap, classes, console.width), console=console, refresh_per_second=4) as screen:
-            while True:
-                time.sleep(interval)
-                try:
-                    snap = read()
-                except click.ClickException as e:
-                    console.print(f"goalloc top: {e.message}", markup=False, highlight=False)
-                    return
-                screen.update(live_view(snap, classes, console.width))
-    except KeyboardInterrupt:
-        pass
-
-
 @cli.command()
 @click.option(
     "--set", "settings", multiple=True, metavar="KEY=VALUE", callback=_parse_set,
@@ -350,7 +225,7 @@ def top(pid: int, once: bool, interval: float, classes: int) -> None:
               help="With --fit: minimise the waste at the recorded peak (live) or over every request (count).")
 @click.option("--align", type=click.Choice(["16", "8"]), default="16", show_default=True,
               help="With --fit: alignment of classes of 16 B or more (8: as Go >= 1.16, needs align=8).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="TABLE.tsv", callback=_writable,
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="TABLE.tsv", callback=writable,
               help="With --fit: write the table in the generator's TSV format (GOALLOC=sizeclasses=FILE).")
 @click.option("--no-table", is_flag=True, help="With --fit: print only the comparison, not the classes.")
 def sizeclasses(settings: List[Tuple[str, str]], profile: Optional[str], max_classes: Optional[int],
@@ -432,12 +307,12 @@ def _configs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) 
               help="default, glibc, jemalloc, tcmalloc, mimalloc (found as goalloc bench finds them), "
                    "lib=PATH (any preload library) or KEY=VALUE[,KEY=VALUE...] for $GOALLOC (repeatable; "
                    "the first is the baseline of the ratios).")
-@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png", callback=_writable,
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png", callback=writable,
               help="Draw one panel per metric, error bars from the repetitions.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.json",
-              callback=_writable, help="Write every run and the summary as JSON.")
+              callback=writable, help="Write every run and the summary as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.md",
-              callback=_writable, help="Write the table and the verdicts as Markdown.")
+              callback=writable, help="Write the table and the verdicts as Markdown.")
 @click.option("--stdin", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Feed this file to every run's standard input [default: /dev/null].")
 @click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True, help="Seconds per run.")

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._paths import lib_path
+from .launch import clean_env, preload_env
 
 WORKLOAD = Path(__file__).resolve().parent / "workloads" / "alloc_heavy.py"
 
@@ -52,11 +53,10 @@ def run_once(env: Dict[str, str]) -> Run:
 
 def demo(repetitions: int = 3, console: Optional[Console] = None) -> int:
     console = console or Console()
-    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GOALLOC")}
-    base.update(PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
+    base = dict(clean_env(measure=False), PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
     configs = {
-        "glibc": dict(base),
-        "goalloc": dict(base, LD_PRELOAD=lib_path(), GOALLOC="summary=1"),
+        "glibc": base,
+        "goalloc": preload_env(base, lib_path(), options="summary=1"),
     }
     console.print(f"[bold]goalloc demo[/]: {WORKLOAD.name} under CPython (PYTHONMALLOC=malloc), "
                   f"{repetitions} interleaved runs per allocator")

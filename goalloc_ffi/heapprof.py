@@ -165,6 +165,13 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
 
 
+def headline(hp: HeapProfile, path: str) -> str:
+    """The line above a profile's table: rate, live, allocated, waste."""
+    return (f"heap profile {path}: sampled every {hp.period} bytes on average; "
+            f"live {_mib(hp.total('inuse_space'))}, allocated {_mib(hp.total('alloc_space'))}, "
+            f"wasted by rounding (live) {_mib(hp.total('inuse_waste'))}")
+
+
 def short_path(loc: str, keep: int = 2) -> str:
     """file:line with only the last *keep* components of the file's path."""
     parts = loc.split("/")

@@ -222,6 +222,24 @@ def read(pid: int) -> LiveSnapshot:
     return snap
 
 
+def read_when_complete(pid: int, attempts: int = 50) -> LiveSnapshot:
+    """read(pid), waiting up to attempts x 10 ms for a file being created;
+    a stale file (its process gone) is removed and reported."""
+    import time
+
+    for _ in range(attempts):
+        try:
+            return read(pid)
+        except StaleLiveFile:
+            remove_stale(pid)
+            raise
+        except NoLiveFile as e:
+            if "being created" not in str(e):
+                raise
+            time.sleep(0.01)
+    raise NoLiveFile(f"no complete live statistics file for pid {pid}")
+
+
 def hold(pid: int) -> Optional[int]:
     """A descriptor of pid's live file (checked as read() does, once), so
     that read_held() can read the figures the process published at exit
