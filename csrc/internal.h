@@ -73,6 +73,8 @@ void *ga_mcache_next_free(ga_mcache_t *mc, unsigned spc, ga_heap_how_t how);
  * the caller's own (or the shared one, locked). */
 void ga_mcache_flush_tiny_requested(ga_mcache_t *mc);
 void ga_mcache_release_all(ga_mcache_t *mc);
+/* Makes s the current span of class spc in mc (owned, CACHED). */
+void ga_mcache_set_current(ga_mcache_t *mc, unsigned spc, ga_span_t *s);
 /* The thread-exit destructor: releases mc and marks the thread dead. */
 void ga_mcache_destroy(void *mc);
 void ga_mcache_exit_thread(void);

@@ -4,6 +4,7 @@
  * A thread that allocates after its destructor ran (glibc frees TLS late)
  * uses one shared cache under a lock. See malloc.c for the overview. */
 #include <errno.h>
+#include <string.h>
 
 #include "inline.h"
 
@@ -62,6 +63,42 @@ static void unlink_locked(ga_mcache_t *mc)
         mc->next_all->prev_all = mc->prev_all;
 }
 
+/* Caches of exited threads, released: every class's current span the
+ * sentinel, no kept or stashed span. The next new thread takes one and
+ * resets its other fields (mcache_reuse) instead of clearing a fresh 10 KB
+ * cache and setting all its classes. Linked through next_all; under
+ * mcaches_lock. Bounded by the most threads that ever lived at once. */
+static ga_mcache_t *clean_caches;
+
+static void keep_clean_locked(ga_mcache_t *mc)
+{
+    ga_assert_held(&mcaches_lock);
+    mc->next_all = clean_caches;
+    clean_caches = mc;
+}
+
+/* A released cache's lists are empty: what mcache_reuse relies on. */
+static bool released_clean(const ga_mcache_t *mc)
+{
+    for (unsigned i = 0; i < GA_NUM_SPC; i++)
+        if (mc->alloc[i] != &ga_emptyspan || mc->full[i].first != NULL ||
+            mc->avail[i].first != NULL || mc->stash[i] != NULL || mc->nstash[i] != 0)
+            return false;
+    return true;
+}
+
+/* Resets what a released cache keeps besides its empty lists: every field
+ * from kept_pages to the stash, and from the lock to the end. */
+static void mcache_reuse(ga_mcache_t *mc)
+{
+    ga_assert_internal(released_clean(mc));
+    char *base = (char *)mc;
+    size_t a = offsetof(ga_mcache_t, kept_pages), b = offsetof(ga_mcache_t, stash);
+    size_t c = offsetof(ga_mcache_t, lock);
+    memset(base + a, 0, b - a);
+    memset(base + c, 0, sizeof *mc - c);
+}
+
 void ga_mcache_destroy(void *arg)
 {
     ga_mcache_t *mc = arg;
@@ -70,7 +107,7 @@ void ga_mcache_destroy(void *arg)
     ga_tls_mcache = &ga_dead_mcache;
     ga_lock(&mcaches_lock);
     unlink_locked(mc);
-    ga_fixalloc_free(&mcache_pool, mc);
+    keep_clean_locked(mc);
     ga_unlock(&mcaches_lock);
 }
 
@@ -96,10 +133,15 @@ void ga_mcache_init(void)
 static ga_mcache_t *mcache_create(void)
 {
     ga_lock(&mcaches_lock);
-    ga_mcache_t *mc = ga_fixalloc_alloc(&mcache_pool);
+    ga_mcache_t *mc = clean_caches;
     if (mc != NULL) {
+        clean_caches = mc->next_all;
+        mcache_reuse(mc);
+    } else if ((mc = ga_fixalloc_alloc(&mcache_pool)) != NULL) {
         for (unsigned i = 0; i < GA_NUM_SPC; i++)
             mc->alloc[i] = &ga_emptyspan;
+    }
+    if (mc != NULL) {
         mc->tiny_off = GA_TINY_SIZE;
         mc->gen = atomic_load_explicit(&ga_flush_gen, memory_order_relaxed);
         ga_lock_init(&mc->lock);
@@ -416,7 +458,7 @@ static void *next_free_locked(ga_mcache_t *mc, unsigned spc, uint32_t gen, ga_he
         return NULL;
     ga_assert(atomic_load(&s->owner) == mc && s->spc == spc);
     ga_assert_internal(s->cache_list == GA_LIST_CURRENT && atomic_load(&s->state) == GA_SPAN_CACHED);
-    mc->alloc[spc] = s;
+    ga_mcache_set_current(mc, spc, s);
     if (ga_span_next_free_index(s) >= s->nelems)
         ga_throw("mcentral handed out a span without a free slot");
     return ga_span_next_free_fast(s);
@@ -508,31 +550,46 @@ size_t ga_mcache_reclaim_own(void)
     return pages;
 }
 
+static void release_class(ga_mcache_t *mc, unsigned i);
+
+void ga_mcache_set_current(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
+{
+    mc->alloc[spc] = s;
+    mc->used[spc / 64] |= 1ull << (spc % 64);
+}
+
 /* Returns every cached span to mcentral (Go releaseAll). */
 void ga_mcache_release_all(ga_mcache_t *mc)
 {
     cache_lock(mc);
     ga_mcache_release_tiny(mc);
     ga_mcache_flush_tiny_requested(mc);
-    for (unsigned i = 0; i < GA_NUM_SPC; i++) {
-        ga_span_t *s = mc->alloc[i];
-        if (s != &ga_emptyspan) {
-            mc->alloc[i] = &ga_emptyspan;
-            ga_mcentral_uncache_span(&ga_central[i], s);
-        }
-        while ((s = mc->full[i].first) != NULL || (s = mc->avail[i].first) != NULL) {
-            unkeep(mc, s);
-            ga_mcentral_uncache_span(&ga_central[i], s);
-        }
-        while (mc->stash[i] != NULL) {
-            s = mc->stash[i];
-            mc->stash[i] = s->next;
-            s->next = NULL;
-            ga_mcentral_uncache_span(&ga_central[i], s);
-        }
-        mc->nstash[i] = 0;
-    }
+    for (unsigned w = 0; w < sizeof mc->used / sizeof mc->used[0]; w++)
+        for (uint64_t bits = mc->used[w]; bits != 0; bits &= bits - 1)
+            release_class(mc, w * 64 + (unsigned)__builtin_ctzll(bits));
+    memset(mc->used, 0, sizeof mc->used);
     cache_unlock(mc);
+}
+
+/* Hands class i's current, kept and stashed spans back to mcentral. */
+static void release_class(ga_mcache_t *mc, unsigned i)
+{
+    ga_span_t *s = mc->alloc[i];
+    if (s != &ga_emptyspan) {
+        mc->alloc[i] = &ga_emptyspan;
+        ga_mcentral_uncache_span(&ga_central[i], s);
+    }
+    while ((s = mc->full[i].first) != NULL || (s = mc->avail[i].first) != NULL) {
+        unkeep(mc, s);
+        ga_mcentral_uncache_span(&ga_central[i], s);
+    }
+    while (mc->stash[i] != NULL) {
+        s = mc->stash[i];
+        mc->stash[i] = s->next;
+        s->next = NULL;
+        ga_mcentral_uncache_span(&ga_central[i], s);
+    }
+    mc->nstash[i] = 0;
 }
 
 /* The shared cache's lock, the list's, then every cache's own: a thread
@@ -575,7 +632,7 @@ void ga_mcache_fork_child(void)
         if (mc != &shared_mcache) {
             ga_lock(&mcaches_lock); /* alone in the child, but the rule holds */
             unlink_locked(mc);
-            ga_fixalloc_free(&mcache_pool, mc);
+            keep_clean_locked(mc);
             ga_unlock(&mcaches_lock);
         }
     }

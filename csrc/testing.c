@@ -108,7 +108,7 @@ int ga_test_fresh_span(size_t n)
     }
     s = ga_mcentral_grow(&ga_central[spc], mc, GA_HEAP_GROW);
     if (s != NULL)
-        mc->alloc[spc] = s;
+        ga_mcache_set_current(mc, spc, s);
     if (locked)
         ga_mcache_put_shared();
     return s != NULL ? (int)spc : -1;
@@ -117,6 +117,12 @@ int ga_test_fresh_span(size_t n)
 void ga_test_exit_cache(void)
 {
     ga_mcache_exit_thread();
+}
+
+uintptr_t ga_test_thread_cache(void)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    return mc == &ga_empty_mcache || mc == &ga_dead_mcache ? 0 : (uintptr_t)mc;
 }
 
 void ga_test_corrupt(void *p, int what, int on)

@@ -56,6 +56,8 @@ int ga_test_fresh_span(size_t n);
 /* Runs the exit destructor of the calling thread's cache now: the thread
  * then allocates through the shared cache, as after pthread exit. */
 void ga_test_exit_cache(void);
+/* The calling thread's cache, as an address (0: none yet or exited). */
+uintptr_t ga_test_thread_cache(void);
 /* Breaks (on = 1) or repairs (on = 0) one invariant, for testing
  * ga_check_heap: what = 0 nlocal of p's span, 1 max_pages at the treap
  * root, 2 the page-map entry of p's page (repair: ga_test_repair_page with

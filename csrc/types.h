@@ -315,6 +315,8 @@ typedef struct ga_mcache {
      * which; kept_pages is the sum of their pages. */
     ga_span_list_t full[GA_NUM_SPC];  /* no free noticed since; free_owner == NULL */
     ga_span_list_t avail[GA_NUM_SPC]; /* the owner freed into them; free_owner as ga_span_set_owner */
+    /* Below: reset when a cache is reused (mcache.c: mcache_reuse); the
+     * per-class lists above and the stash below are empty then. */
     size_t kept_pages, avail_pages;
     unsigned evict_next;           /* where the next eviction search starts */
     unsigned trim_next;            /* the next class whose oldest kept spans are checked */
@@ -351,6 +353,10 @@ typedef struct ga_mcache {
      * release re-enter); the shared cache's are under shared_lock too. */
     ga_lock_t lock;
     uint32_t lock_depth;
+    /* Bit i: class i may hold a span here (set when a span becomes the
+     * class's current one, cleared by the release), so that a release
+     * visits the classes the thread used, not every slot. */
+    uint64_t used[(GA_NUM_SPC + 63) / 64];
 #if GA_STATS
     /* Bytes requested by this thread's tiny mallocs not yet added to
      * ga_class_counters[GA_TINY_SPC].requested: plain adds by the owner,

@@ -129,6 +129,8 @@ def workloads() -> List[Workload]:
                  _c("prodcons", lambda c: [max(1, t(c) // 2), 16000000], lambda c: [max(1, t(c) // 2), 200000])),
         Workload("threadchurn", "pattern", "threads start and exit; objects outlive their thread",
                  _c("threadchurn", lambda c: [2 * t(c), 1500], lambda c: [2 * t(c), 50])),
+        Workload("threadlife", "pattern", "threads started one at a time, 8 blocks each: a thread's life",
+                 _c("threadlife", lambda c: [40000], lambda c: [500])),
         Workload("falseshare", "pattern", "false sharing: objects handed between threads, written",
                  _c("falseshare", lambda c: [t(c), 80000, 1000], lambda c: [t(c), 2000, 1000])),
         Workload("python", "program", "CPython, PYTHONMALLOC=malloc: dicts, strings, JSON, trees",

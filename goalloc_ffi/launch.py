@@ -39,7 +39,7 @@ OPTION_WARNING = re.compile(r"\bGOALLOC: [^\n]*")
 PKG_DIR = Path(__file__).resolve().parent
 C_DIR = PKG_DIR / "bench_workloads" / "c"
 SHIM = "libga-glibc-shim.so"
-C_PROGRAMS = ["simple", "thread", "churn", "sweep", "large", "larson", "prodcons", "threadchurn",
+C_PROGRAMS = ["simple", "thread", "churn", "sweep", "large", "larson", "prodcons", "threadchurn", "threadlife",
               "falseshare", "larson_succ", "workingset", "hotloop", "launcher"]
 CFLAGS = ["-O2", "-g", "-pthread", "-Wall", "-Wextra"]
 

@@ -86,3 +86,30 @@ def test_span_goes_back_only_after_a_half_done_remote_free_counts(size: int) -> 
     free page run)", as `make stress` once did). The release waits for the
     count; the hook holds the free half-done for up to 300 ms."""
     assert lib.ga_test_remote_free_race(size, 300) == 0
+
+
+def test_a_new_thread_takes_the_released_cache_of_an_exited_one() -> None:
+    """A thread's cache goes back clean at exit (every class empty) and the
+    next new thread takes it instead of a fresh one; what the first thread
+    allocated stays valid and is freed remotely."""
+    caches: List[int] = []
+    left: List[Any] = []
+
+    def worker(sizes: List[int]) -> None:
+        ps = [ga.malloc(n) for n in sizes]
+        caches.append(lib.ga_test_thread_cache())
+        left.extend(ps[::2])
+        for p in ps[1::2]:
+            ga.free(p)
+        lib.ga_test_exit_cache()  # what the thread-exit destructor does
+        assert lib.ga_test_thread_cache() == 0
+
+    for sizes in ([16, 48, 200, 1000, 5000, 30000] * 20, [24, 100, 3000] * 30):
+        t = threading.Thread(target=worker, args=(sizes,))
+        t.start()
+        join_fully(t)
+        ga.check_heap()
+    assert caches[0] != 0 and caches[1] == caches[0]
+    for p in left:
+        ga.free(p)
+    ga.check_heap()
