@@ -1,8 +1,9 @@
 /* Declarations of goalloc's files for one another, grouped by the file
  * that defines them: first the allocation ladder from the API down to the
- * OS (malloc.c -> mgcsweep.c -> mcache.c -> mcentral.c -> mspan.c / mheap.c
- * / mgcscavenge.c -> mfixalloc.c -> mem_linux.c; a file calls only its own
- * rung and lower ones, tests/test_layering.py checks it), then start-up,
+ * OS (malloc.c -> mgcsweep.c -> mcache.c -> mcentral.c / mpagecache.c ->
+ * mspan.c / mheap.c / mgcscavenge.c -> mfixalloc.c -> mem_linux.c; a file
+ * calls only its own rung and lower ones, tests/test_layering.py checks
+ * it), then start-up,
  * statistics and diagnostics, which reach across. Types are in types.h,
  * the inline fast paths in inline.h. See malloc.c for the overview. */
 #ifndef GA_INTERNAL_H
@@ -82,13 +83,20 @@ void ga_mcache_exit_thread(void);
  * object to the page heap; returns the pages recovered. */
 size_t ga_mcache_reclaim_own(void);
 void ga_mcache_release_tiny(ga_mcache_t *mc);
-/* Checks every mcache; adds the number of spans they hold to *ncached. */
-int ga_mcache_check_all(size_t *ncached, char *msg, size_t len);
+/* Checks every mcache; adds the number of spans they hold to *ncached,
+ * and of their page caches' to *npcached. */
+int ga_mcache_check_all(size_t *ncached, size_t *npcached, char *msg, size_t len);
 void ga_mcache_lock_all(void);
 void ga_mcache_unlock_all(void);
 void ga_mcache_fork_child(void);
 /* Every mcache's unflushed tiny requested bytes. REQUIRES: the mcache locks. */
 uint64_t ga_mcache_tiny_requested_locked(void);
+/* Every thread's page cache back to the heap (malloc_trim, before ENOMEM);
+ * those idle for scavenge_delay (the background thread); returns pages. */
+size_t ga_mcache_flush_pagecaches(void);
+size_t ga_mcache_flush_idle_pagecaches(void);
+/* Large mallocs the page caches served. REQUIRES: the mcache locks. */
+uint64_t ga_mcache_pagecache_hits_locked(void);
 
 /* ------------------------------------------------------------------------
  * Central lists (mcentral.c)
@@ -116,6 +124,34 @@ extern _Atomic size_t ga_purged_os_pages; /* OS pages released inside partial sp
 void ga_mcentral_lock_all(void);
 void ga_mcentral_unlock_all(void);
 void ga_mcentral_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * Per-thread page caches (mpagecache.c), beside mcentral: above the heap
+ * ---------------------------------------------------------------------- */
+/* A span of npages pages from mc's page cache, LARGE, or NULL (none of
+ * that size, or the cache busy). REQUIRES: mc is the caller's own. */
+ga_span_t *ga_pagecache_get(ga_mcache_t *mc, size_t npages);
+/* Keeps large span s (CLAIMED by the caller's free) in mc's page cache,
+ * the oldest entries going back to the heap to make room; false (s
+ * untouched) when s is too large for it or the cache is busy.
+ * REQUIRES: mc is the caller's own. */
+bool ga_pagecache_put(ga_mcache_t *mc, ga_span_t *s);
+/* busy for the all-caches walks: waits for it / lets it go. */
+void ga_pagecache_hold(ga_pagecache_t *pc);
+bool ga_pagecache_try_hold(ga_pagecache_t *pc);
+void ga_pagecache_let_go(ga_pagecache_t *pc);
+/* Every entry back to the page heap; returns the pages. _held: busy is
+ * held and let go here; flush waits for busy; flush_own tries it (the
+ * caller's own cache: nothing when it is busy). */
+size_t ga_pagecache_flush_held(ga_pagecache_t *pc);
+size_t ga_pagecache_flush(ga_pagecache_t *pc);
+size_t ga_pagecache_flush_own(ga_mcache_t *mc);
+/* Flushes pc if no malloc or free used it between the last check, at
+ * least scavenge_delay ago, and now (own: the caller's cache, tried). */
+size_t ga_pagecache_flush_idle(ga_pagecache_t *pc, bool own);
+/* Checks pc's invariants (types.h); adds its entries to *nspans.
+ * REQUIRES: busy held. */
+int ga_pagecache_check_held(const ga_pagecache_t *pc, size_t *nspans, char *msg, size_t len);
 
 /* ------------------------------------------------------------------------
  * Spans (mspan.c)
@@ -317,6 +353,11 @@ void ga_unlock_all(void);
  * ---------------------------------------------------------------------- */
 extern ga_class_counters_t ga_class_counters[GA_NUM_SPC];
 extern _Atomic uint64_t ga_large_mallocs, ga_large_frees;
+extern _Atomic uint64_t ga_pagecache_hits_released; /* by caches released since */
+/* Every page cache's pages (low bits) and objects (from bit
+ * GA_PCACHE_HELD_SHIFT), for the statistics that read no cache. */
+extern _Atomic uint64_t ga_pagecache_held;
+#define GA_PCACHE_HELD_SHIFT 40
 extern _Atomic size_t ga_metadata_bytes;
 void ga_census_locked(ga_census_t *c);
 void ga_stats_write_at_exit(void);

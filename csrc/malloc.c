@@ -19,6 +19,11 @@
  *                 unlike Go, the exhausted spans it filled (mcache_keep), so
  *                 that its own later frees into them stay local, and (with
  *                 GOALLOC=refill=N) up to N-1 more spans taken in a batch.
+ *   pageCache     mpagecache.c: per thread too, but where Go's holds a
+ *                 64-page chunk for small page runs, goalloc's holds the
+ *                 thread's freed large objects (up to 1 MiB each, 2 MiB in
+ *                 all by default) for its next large malloc of the same
+ *                 page count: no heap lock in a loop of large blocks.
  *   mcentral      mcentral.c: per span class, partial and full lists of the
  *                 spans no mcache owns, under one padded lock per class.
  *   mheap         mheap.c: 64 MiB arenas aligned to their size; the page map
@@ -50,8 +55,8 @@
  *   mstats        mstats.c: the counters of mstats.h, snapshots and JSON;
  *                 mlive.c publishes them to other processes (live=1).
  *
- * LAYERS: malloc.c -> mgcsweep.c -> mcache.c -> mcentral.c -> mspan.c /
- *   mheap.c / mgcscavenge.c -> mfixalloc.c -> mem_linux.c. A file calls
+ * LAYERS: malloc.c -> mgcsweep.c -> mcache.c -> mcentral.c / mpagecache.c
+ *   -> mspan.c / mheap.c / mgcscavenge.c -> mfixalloc.c -> mem_linux.c. A file calls
  *   functions of its own rung and lower ones only (tests/test_layering.py
  *   rebuilds the call graph with gcc and names any call up); start-up,
  *   statistics, diagnostics and test hooks reach across. Headers by role:
@@ -84,8 +89,9 @@
  *      to mcentral) and take a kept span the thread has freed into, else a
  *      partial span from mcentral (folded), else a new one from the heap's
  *      free runs; when there is none, mgcsweep.c's recovery policy.
- *   4. n > 32 KiB: a span of whole pages from the page heap, through the
- *      same policy.
+ *   4. n > 32 KiB: a freed large object of the same page count from the
+ *      thread's page cache, else a span of whole pages from the page heap,
+ *      through the same policy.
  *
  * FREE LADDER (free)
  *   The page map gives the span (NULL: not goalloc's -> report and abort).
@@ -109,8 +115,10 @@
  *     slots, or the thread that takes it from mcentral.
  *   - Tiny sub-object: atomically clear its start bit; the block goes back to
  *     its span when no sub-object is left and no mcache holds it.
- *   - Large: claim the span (a second free fails the claim), return the
- *     pages, coalescing with free neighbours.
+ *   - Large: claim the span (a second free fails the claim); keep it in
+ *     the thread's page cache (busy taken with one exchange; the oldest
+ *     entries make room) or return the pages, coalescing with free
+ *     neighbours.
  *   Sized frees (C23 free_sized, free_aligned_sized; the C++ sized deletes
  *   of override.c) first check the size against the span (size_fits), then
  *   take the same ladder; plain free never pays for that check.
@@ -126,7 +134,8 @@
  *
  * LOCK ORDER: (glibc's stdio list lock, at fork) < shared mcache < mcache
  *   list < each mcache's own (held by its owner across span moves, so a
- *   fork child never finds a cache half-way through one) < mcentral[spc] <
+ *   fork child never finds a cache half-way through one) < each page
+ *   cache's busy (its owner never waits for it) < mcentral[spc] <
  *   span bitmaps < profiles (prof_lock) < heap < persistent chunks
  *   (init.c's lock_all takes them in this order).
  *   No lock is held on the fast paths.
@@ -311,13 +320,31 @@ static void *large_alloc(size_t n, size_t align_pages)
         return NULL;
     }
     size_t npages = (n + PAGE - 1) >> GA_PAGE_SHIFT;
-    ga_span_t *s = ga_sweep_alloc(NULL, 0, npages ? npages : 1, align_pages);
-    if (s == NULL)
+    ga_span_t *s = NULL;
+    if (align_pages == 1) /* the thread's freed large objects first */
+        s = ga_pagecache_get(ga_tls_mcache, npages);
+    if (s == NULL && (s = ga_sweep_alloc(NULL, 0, npages ? npages : 1, align_pages)) == NULL)
         return NULL; /* errno = ENOMEM */
     GA_STAT_ADD(ga_large_mallocs, 1);
     s->nelems = 1;
     s->elemsize = 0;
     return (void *)s->base;
+}
+
+/* The calling thread's cache for its page cache, created if the thread
+ * has made no small allocation yet (the shared cache has no page cache). */
+static ga_mcache_t *pagecache_owner(void)
+{
+    ga_mcache_t *mc = ga_tls_mcache;
+    if (GA_UNLIKELY(mc == &ga_empty_mcache) && ga_opts.pagecache != 0) {
+        bool locked = false;
+        mc = ga_mcache_get_slow(&locked);
+        if (locked) {
+            ga_mcache_put_shared();
+            mc = &ga_dead_mcache;
+        }
+    }
+    return mc;
 }
 
 static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
@@ -332,8 +359,9 @@ static void large_free(ga_span_t *s, uintptr_t p, const char *fn)
         return;
     }
     GA_STAT_ADD(ga_large_frees, 1);
-    ga_mheap_free(s);
-    ga_scavenger_poll(); /* no lock held here */
+    if (!ga_pagecache_put(pagecache_owner(), s))
+        ga_mheap_free(s);
+    ga_scavenger_poll(); /* no lock held here; the put may have evicted */
 }
 
 /* ---- lookups shared by free, realloc and malloc_usable_size ---------------------- */
@@ -981,7 +1009,7 @@ void *ga_pvalloc(size_t n)
 
 int ga_check_heap(char *msg, size_t len)
 {
-    size_t states[8] = {0}, npartial = 0, nfull = 0, ncached = 0;
+    size_t states[GA_SPAN_NSTATES] = {0}, npartial = 0, nfull = 0, ncached = 0, npcached = 0;
     int rc;
     ga_ensure_init();
     if (msg != NULL && len > 0)
@@ -992,13 +1020,16 @@ int ga_check_heap(char *msg, size_t len)
         if (i < ga_classes.nclasses || i == GA_TINY_SPC)
             rc = ga_mcentral_check_locked(&ga_central[i], &npartial, &nfull, msg, len);
     if (rc == 0)
-        rc = ga_mcache_check_all(&ncached, msg, len);
+        rc = ga_mcache_check_all(&ncached, &npcached, msg, len);
     if (rc == 0 && (states[GA_SPAN_PARTIAL] != npartial || states[GA_SPAN_FULL] != nfull))
         rc = ga_fail(msg, len, "mcentral: a span is in use but on no list, or listed twice",
                      states[GA_SPAN_PARTIAL] + states[GA_SPAN_FULL], npartial + nfull);
     if (rc == 0 && states[GA_SPAN_CACHED] != ncached)
         rc = ga_fail(msg, len, "mcache: a cached span is held by no mcache",
                      states[GA_SPAN_CACHED], ncached);
+    if (rc == 0 && states[GA_SPAN_PCACHED] != npcached)
+        rc = ga_fail(msg, len, "pagecache: a cached large object is in no page cache",
+                     states[GA_SPAN_PCACHED], npcached);
     ga_unlock_all();
     return rc;
 }
@@ -1137,6 +1168,10 @@ void ga_print_summary(int fd)
     ga_buf_uint(&b, c.large);
     ga_buf_str(&b, " (");
     ga_buf_uint(&b, c.large_bytes >> 10);
+    ga_buf_str(&b, " KiB), ");
+    ga_buf_uint(&b, c.pagecache_spans);
+    ga_buf_str(&b, " freed in page caches (");
+    ga_buf_uint(&b, c.pagecache_bytes >> 10);
     ga_buf_str(&b, " KiB); tiny: ");
     ga_buf_uint(&b, c.spans[GA_TINY_SPC][0] + c.spans[GA_TINY_SPC][1] + c.spans[GA_TINY_SPC][2]);
     ga_buf_str(&b, " spans, ");

@@ -2,7 +2,9 @@
  * block, and the thread's life cycle — created on the first allocation,
  * returned to mcentral by a pthread key destructor when the thread exits.
  * A thread that allocates after its destructor ran (glibc frees TLS late)
- * uses one shared cache under a lock. See malloc.c for the overview. */
+ * uses one shared cache under a lock. Each cache holds its thread's page
+ * cache (mpagecache.c); the walks over every cache's are here. See
+ * malloc.c for the overview. */
 #include <errno.h>
 #include <string.h>
 
@@ -10,7 +12,7 @@
 
 #define EMPTY_MCACHE_INIT                                                                          \
     {.alloc = {[0 ... GA_NUM_SPC - 1] = &ga_emptyspan}, .tiny = 0, .tiny_off = GA_TINY_SIZE,     \
-     .lock = GA_LOCK_INIT}
+     .lock = GA_LOCK_INIT, .pcache = {.busy = 1}}
 
 ga_mcache_t ga_empty_mcache = EMPTY_MCACHE_INIT;
 ga_mcache_t ga_dead_mcache = EMPTY_MCACHE_INIT;
@@ -546,11 +548,24 @@ size_t ga_mcache_reclaim_own(void)
             ga_mcentral_uncache_span(&ga_central[i], s);
         }
     }
+    pages += ga_pagecache_flush_own(mc);
     cache_unlock(mc);
     return pages;
 }
 
 static void release_class(ga_mcache_t *mc, unsigned i);
+
+/* The page cache's objects back to the heap, its hits to the total of
+ * released caches (the shared cache has none). */
+static void release_pagecache(ga_mcache_t *mc)
+{
+    if (mc == &shared_mcache)
+        return;
+    ga_pagecache_hold(&mc->pcache);
+    GA_STAT_ADD(ga_pagecache_hits_released, atomic_load(&mc->pcache.hits));
+    atomic_store(&mc->pcache.hits, 0);
+    ga_pagecache_flush_held(&mc->pcache);
+}
 
 void ga_mcache_set_current(ga_mcache_t *mc, unsigned spc, ga_span_t *s)
 {
@@ -564,6 +579,7 @@ void ga_mcache_release_all(ga_mcache_t *mc)
     cache_lock(mc);
     ga_mcache_release_tiny(mc);
     ga_mcache_flush_tiny_requested(mc);
+    release_pagecache(mc);
     for (unsigned w = 0; w < sizeof mc->used / sizeof mc->used[0]; w++)
         for (uint64_t bits = mc->used[w]; bits != 0; bits &= bits - 1)
             release_class(mc, w * 64 + (unsigned)__builtin_ctzll(bits));
@@ -592,18 +608,94 @@ static void release_class(ga_mcache_t *mc, unsigned i)
     mc->nstash[i] = 0;
 }
 
-/* The shared cache's lock, the list's, then every cache's own: a thread
- * holding its cache's lock takes neither of the first two. */
+/* ---- every cache's page cache ----------------------------------------------- */
+
+/* The page cache ga_mcache_lock_all left alone: the calling thread's own,
+ * busy because a signal handler interrupted it (its owner finishes it). */
+static ga_pagecache_t *pcache_skipped;
+static bool pcaches_held; /* ga_mcache_lock_all holds every other busy */
+
+static void hold_pagecaches_locked(void)
+{
+    ga_assert_held(&mcaches_lock);
+    pcache_skipped = NULL;
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all) {
+        if (mc == &shared_mcache)
+            continue;
+        if (mc == ga_tls_mcache) {
+            if (!ga_pagecache_try_hold(&mc->pcache))
+                pcache_skipped = &mc->pcache;
+        } else {
+            ga_pagecache_hold(&mc->pcache);
+        }
+    }
+    pcaches_held = true;
+}
+
+/* Lets go of what hold_pagecaches_locked holds; in a fork child (lost:
+ * every thread but the caller is gone) nothing can be waiting for it. */
+static void let_go_pagecaches_locked(void)
+{
+    ga_assert_held(&mcaches_lock);
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        if (mc != &shared_mcache && &mc->pcache != pcache_skipped)
+            ga_pagecache_let_go(&mc->pcache);
+    pcaches_held = false;
+}
+
+/* Every thread's page cache back to the heap (malloc_trim, and before
+ * the heap gives up); returns the pages. */
+size_t ga_mcache_flush_pagecaches(void)
+{
+    size_t pages = 0;
+    ga_lock(&mcaches_lock);
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        if (mc != &shared_mcache)
+            pages += mc == ga_tls_mcache ? ga_pagecache_flush_own(mc)
+                                         : ga_pagecache_flush(&mc->pcache);
+    ga_unlock(&mcaches_lock);
+    return pages;
+}
+
+/* The page caches of threads that used them neither since the last check
+ * nor for scavenge_delay (the background thread's round). */
+size_t ga_mcache_flush_idle_pagecaches(void)
+{
+    size_t pages = 0;
+    ga_lock(&mcaches_lock);
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        if (mc != &shared_mcache)
+            pages += ga_pagecache_flush_idle(&mc->pcache, mc == ga_tls_mcache);
+    ga_unlock(&mcaches_lock);
+    return pages;
+}
+
+uint64_t ga_mcache_pagecache_hits_locked(void)
+{
+    ga_assert_held(&mcaches_lock);
+    uint64_t n = atomic_load(&ga_pagecache_hits_released);
+    for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
+        n += atomic_load_explicit(&mc->pcache.hits, memory_order_relaxed);
+    return n;
+}
+
+/* ---- locks for fork and check_heap ---------------------------------------------- */
+
+/* The shared cache's lock, the list's, then every cache's own, then every
+ * page cache's busy: a thread holding its cache's lock takes neither of
+ * the first two. */
 void ga_mcache_lock_all(void)
 {
     ga_lock(&shared_lock);
     ga_lock(&mcaches_lock);
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
         ga_lock(&mc->lock);
+    hold_pagecaches_locked();
 }
 
 void ga_mcache_unlock_all(void)
 {
+    let_go_pagecaches_locked();
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all)
         ga_unlock(&mc->lock);
     ga_unlock(&mcaches_lock);
@@ -623,6 +715,11 @@ void ga_mcache_fork_child(void)
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all) {
         ga_lock_init(&mc->lock);
         mc->lock_depth = 0;
+    }
+    if (pcaches_held) { /* fork_prepare held them: no lost thread was inside one */
+        ga_lock(&mcaches_lock);
+        let_go_pagecaches_locked();
+        ga_unlock(&mcaches_lock);
     }
     for (ga_mcache_t *mc = all_mcaches, *next; mc != NULL; mc = next) {
         next = mc->next_all;
@@ -673,9 +770,14 @@ static int check_kept(ga_mcache_t *mc, size_t *ncached, char *msg, size_t len)
 }
 
 /* REQUIRES: the mcache locks and every mcentral lock. */
-int ga_mcache_check_all(size_t *ncached, char *msg, size_t len)
+int ga_mcache_check_all(size_t *ncached, size_t *npcached, char *msg, size_t len)
 {
     for (ga_mcache_t *mc = all_mcaches; mc != NULL; mc = mc->next_all) {
+        if (mc != &shared_mcache && &mc->pcache != pcache_skipped) {
+            int rc = ga_pagecache_check_held(&mc->pcache, npcached, msg, len);
+            if (rc != 0)
+                return rc;
+        }
         for (unsigned i = 0; i < GA_NUM_SPC; i++) {
             ga_span_t *s = mc->alloc[i];
             if (s == &ga_emptyspan)

@@ -36,6 +36,7 @@ void *ga_sys_reserve_noaccess(size_t size);
 /* Monotonic clock in nanoseconds (vDSO, no system call). */
 uint64_t ga_sys_nanotime(void);
 void ga_sys_sleep_ns(uint64_t ns);
+void ga_sys_yield(void); /* sched_yield: lets a lock's holder on this CPU run */
 size_t ga_sys_page_size(void);
 /* Files (statistics, profiles, the size-class table, /proc, the live
  * file). None of these is a cancellation point (raw system calls): the

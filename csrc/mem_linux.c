@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -99,6 +100,8 @@ void ga_sys_sleep_ns(uint64_t ns)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
+
+void ga_sys_yield(void) { sched_yield(); }
 
 size_t ga_sys_page_size(void)
 {

@@ -16,9 +16,13 @@
  *     requests first; then try again;
  *  3. grow the heap (after the scavenger's release before growth);
  *  4. last resort before ENOMEM: every empty span this thread and mcentral
- *     hold, whatever the credit says; then try again.
+ *     hold, and every thread's page cache, whatever the credit says; then
+ *     try again.
+ * (Step 2's spans include the thread's page cache; a large malloc looks
+ * there before step 1: malloc.c.)
  * Periodic work (ga_sweep_tick, one slow path in 16): a heap profile asked
- * for from outside, the cache's tiny byte count, and the scavenger's
+ * for from outside, the cache's tiny byte count, its page cache if idle
+ * for scavenge_delay, and the scavenger's
  * rate-limited tick with mcentral's purge of idle partial spans.
  * The background thread (scavenger=auto or background, mgcscavenge.c's
  * policy): the same purge and the scavenger's goal work, off the program's
@@ -70,7 +74,7 @@ void *ga_sweep_recover(ga_mcache_t *mc, unsigned spc, size_t npages, size_t alig
     }
     if ((p = ga_sweep_attempt(mc, spc, npages, align, GA_HEAP_GROW)) != NULL)
         return p;
-    ga_mheap_reclaimed(reclaim_empty(), SIZE_MAX);
+    ga_mheap_reclaimed(reclaim_empty() + ga_mcache_flush_pagecaches(), SIZE_MAX);
     return ga_sweep_attempt(mc, spc, npages, align, GA_HEAP_TRY);
 }
 
@@ -78,6 +82,7 @@ size_t ga_scavenge_all(void)
 {
     ga_ensure_init();
     reclaim_empty();
+    ga_mcache_flush_pagecaches();
     size_t n = ga_mcentral_purge(UINT64_MAX, true) * ga_sys_page_size() / GA_PAGE_SIZE;
     ga_mheap_lock();
     n += ga_mheap_scavenge_locked(SIZE_MAX, UINT64_MAX);
@@ -91,8 +96,10 @@ void ga_sweep_tick(ga_mcache_t *mc)
 {
     if (GA_UNLIKELY(ga_sample_rate != 0))
         ga_heap_profile_tick(); /* a profile asked for from outside (mprof.c) */
-    if (mc != NULL)
+    if (mc != NULL) {
         ga_mcache_flush_tiny_requested(mc);
+        ga_pagecache_flush_idle(&mc->pcache, true);
+    }
     uint64_t cutoff = ga_scavenge_tick();
     if (cutoff != 0)
         ga_mcentral_purge(cutoff, false);
@@ -121,6 +128,7 @@ static void *background_main(void *arg)
         uint64_t t0 = ga_sys_nanotime(), now = ga_now_ns();
         if (ga_opts.live)
             ga_live_tick(now);
+        ga_mcache_flush_idle_pagecaches(); /* each waits for scavenge_delay itself */
         if (t0 - last_work < (sleep > interval ? sleep : interval))
             continue;
         last_work = t0;

@@ -801,16 +801,16 @@ int ga_mheap_check_locked(size_t *state_spans, char *msg, size_t len)
                     return ga_fail(msg, len, "mheap: free run's last page not mapped", a, s->npages);
                 free_walk += s->npages;
                 prev_free = true;
-            } else if (GA_SMALL_IN_USE(st) || st == GA_SPAN_LARGE || st == GA_SPAN_META) {
+            } else if (GA_SMALL_IN_USE(st) || GA_WHOLE_PAGES(st)) {
                 for (uintptr_t q = a; q < send; q += PAGE)
                     if (page_entry(q) != s)
                         return ga_fail(msg, len, "mheap: in-use span page not mapped to it", q,
                                        s->npages);
                 if (ga_mheap_page_bits(a, s->npages, GA_BITS_SCAV, GA_BITS_COUNT) != 0)
                     return ga_fail(msg, len, "mheap: in-use span has released pages", a, s->npages);
-                if ((st == GA_SPAN_LARGE || st == GA_SPAN_META) != (s->spc == 0))
+                if (GA_WHOLE_PAGES(st) != (s->spc == 0))
                     return ga_fail(msg, len, "mheap: span class disagrees with state", a, s->spc);
-                if (st != GA_SPAN_LARGE && st != GA_SPAN_META && ga_span_check(s, msg, len))
+                if (!GA_WHOLE_PAGES(st) && ga_span_check(s, msg, len))
                     return 1;
                 state_spans[st]++;
                 inuse += s->npages;

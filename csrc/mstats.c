@@ -12,6 +12,8 @@
 
 ga_class_counters_t ga_class_counters[GA_NUM_SPC];
 _Atomic uint64_t ga_large_mallocs, ga_large_frees;
+_Atomic uint64_t ga_pagecache_hits_released;
+_Atomic uint64_t ga_pagecache_held;
 _Atomic size_t ga_metadata_bytes;
 
 #define NAME(name, doc) #name,
@@ -71,6 +73,11 @@ static void census_span(ga_span_t *s, void *arg)
     uint8_t st = atomic_load(&s->state);
     if (st == GA_SPAN_META)
         return;
+    if (st == GA_SPAN_PCACHED) {
+        c->pagecache_spans++;
+        c->pagecache_bytes += s->npages << GA_PAGE_SHIFT;
+        return;
+    }
     if (s->spc == 0) {
         c->large++;
         c->large_bytes += s->npages << GA_PAGE_SHIFT;
@@ -341,6 +348,9 @@ int ga_stats_snapshot(uint64_t *totals, unsigned ntotals, uint64_t *classes, uns
     put_sums(t, &u);
     t[GA_STAT_large_objects] = c->large;
     t[GA_STAT_large_bytes] = c->large_bytes;
+    t[GA_STAT_pagecache_bytes] = c->pagecache_bytes;
+    t[GA_STAT_pagecache_objects] = c->pagecache_spans;
+    t[GA_STAT_pagecache_hits] = ga_mcache_pagecache_hits_locked();
     t[GA_STAT_tiny_blocks] = c->objects[GA_TINY_SPC];
     t[GA_STAT_tiny_objects] = c->tiny_objects;
     t[GA_STAT_tiny_bytes_saved] = c->tiny_objects > c->objects[GA_TINY_SPC]
@@ -374,8 +384,10 @@ void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
         u.cross += atomic_load_explicit(&k->cross_frees, memory_order_relaxed);
     }
     heap_totals(t);
+    uint64_t held = atomic_load_explicit(&ga_pagecache_held, memory_order_relaxed);
+    uint64_t pc_pages = held & ((1ull << GA_PCACHE_HELD_SHIFT) - 1);
     uint64_t large_pages = HEAP(pages_inuse);
-    large_pages = large_pages > u.span_pages ? large_pages - u.span_pages : 0;
+    large_pages = large_pages > u.span_pages + pc_pages ? large_pages - u.span_pages - pc_pages : 0;
     uint64_t large_objects = t[GA_STAT_large_mallocs] > t[GA_STAT_large_frees]
                                  ? t[GA_STAT_large_mallocs] - t[GA_STAT_large_frees]
                                  : 0;
@@ -387,6 +399,9 @@ void ga_stats_quick(uint64_t *t, uint64_t *classes, unsigned nrows)
     put_sums(t, &u);
     t[GA_STAT_large_objects] = large_objects;
     t[GA_STAT_large_bytes] = large_pages << GA_PAGE_SHIFT;
+    t[GA_STAT_pagecache_bytes] = pc_pages << GA_PAGE_SHIFT;
+    t[GA_STAT_pagecache_objects] = held >> GA_PCACHE_HELD_SHIFT;
+    t[GA_STAT_pagecache_hits] = GA_LIVE_UNAVAILABLE; /* counted per cache */
     t[GA_STAT_tiny_blocks] = u.blocks;
     t[GA_STAT_tiny_objects] = GA_LIVE_UNAVAILABLE;
     t[GA_STAT_tiny_bytes_saved] = GA_LIVE_UNAVAILABLE;

@@ -70,6 +70,10 @@
     X(large_bytes, "bytes of live large objects (whole pages)")                                    \
     X(large_mallocs, "large objects allocated so far")                                             \
     X(large_frees, "large objects freed so far")                                                   \
+    X(pagecache_bytes, "bytes of freed large objects threads keep for their next large mallocs "   \
+                       "(GOALLOC=pagecache)")                                                      \
+    X(pagecache_objects, "freed large objects threads keep in their page caches")                  \
+    X(pagecache_hits, "large mallocs served from the thread's page cache, without the heap lock") \
     X(tiny_blocks, "16-byte tiny blocks in use")                                                   \
     X(tiny_objects, "live tiny sub-objects")                                                       \
     X(tiny_bytes_saved, "bytes saved by packing tiny objects, against one 16-byte slot each")      \

@@ -112,6 +112,8 @@ static void describe_span(ga_buf_t *b, uintptr_t p, const ga_span_t *s)
     if (st == GA_SPAN_FREE || st == GA_SPAN_DEAD || st == GA_SPAN_CLAIMED || p < s->base ||
         p - s->base >= (uintptr_t)s->npages << GA_PAGE_SHIFT) {
         ga_buf_str(b, " (in a free page run)");
+    } else if (st == GA_SPAN_PCACHED) {
+        ga_buf_str(b, " (a freed large object, kept in a page cache)");
     } else if (s->spc == GA_TINY_SPC) {
         ga_buf_str(b, " (tiny block)");
     } else if (s->spc == 0) {

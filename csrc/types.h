@@ -71,10 +71,15 @@ typedef enum ga_span_state {
     GA_SPAN_LARGE,     /* one large object */
     GA_SPAN_META,      /* the allocator's own metadata, taken from the heap when the
                           OS refuses new mappings; its struct is in its first bytes */
+    GA_SPAN_PCACHED,   /* a freed large object kept in one thread's page cache */
+    GA_SPAN_NSTATES
 } ga_span_state_t;
 
 /* A small span in use: cached by a thread, or on mcentral's lists. */
 #define GA_SMALL_IN_USE(st) ((st) == GA_SPAN_CACHED || (st) == GA_SPAN_PARTIAL || (st) == GA_SPAN_FULL)
+/* An in-use span of whole pages, no slots (spc 0): a large object, live or
+ * in a page cache, or metadata. */
+#define GA_WHOLE_PAGES(st) ((st) == GA_SPAN_LARGE || (st) == GA_SPAN_PCACHED || (st) == GA_SPAN_META)
 
 /* The bits of word w of a span's bitmaps for the slots below freeindex fi,
  * handed out since the last fold whatever alloc_bits say. */
@@ -305,6 +310,37 @@ typedef struct ga_mcentral {
 #define GA_EMPTY_AGE 64
 
 /* ------------------------------------------------------------------------
+ * Per-thread page caches (mpagecache.c)
+ * ---------------------------------------------------------------------- */
+/* Go gives each P a pageCache so that small page runs come without the
+ * heap lock; with explicit free the run a thread wants next is most often
+ * the one it just freed, so goalloc's page cache holds a thread's freed
+ * large objects (up to GA_PCACHE_MAX_PAGES each, GOALLOC=pagecache bytes
+ * in all) for its next large malloc of the same page count.
+ * Invariants (while busy is not held):
+ *  - n <= GA_PCACHE_ENTRIES; span[0..n) oldest first, each PCACHED, spc 0,
+ *    needzero set, span[i]->npages == npages[i] <= GA_PCACHE_MAX_PAGES;
+ *  - pages == the sum of npages[0..n) <= ga_opts.pagecache / GA_PAGE_SIZE.
+ * busy is held by the owner across each change (taken with one exchange;
+ * when it is held already the owner goes to the page heap instead, so it
+ * never waits: a signal handler's malloc, or check_heap or fork holding
+ * it) and by the all-caches walks (mcache.c), which wait for it. The
+ * sentinel and shared caches hold it for ever: they cache no pages. */
+#define GA_PCACHE_ENTRIES 32
+#define GA_PCACHE_MAX_PAGES 128 /* 1 MiB */
+typedef struct ga_pagecache {
+    _Atomic uint32_t busy;
+    uint32_t n;
+    uint32_t npages[GA_PCACHE_ENTRIES];
+    ga_span_t *span[GA_PCACHE_ENTRIES];
+    _Atomic size_t pages;   /* written by the holder of busy, read by statistics */
+    _Atomic uint64_t hits;  /* large mallocs served here */
+    uint64_t puts;          /* large frees kept here */
+    uint64_t uses_seen;     /* hits + puts at the last idle check ... */
+    uint64_t checked_at;    /* ... made then (ga_now_ns) */
+} ga_pagecache_t;
+
+/* ------------------------------------------------------------------------
  * Per-thread caches (mcache.c)
  * ---------------------------------------------------------------------- */
 typedef struct ga_mcache {
@@ -364,6 +400,7 @@ typedef struct ga_mcache {
      * snapshot adds what is still here. (Small classes count in the span.) */
     uint64_t tiny_requested;
 #endif
+    ga_pagecache_t pcache;         /* freed large objects (mpagecache.c) */
 } ga_mcache_t;
 
 /* ------------------------------------------------------------------------
@@ -394,6 +431,7 @@ typedef struct ga_census {
     size_t tiny_objects;              /* live tiny sub-objects */
     size_t tiny_bytes;                /* their bytes (up to the next start) */
     size_t large, large_bytes;
+    size_t pagecache_spans, pagecache_bytes; /* freed large objects in page caches */
 } ga_census_t;
 
 #define GA_PATH_MAX 4096
@@ -445,6 +483,7 @@ typedef struct ga_options {
     bool protect;            /* protect: freed large objects and malloc(0) inaccessible
                                 (start-up only) */
     uint64_t mcache_keep;    /* mcache_keep: pages of exhausted spans a thread keeps, 0 = Go */
+    uint64_t pagecache;      /* pagecache: bytes of freed large objects a thread keeps, 0 = none */
     bool live;               /* live: publish counters in /dev/shm/goalloc-<pid> (mlive.c) */
     const char *stats_path;  /* GOALLOC_STATS: JSON written at exit; %p = pid */
     char sizeclasses[1024];  /* sizeclasses: go1.12 | go1.16 | a file path ("" = default);

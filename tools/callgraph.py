@@ -7,7 +7,7 @@ of its own rung or lower ones, never a higher one:
     malloc.c, override.c                     the API
     mgcsweep.c                               recovery, periodic and background work
     mcache.c                                 per-thread caches
-    mcentral.c                               per-class span lists
+    mcentral.c, mpagecache.c                 per-class span lists, per-thread page caches
     mspan.c, mheap.c, mgcscavenge.c          spans, the page heap, its scavenger
     mfixalloc.c                              metadata memory
     mem_linux.c                              the OS
@@ -39,7 +39,7 @@ RUNGS: dict[str, int] = {
     "malloc.c": 0, "override.c": 0,
     "mgcsweep.c": 1,
     "mcache.c": 2,
-    "mcentral.c": 3,
+    "mcentral.c": 3, "mpagecache.c": 3,
     "mspan.c": 4, "mheap.c": 4, "mgcscavenge.c": 4,
     "mfixalloc.c": 5,
     "mem_linux.c": 6,
@@ -48,7 +48,7 @@ ACROSS = {"init.c", "sizeclass_file.c", "mstats.c", "mprof.c", "pprof.c", "mlive
           "testing.c", "benchloops.c"}
 STARTUP = "init.c"  # reaches everything, and is called only to make sure start-up ran
 LEAF_RUNG = 6  # msize.c, sizeclasses.c: at the OS layer's rung
-LADDER_TEXT = ("malloc.c/override.c -> mgcsweep.c -> mcache.c -> mcentral.c -> mspan.c/mheap.c/mgcscavenge.c"
+LADDER_TEXT = ("malloc.c/override.c -> mgcsweep.c -> mcache.c -> mcentral.c/mpagecache.c -> mspan.c/mheap.c/mgcscavenge.c"
                " -> mfixalloc.c -> mem_linux.c")
 
 _NODE = re.compile(r'node: \{ title: "([^"]+)" label: "([^"\\]+)\\n([^":]+):(\d+)')
