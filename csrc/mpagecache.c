@@ -11,25 +11,21 @@
 
 /* The owner's hold: false when busy is held already (then the caller goes
  * to the page heap: no wait on a path a signal handler may re-enter). */
-static bool try_hold(ga_pagecache_t *pc)
+bool ga_pagecache_try_hold(ga_pagecache_t *pc)
 {
     return atomic_exchange_explicit(&pc->busy, 1, memory_order_acquire) == 0;
 }
 
-static void let_go(ga_pagecache_t *pc)
+void ga_pagecache_let_go(ga_pagecache_t *pc)
 {
     atomic_store_explicit(&pc->busy, 0, memory_order_release);
 }
 
 void ga_pagecache_hold(ga_pagecache_t *pc)
 {
-    while (!try_hold(pc))
+    while (!ga_pagecache_try_hold(pc))
         ga_sys_yield(); /* the owner holds it for a few instructions, never waiting */
 }
-
-void ga_pagecache_let_go(ga_pagecache_t *pc) { let_go(pc); }
-
-bool ga_pagecache_try_hold(ga_pagecache_t *pc) { return try_hold(pc); }
 
 /* pc's pages, and the process's figures for the statistics that read
  * no cache (one add: objects in the high bits, GA_PCACHE_HELD_SHIFT). */
@@ -70,7 +66,7 @@ static void free_spans(ga_span_t **out, uint32_t n)
 ga_span_t *ga_pagecache_get(ga_mcache_t *mc, size_t npages)
 {
     ga_pagecache_t *pc = &mc->pcache;
-    if (pc->n == 0 || !try_hold(pc)) /* n read early: only the owner adds */
+    if (pc->n == 0 || !ga_pagecache_try_hold(pc)) /* n read early: only the owner adds */
         return NULL;
     ga_span_t *s = NULL;
     for (uint32_t i = pc->n; i-- > 0;) {
@@ -83,7 +79,7 @@ ga_span_t *ga_pagecache_get(ga_mcache_t *mc, size_t npages)
             break;
         }
     }
-    let_go(pc);
+    ga_pagecache_let_go(pc);
     return s;
 }
 
@@ -92,7 +88,7 @@ bool ga_pagecache_put(ga_mcache_t *mc, ga_span_t *s)
     ga_pagecache_t *pc = &mc->pcache;
     size_t budget = ga_opts.pagecache >> GA_PAGE_SHIFT;
     ga_assert_internal(atomic_load(&s->state) == GA_SPAN_CLAIMED && s->spc == 0);
-    if (s->npages > GA_PCACHE_MAX_PAGES || s->npages > budget || !try_hold(pc))
+    if (s->npages > GA_PCACHE_MAX_PAGES || s->npages > budget || !ga_pagecache_try_hold(pc))
         return false;
     ga_span_t *out[GA_PCACHE_ENTRIES];
     uint32_t nout = 0;
@@ -106,7 +102,7 @@ bool ga_pagecache_put(ga_mcache_t *mc, ga_span_t *s)
     pc->puts++;
     add_pages(pc, (ptrdiff_t)s->npages);
     atomic_store_explicit(&s->state, GA_SPAN_PCACHED, memory_order_release);
-    let_go(pc);
+    ga_pagecache_let_go(pc);
     free_spans(out, nout);
     return true;
 }
@@ -118,7 +114,7 @@ size_t ga_pagecache_flush_held(ga_pagecache_t *pc)
     size_t pages = atomic_load_explicit(&pc->pages, memory_order_relaxed);
     while (pc->n != 0)
         out[nout++] = take_held(pc, pc->n - 1);
-    let_go(pc);
+    ga_pagecache_let_go(pc);
     free_spans(out, nout);
     return pages;
 }
@@ -132,7 +128,7 @@ size_t ga_pagecache_flush(ga_pagecache_t *pc)
 size_t ga_pagecache_flush_own(ga_mcache_t *mc)
 {
     ga_pagecache_t *pc = &mc->pcache;
-    if (pc->n == 0 || !try_hold(pc))
+    if (pc->n == 0 || !ga_pagecache_try_hold(pc))
         return 0;
     return ga_pagecache_flush_held(pc);
 }
@@ -141,19 +137,20 @@ size_t ga_pagecache_flush_idle(ga_pagecache_t *pc, bool own)
 {
     if (__atomic_load_n(&pc->n, __ATOMIC_RELAXED) == 0)
         return 0;
-    if (own ? !try_hold(pc) : (ga_pagecache_hold(pc), false))
+    if (!own)
+        ga_pagecache_hold(pc);
+    else if (!ga_pagecache_try_hold(pc))
         return 0;
     uint64_t now = ga_now_ns();
     uint64_t uses = atomic_load_explicit(&pc->hits, memory_order_relaxed) + pc->puts;
-    if (now - pc->checked_at < ga_opts.scavenge_delay * 1000000ull) {
-        let_go(pc);
-        return 0;
+    bool due = now - pc->checked_at >= ga_opts.scavenge_delay * 1000000ull;
+    bool idle = due && uses == pc->uses_seen;
+    if (due) {
+        pc->uses_seen = uses;
+        pc->checked_at = now;
     }
-    bool idle = uses == pc->uses_seen;
-    pc->uses_seen = uses;
-    pc->checked_at = now;
     if (!idle) {
-        let_go(pc);
+        ga_pagecache_let_go(pc);
         return 0;
     }
     return ga_pagecache_flush_held(pc);
