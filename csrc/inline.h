@@ -24,6 +24,21 @@ static inline unsigned ga_popcount64(uint64_t x)
 #endif
 }
 
+/* The same where the count is wanted once on a slow path of its own
+ * (heap-profile sampling's window refills): the instruction when the CPU
+ * has it, by inline assembly, which needs no -mpopcnt. */
+static inline unsigned ga_popcount64_rt(uint64_t x)
+{
+#if defined(__x86_64__) && !defined(__POPCNT__)
+    if (GA_LIKELY(ga_cpu_popcnt)) {
+        uint64_t r;
+        __asm__("popcntq %1, %0" : "=r"(r) : "rm"(x) : "cc");
+        return (unsigned)r;
+    }
+#endif
+    return ga_popcount64(x);
+}
+
 /* ---- locks (ga_lock_t, types.h) ---------------------------------------------- */
 
 /* The calling thread, as lock owner: the address of one of its
@@ -206,6 +221,43 @@ GA_INLINE void ga_prof_sample_free(ga_span_t *s, uintptr_t p)
     if (GA_UNLIKELY(atomic_load_explicit(&s->prof_sampled, memory_order_acquire) &
                     (1ull << ((p >> 4) & 63))))
         ga_prof_sample_free_slow(s, p);
+}
+
+/* Heap-profile sampling of small class spc (mprof.c), before an object is
+ * taken: whether it is the sampled one. The common case is a window that
+ * ran out (the inline path took all granted of it) with more objects left
+ * before the sampled one than it held: the count goes down by what it
+ * held and by this object, in a few instructions. A cut window holds
+ * exactly the objects left, so it never passes the test; everything else
+ * (not drawn yet, a window not empty, a cut one) is
+ * ga_prof_sample_due_slow's. */
+GA_INLINE bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc)
+{
+    uint32_t left = mc->sample_left[spc], granted = mc->sample_granted[spc];
+    if (GA_LIKELY(mc->alloc[spc]->alloc_cache == 0 && left > granted + 1)) {
+        mc->sample_left[spc] = left - granted - 1; /* stored + 1 */
+        mc->sample_granted[spc] = 0;
+        mc->sample_span[spc] = NULL;
+        return false;
+    }
+    return ga_prof_sample_due_slow(mc, spc);
+}
+
+/* After the object was taken: grants the inline path the current window,
+ * which needs no cut when it holds fewer objects than are left before the
+ * sampled one; a cut, or a span whose frees were sent to the slow path
+ * (it held a sample), is ga_prof_sample_cut_slow's. */
+GA_INLINE void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc)
+{
+    ga_span_t *s = mc->alloc[spc];
+    unsigned n = ga_popcount64_rt(s->alloc_cache);
+    if (GA_LIKELY(n < mc->sample_left[spc] &&
+                  atomic_load_explicit(&s->free_owner, memory_order_relaxed) != NULL)) {
+        mc->sample_span[spc] = s;
+        mc->sample_granted[spc] = (uint8_t)n;
+        return;
+    }
+    ga_prof_sample_cut_slow(mc, spc);
 }
 
 GA_INLINE void ga_ensure_init(void)

@@ -403,13 +403,14 @@ void ga_prof_sample_init(const char *path);
 void ga_prof_sample_bytes(void *p, size_t n);
 /* Small class spc (REQUIRES: mc is this thread's, or the shared cache
  * held): before taking an object, whether it is to be sampled; after,
- * ga_prof_sample_cut cuts the window for the next one. */
-bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc);
+ * the window is cut for the next one. The refill's common case is
+ * inline (ga_prof_sample_due and _cut, inline.h); these do the rest. */
+bool ga_prof_sample_due_slow(ga_mcache_t *mc, unsigned spc);
+void ga_prof_sample_cut_slow(ga_mcache_t *mc, unsigned spc);
 /* Something else folded mc's current span of class spc, which reset its
  * window (it was window before): counts what the cut window handed out
  * and cuts the new one. */
 void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window);
-void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc);
 /* Records small object p of n requested bytes as a sample. */
 void ga_prof_sample_record(void *p, size_t n);
 /* The free of an object whose span holds a sample (ga_prof_sample_free). */

@@ -638,7 +638,9 @@ static GA_NOINLINE void *malloc_slow(size_t n)
 {
     void *p;
     ga_ensure_init();
-    if (GA_UNLIKELY(ga_slow_special))
+    /* sampling's small requests: small_alloc counts them itself */
+    if (GA_UNLIKELY(ga_slow_special) &&
+        (ga_hardened || n < ga_tiny_limit || n > GA_MAX_SMALL_SIZE))
         return ga_hardened ? malloc_hardened(n) : malloc_sampled(n);
     if (n < ga_tiny_limit)
         p = tiny_alloc(n);

@@ -697,7 +697,7 @@ static void account(ga_mcache_t *mc, unsigned spc, uint64_t window)
     mc->sample_left[spc] = left + 1;
 }
 
-bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc)
+bool ga_prof_sample_due_slow(ga_mcache_t *mc, unsigned spc)
 {
     ga_span_t *s = mc->alloc[spc];
     if (s != &ga_emptyspan && s->alloc_cache == 0) {
@@ -718,7 +718,7 @@ bool ga_prof_sample_due(ga_mcache_t *mc, unsigned spc)
     return true;
 }
 
-void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc)
+void ga_prof_sample_cut_slow(ga_mcache_t *mc, unsigned spc)
 {
     ga_span_t *s = mc->alloc[spc];
     uint64_t c = s->alloc_cache, rest = c;
@@ -742,7 +742,7 @@ void ga_prof_sample_cut(ga_mcache_t *mc, unsigned spc)
 void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window)
 {
     account(mc, spc, window);
-    ga_prof_sample_cut(mc, spc);
+    ga_prof_sample_cut_slow(mc, spc);
 }
 
 void ga_prof_sample_record(void *p, size_t n)

@@ -11,7 +11,11 @@
  * report with the stack of the second call).
  *   heap_sites serve SECONDS   keeps 2000 of small_site's objects live and
  * replaces them one at a time for SECONDS (a running process to ask for
- * its profile); says "serving" once they are. */
+ * its profile); says "serving" once they are.
+ *   heap_sites pairs N         hot loops of malloc+free pairs: N of 64
+ * bytes (pairs_64), N/4 of 512 (pairs_512), N/16 of 2000 (pairs_2000), and
+ * N/4 of 512 with 100 objects live (window_512, frees behind the window),
+ * for the sampling count-down of small classes: every window refill. */
 #include <time.h>
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -97,8 +101,44 @@ __attribute__((noinline)) static void bad_free(void *p)
     __asm__ volatile("" ::: "memory"); /* no tail call: bad_free stays on the stack */
 }
 
+#define PAIRS(name, size)                                                \
+    __attribute__((noinline)) static unsigned long name(long n)          \
+    {                                                                    \
+        unsigned long sum = 0;                                           \
+        for (long i = 0; i < n; i++) {                                   \
+            unsigned char *volatile p = malloc(size);                    \
+            p[0] = (unsigned char)i;                                     \
+            sum += p[0];                                                 \
+            free(p);                                                     \
+        }                                                                \
+        return sum;                                                      \
+    }
+PAIRS(pairs_64, 64)
+PAIRS(pairs_512, 512)
+PAIRS(pairs_2000, 2000)
+
+__attribute__((noinline)) static unsigned long window_512(long n)
+{
+    static unsigned char *ring[100];
+    unsigned long sum = 0;
+    for (long i = 0; i < n; i++) {
+        free(ring[i % 100]);
+        ring[i % 100] = malloc(512);
+        ring[i % 100][0] = (unsigned char)i;
+        sum += ring[i % 100][0];
+    }
+    for (int k = 0; k < 100; k++)
+        free(ring[k]);
+    return sum;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "pairs") == 0) {
+        long n = atol(argv[2]);
+        printf("%lu\n", pairs_64(n) + pairs_512(n / 4) + pairs_2000(n / 16) + window_512(n / 4));
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "serve") == 0) {
         static void *ring[2000];
         time_t end = time(NULL) + atoi(argv[2]);
