@@ -9,6 +9,9 @@
 #ifndef GA_INTERNAL_H
 #define GA_INTERNAL_H
 
+#include <errno.h>  /* what mem.h's inline functions use, declared with */
+#include <unwind.h> /* default visibility: they are libc's and libgcc's */
+
 #include "mstats.h"
 #include "types.h"
 
@@ -411,8 +414,8 @@ void ga_prof_sample_cut_slow(ga_mcache_t *mc, unsigned spc);
  * window (it was window before): counts what the cut window handed out
  * and cuts the new one. */
 void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window);
-/* Records small object p of n requested bytes as a sample. */
-void ga_prof_sample_record(void *p, size_t n);
+/* Records small object p of n requested bytes as a sample; returns p. */
+void *ga_prof_sample_record(void *p, size_t n);
 /* The free of an object whose span holds a sample (ga_prof_sample_free). */
 void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p);
 /* The buckets (REQUIRES: prof_lock), newest first. */

@@ -298,29 +298,16 @@ const char *ga_sys_getenv(const char *name)
  * finds each frame's CFI through glibc's _dl_find_object (>= 2.35), which
  * takes no lock. Frame pointers would be 100 times cheaper but Debian
  * builds libc and most libraries without them: the walk stops at the
- * first such frame (README "Heap profiles" has the measurements). */
-typedef struct bt {
-    void **buf;
-    int n, max;
-} bt_t;
-
-static _Unwind_Reason_Code bt_step(struct _Unwind_Context *ctx, void *arg)
+ * first such frame (README "Heap profiles" has the measurements). The
+ * walk itself is ga_sys_backtrace, inline (mem.h). */
+_Unwind_Reason_Code ga_sys_backtrace_step(struct _Unwind_Context *ctx, void *arg)
 {
-    bt_t *b = arg;
+    ga_sys_bt_t *b = arg;
     uintptr_t ip = _Unwind_GetIP(ctx);
     if (b->n >= b->max || ip == 0)
         return _URC_END_OF_STACK;
     b->buf[b->n++] = (void *)ip;
     return _URC_NO_REASON;
-}
-
-int ga_sys_backtrace(void **buf, int max)
-{
-    bt_t b = {buf, 0, max};
-    int saved = errno;
-    _Unwind_Backtrace(bt_step, &b);
-    errno = saved;
-    return b.n;
 }
 
 long ga_sys_read_maps(char *buf, size_t cap)

@@ -499,7 +499,9 @@ static void find_text(void)
     __atomic_store_n(&text_hi, hi, __ATOMIC_RELEASE);
 }
 
-unsigned ga_prof_stack(uintptr_t *stk, unsigned max)
+/* The stack below goalloc's frames into stk; inlined into record_sample,
+ * so that the walk has one frame less to unwind. */
+static inline __attribute__((always_inline)) unsigned prof_stack(uintptr_t *stk, unsigned max)
 {
     void *raw[GA_PROF_MAX_STACK + 16];
     if (__atomic_load_n(&text_hi, __ATOMIC_ACQUIRE) == 0)
@@ -513,6 +515,11 @@ unsigned ga_prof_stack(uintptr_t *stk, unsigned max)
     for (; i < n && k < max; i++)
         stk[k++] = (uintptr_t)raw[i];
     return k;
+}
+
+unsigned ga_prof_stack(uintptr_t *stk, unsigned max)
+{
+    return prof_stack(stk, max);
 }
 
 static uint64_t hash_stack(const uintptr_t *stk, unsigned n)
@@ -615,10 +622,10 @@ static size_t handed(const ga_span_t *s, size_t n)
     return s->elemsize;
 }
 
-static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t size)
+static GA_NOINLINE void *record_sample(void *p, size_t n, ga_span_t *s, size_t size)
 {
     uintptr_t stk[GA_PROF_MAX_STACK];
-    unsigned depth = ga_prof_stack(stk, GA_PROF_MAX_STACK);
+    unsigned depth = prof_stack(stk, GA_PROF_MAX_STACK);
     ga_lock(&prof_lock);
     sampled_t old;
     if (map_take((uintptr_t)p, &old)) /* freed unseen (cannot happen): forget it */
@@ -644,6 +651,7 @@ static GA_NOINLINE void record_sample(void *p, size_t n, ga_span_t *s, size_t si
         atomic_store_explicit(&s->free_owner, NULL, memory_order_relaxed);
     }
     ga_unlock(&prof_lock);
+    return p;
 }
 
 void ga_prof_sample_bytes(void *p, size_t n)
@@ -745,10 +753,10 @@ void ga_prof_sample_recut(ga_mcache_t *mc, unsigned spc, uint64_t window)
     ga_prof_sample_cut_slow(mc, spc);
 }
 
-void ga_prof_sample_record(void *p, size_t n)
+void *ga_prof_sample_record(void *p, size_t n)
 {
     ga_span_t *s = ga_span_of((uintptr_t)p);
-    record_sample(p, n, s, s->elemsize);
+    return record_sample(p, n, s, s->elemsize); /* a tail call: no frame of its own */
 }
 
 void ga_prof_sample_free_slow(ga_span_t *s, uintptr_t p)
