@@ -402,8 +402,9 @@ int ga_prof_restart(int on);
 extern uint64_t ga_sample_rate;   /* 0: off (set at start-up) */
 void ga_prof_sample_init(const char *path);
 /* Tiny and large allocations (the slow path): counts n's bytes down and
- * records p when the count crosses zero. */
-void ga_prof_sample_bytes(void *p, size_t n);
+ * records p when the count crosses zero; returns p (in tail position, the
+ * walk has malloc's frames less to unwind). */
+void *ga_prof_sample_bytes(void *p, size_t n);
 /* Small class spc (REQUIRES: mc is this thread's, or the shared cache
  * held): before taking an object, whether it is to be sampled; after,
  * the window is cut for the next one. The refill's common case is

@@ -646,20 +646,15 @@ static GA_NOINLINE void *malloc_hardened(size_t n)
     return harden_new(p, n);
 }
 
-/* malloc with heap-profile sampling and no hardening. */
+/* malloc with heap-profile sampling and no hardening (small_alloc counts
+ * small requests itself); the records are tail calls. */
 static GA_NOINLINE void *malloc_sampled(size_t n)
 {
-    void *p;
-    if (n < ga_tiny_limit) {
-        p = tiny_alloc(n);
-        ga_prof_sample_bytes(p, n);
-    } else if (n <= GA_MAX_SMALL_SIZE) {
-        p = small_alloc(ga_size_to_class(n ? n : 1), n);
-    } else {
-        p = large_alloc(n, 1);
-        ga_prof_sample_bytes(p, n);
-    }
-    return p;
+    if (n < ga_tiny_limit)
+        return ga_prof_sample_bytes(tiny_alloc(n), n);
+    if (n <= GA_MAX_SMALL_SIZE)
+        return small_alloc(ga_size_to_class(n ? n : 1), n);
+    return ga_prof_sample_bytes(large_alloc(n, 1), n);
 }
 
 static GA_NOINLINE void *malloc_slow(size_t n)
@@ -749,7 +744,26 @@ out:
     errno = saved;
 }
 
-static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s) { free_named(ptr, s, "free"); }
+/* free's slow path. Its first case is the inline path's for a span that
+ * holds a heap-profile sample (which closed its inline frees, mprof.c):
+ * its owner's free of a slot start that the span's filter says is no
+ * sample is what the inline path would have done (with the full list's
+ * care of ga_free_slot), so that a long-lived sample does not send every
+ * other free into its span through the checks of free_named. */
+static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    uint32_t idx;
+    ga_mcache_t *mc = ga_tls_mcache;
+    if (GA_UNLIKELY(ga_sample_rate != 0) && s != NULL && !ga_hardened &&
+        atomic_load_explicit(&s->owner, memory_order_relaxed) == mc && s->spc != 0 &&
+        s->spc != GA_TINY_SPC && ga_span_slot_of(s, p, &idx) &&
+        !(atomic_load_explicit(&s->prof_sampled, memory_order_acquire) & (1ull << ((p >> 4) & 63)))) {
+        ga_free_slot(s, idx, p, mc, "free");
+        return;
+    }
+    free_named(ptr, s, "free");
+}
 
 /* The inline path: the owner's free of a slot start of a small span. */
 void ga_free(void *ptr)

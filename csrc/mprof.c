@@ -363,15 +363,15 @@ int ga_prof_restart(int on)
  * closes its inline free path (free_owner NULL), and free_slow locks and
  * looks an object up only where its span's filter (span->prof_sampled,
  * one bit per (p >> 4) mod 64) says a sample may be. Memory: buckets of 600
- * bytes from a metadata pool, 65536 chain heads and an open-addressing
- * map of sampled objects (32 bytes each, grown by doubling), all mmap'd
- * and under prof_lock. GOALLOC_HEAP_PROFILE=PATH writes the profile as
+ * bytes from a metadata pool, chain heads (one page at the first
+ * bucket, doubled to stay above the number of buckets) and an
+ * open-addressing map of sampled objects (32 bytes each, one page at
+ * first, grown by doubling), all mmap'd and under prof_lock. GOALLOC_HEAP_PROFILE=PATH writes the profile as
  * pprof at exit (pprof.c). */
 
 uint64_t ga_sample_rate;
 static const char *heap_path; /* GOALLOC_HEAP_PROFILE (the environment's string) */
 
-#define NHEADS (1u << 16)
 typedef struct sampled {
     uintptr_t addr;  /* 0: empty */
     ga_bucket_t *b;
@@ -381,7 +381,8 @@ typedef struct sampled {
 
 /* Under prof_lock. */
 static struct {
-    ga_bucket_t **heads;
+    ga_bucket_t **heads; /* chains by hash, made at the first bucket */
+    size_t nheads, nbuckets; /* heads: a power of two, grown to stay above nbuckets */
     ga_bucket_t *all;
     ga_fixalloc_t buckets;
     sampled_t *map;
@@ -459,13 +460,6 @@ void ga_prof_sample_init(const char *path)
         ga_opts.profile_rate = heap_path ? GA_PROFILE_RATE_DEFAULT : 0;
     if (ga_opts.profile_rate == 0)
         return;
-    size_t bytes = NHEADS * sizeof(ga_bucket_t *);
-    smp.heads = ga_sys_reserve(0, bytes, ga_sys_page_size());
-    if (smp.heads == NULL) {
-        ga_warn("profile_rate: no memory for the heap profile; not sampling", NULL, NULL);
-        return;
-    }
-    atomic_fetch_add_explicit(&ga_metadata_bytes, bytes, memory_order_relaxed);
     ga_fixalloc_init(&smp.buckets, sizeof(ga_bucket_t), ga_mheap_alloc_meta);
     ga_sys_random(&smp.seed, sizeof smp.seed);
     ga_sample_rate = ga_opts.profile_rate;
@@ -530,17 +524,51 @@ static uint64_t hash_stack(const uintptr_t *stk, unsigned n)
     return h;
 }
 
+/* Room for one more bucket in the chains (REQUIRES: prof_lock): the
+ * heads are made at the first bucket, one OS page of them, and doubled
+ * (rehashed from the list of all buckets) when there are as many buckets
+ * as heads, so a process with a few stacks does not hold 512 KiB of heads.
+ * Without memory to grow, the chains get longer; false only without any. */
+static bool heads_room(void)
+{
+    if (smp.nbuckets < smp.nheads)
+        return true;
+    size_t os = ga_sys_page_size();
+    size_t bytes = smp.nheads ? 2 * smp.nheads * sizeof *smp.heads : os;
+    ga_bucket_t **heads = ga_sys_reserve(0, bytes, os);
+    if (heads == NULL)
+        return smp.heads != NULL;
+    size_t n = bytes / sizeof *heads;
+    for (ga_bucket_t *b = smp.all; b != NULL; b = b->all) {
+        b->next = heads[b->hash & (n - 1)];
+        heads[b->hash & (n - 1)] = b;
+    }
+    if (smp.heads != NULL) {
+        ga_sys_free(smp.heads, smp.nheads * sizeof *smp.heads);
+        atomic_fetch_sub_explicit(&ga_metadata_bytes, smp.nheads * sizeof *smp.heads,
+                                  memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&ga_metadata_bytes, bytes, memory_order_relaxed);
+    smp.heads = heads;
+    smp.nheads = n;
+    return true;
+}
+
 /* The bucket of stack stk (REQUIRES: prof_lock); NULL without memory. */
 static ga_bucket_t *bucket_of(const uintptr_t *stk, unsigned n)
 {
     uint64_t h = hash_stack(stk, n);
-    ga_bucket_t **head = &smp.heads[h & (NHEADS - 1)];
-    for (ga_bucket_t *b = *head; b != NULL; b = b->next)
-        if (b->hash == h && b->nstk == n && memcmp(b->stk, stk, n * sizeof *stk) == 0)
-            return b;
+    if (smp.heads != NULL)
+        for (ga_bucket_t *b = smp.heads[h & (smp.nheads - 1)]; b != NULL; b = b->next)
+            if (b->hash == h && b->nstk == n && memcmp(b->stk, stk, n * sizeof *stk) == 0)
+                return b;
+    if (!heads_room())
+        return NULL;
     ga_bucket_t *b = ga_fixalloc_alloc(&smp.buckets);
     if (b == NULL)
         return NULL;
+    ga_bucket_t **head = &smp.heads[h & (smp.nheads - 1)];
+    smp.nbuckets++;
     memset(b, 0, sizeof *b);
     b->hash = h;
     b->nstk = n;
@@ -564,7 +592,9 @@ static bool map_room(void)
 {
     if (2 * (smp.used + 1) <= smp.cap)
         return true;
-    size_t cap = smp.cap ? 2 * smp.cap : 4096, bytes = cap * sizeof(sampled_t);
+    /* one OS page at first (a few samples live touch no more), then doubled */
+    size_t cap = smp.cap ? 2 * smp.cap : ga_sys_page_size() / sizeof(sampled_t);
+    size_t bytes = cap * sizeof(sampled_t);
     sampled_t *m = ga_sys_reserve(0, bytes, ga_sys_page_size());
     if (m == NULL)
         return false;
@@ -654,25 +684,31 @@ static GA_NOINLINE void *record_sample(void *p, size_t n, ga_span_t *s, size_t s
     return p;
 }
 
-void ga_prof_sample_bytes(void *p, size_t n)
+/* Whether size bytes handed out by the calling thread take a sample (its
+ * byte count down, in its cache). Apart, so that ga_prof_sample_bytes
+ * takes no local's address and its record is a tail call. */
+static GA_NOINLINE bool bytes_due(size_t size)
+{
+    bool locked;
+    ga_mcache_t *mc = ga_mcache_get(&locked);
+    if (mc->next_sample == 0)
+        mc->next_sample = next_sample(mc);
+    bool take = size >= mc->next_sample;
+    mc->next_sample = take ? next_sample(mc) : mc->next_sample - size;
+    if (locked)
+        ga_mcache_put_shared();
+    return take;
+}
+
+void *ga_prof_sample_bytes(void *p, size_t n)
 {
     if (p == NULL || ga_sample_rate == 0 || ga_is_zero_object((uintptr_t)p))
-        return;
+        return p;
     ga_span_t *s = ga_span_of((uintptr_t)p);
     size_t size = handed(s, n);
-    if (ga_sample_rate != 1) {
-        bool locked;
-        ga_mcache_t *mc = ga_mcache_get(&locked);
-        if (mc->next_sample == 0)
-            mc->next_sample = next_sample(mc);
-        bool take = size >= mc->next_sample;
-        mc->next_sample = take ? next_sample(mc) : mc->next_sample - size;
-        if (locked)
-            ga_mcache_put_shared();
-        if (!take)
-            return;
-    }
-    record_sample(p, n, s, size);
+    if (ga_sample_rate != 1 && !bytes_due(size))
+        return p;
+    return record_sample(p, n, s, size);
 }
 
 /* Objects of size bytes before the next sampled one: the bytes to the

@@ -15,7 +15,11 @@
  *   heap_sites pairs N         hot loops of malloc+free pairs: N of 64
  * bytes (pairs_64), N/4 of 512 (pairs_512), N/16 of 2000 (pairs_2000), and
  * N/4 of 512 with 100 objects live (window_512, frees behind the window),
- * for the sampling count-down of small classes: every window refill. */
+ * for the sampling count-down of small classes: every window refill.
+ *   heap_sites stacks          2048 distinct stacks (stack_tree: 11 levels,
+ * each through one of two call sites), each allocating once at stack_leaf
+ * (freed), in two passes: the second finds the buckets the first made
+ * before the chain heads of the profile's buckets grew. */
 #include <time.h>
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -132,8 +136,47 @@ __attribute__((noinline)) static unsigned long window_512(long n)
     return sum;
 }
 
+__attribute__((noinline)) static void stack_leaf(void)
+{
+    unsigned char *volatile p = malloc(48);
+    p[0] = 1;
+    free(p);
+}
+
+__attribute__((noinline)) static void stack_tree(int depth, unsigned path);
+
+__attribute__((noinline)) static void stack_left(int depth, unsigned path)
+{
+    stack_tree(depth, path << 1);
+    __asm__ volatile("" ::: "memory"); /* no tail call: a frame of its own */
+}
+
+__attribute__((noinline)) static void stack_right(int depth, unsigned path)
+{
+    stack_tree(depth, path << 1 | 1);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void stack_tree(int depth, unsigned path)
+{
+    if (depth == 0) {
+        stack_leaf();
+    } else {
+        stack_left(depth - 1, path);
+        stack_right(depth - 1, path);
+    }
+    __asm__ volatile("" ::: "memory");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "stacks") == 0) {
+        static volatile int passes = 2; /* volatile: a loop, one call site */
+        for (int r = 0; r < passes; r++)
+            stack_tree(11, 0);
+        printf("stacks ok\n");
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "pairs") == 0) {
         long n = atol(argv[2]);
         printf("%lu\n", pairs_64(n) + pairs_512(n / 4) + pairs_2000(n / 16) + window_512(n / 4));
