@@ -747,9 +747,9 @@ out:
 /* free's slow path. Its first case is the inline path's for a span that
  * holds a heap-profile sample (which closed its inline frees, mprof.c):
  * its owner's free of a slot start that the span's filter says is no
- * sample is what the inline path would have done (with the full list's
- * care of ga_free_slot), so that a long-lived sample does not send every
- * other free into its span through the checks of free_named. */
+ * sample is what the inline path would have done (and, on the owner's
+ * full list, what free_named does after its checks), so that a long-lived
+ * sample does not send every other free into its span through them. */
 static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
 {
     uintptr_t p = (uintptr_t)ptr;
@@ -759,7 +759,14 @@ static GA_NOINLINE void free_slow(void *ptr, ga_span_t *s)
         atomic_load_explicit(&s->owner, memory_order_relaxed) == mc && s->spc != 0 &&
         s->spc != GA_TINY_SPC && ga_span_slot_of(s, p, &idx) &&
         !(atomic_load_explicit(&s->prof_sampled, memory_order_acquire) & (1ull << ((p >> 4) & 63)))) {
+        if (GA_LIKELY(s->cache_list != GA_LIST_FULL)) {
+            ga_span_free_local(s, idx, p, "free");
+            return;
+        }
+        int saved = errno;
         ga_free_slot(s, idx, p, mc, "free");
+        ga_scavenger_poll(); /* as free_named: an emptied span may have gone back to the heap */
+        errno = saved;
         return;
     }
     free_named(ptr, s, "free");

@@ -362,7 +362,10 @@ int ga_prof_restart(int on)
  * empty and comes to the slow path. A span that holds a sampled object
  * closes its inline free path (free_owner NULL), and free_slow locks and
  * looks an object up only where its span's filter (span->prof_sampled,
- * one bit per (p >> 4) mod 64) says a sample may be. Memory: buckets of 600
+ * one bit per (p >> 4) mod 64) says a sample may be (its owner's other
+ * frees take the inline path's way there). A sample's record is a tail
+ * call of malloc's where it can be, so that the walk starts at malloc's
+ * caller instead of unwinding goalloc's frames. Memory: buckets of 600
  * bytes from a metadata pool, chain heads (one page at the first
  * bucket, doubled to stay above the number of buckets) and an
  * open-addressing map of sampled objects (32 bytes each, one page at

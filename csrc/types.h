@@ -369,7 +369,7 @@ typedef struct ga_mcache {
     uint64_t next_sample;          /* tiny and large: bytes until the next sample; 0: not drawn */
     uint64_t sample_rng;           /* the random state of the streams */
     uint32_t sample_left[GA_NUM_SPC]; /* objects before the sampled one + 1; 0: not drawn */
-    uint8_t sample_granted[GA_NUM_SPC]; /* slots the cut window held when it was cut */
+    uint8_t sample_granted[GA_NUM_SPC]; /* slots the window held when granted (cut or not) */
     ga_span_t *sample_span[GA_NUM_SPC]; /* the span it was cut in */
     uintptr_t tiny;                /* current tiny block, or 0 */
     uint32_t tiny_off;             /* carve cursor in it (GA_TINY_SIZE when none) */
